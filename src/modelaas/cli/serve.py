@@ -1,0 +1,53 @@
+"""``modelaas serve``: every setting as a flag (the ``deepaas-run`` flags included)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelaas.settings import Settings, field_type
+
+
+def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a click command with one option per settings field.
+
+    Options default to ``None`` (not given) so that the config file and environment are
+    only overridden by flags the user actually typed.
+    """
+    for f in reversed(dataclasses.fields(Settings)):
+        kind = field_type(f.name)
+        flag = "--" + f.name.replace("_", "-")
+        doc = f.metadata.get("doc", "")
+        decls = [flag]
+        if f.metadata.get("short"):
+            decls.append(f.metadata["short"])
+        if kind is bool:
+            decls = [f"{flag}/--no{f.name.replace('_', '-')}"]
+            option = click.option(*decls, f.name, default=None, help=doc)
+        else:
+            ptype: Any = {int: int, float: float, Path: click.Path(path_type=Path)}.get(kind, str)
+            option = click.option(*decls, f.name, type=ptype, default=None, help=doc, metavar=_metavar(kind))
+        func = option(func)
+    return func
+
+
+def _metavar(kind: type) -> str:
+    return {int: "INT", float: "SECONDS", Path: "PATH"}.get(kind, "TEXT")
+
+
+@click.command()
+@settings_options
+def serve(**flags: Any) -> int:
+    """Serve the installed models (or the built-in demo model) over HTTP.
+
+    Accepts the flags of ``deepaas-run`` with the same meaning. Settings also come from
+    MODELAAS_* environment variables and --config-file; flags win.
+    """
+    from modelaas.serve.supervisor import Supervisor
+
+    settings = Settings.load(flags)
+    return Supervisor(settings).run()

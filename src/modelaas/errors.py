@@ -1,0 +1,198 @@
+"""The one exception tree of modelaas.
+
+Every error a user can meet is one of these classes. Each class knows the HTTP status
+it answers with and the exit code the CLI ends with; the web layer and the CLI each
+have a single handler that renders them.
+
+::
+
+    ModelaasError                      500 / exit 1
+    ├── ConfigError                    500 / exit 2   bad settings or flags
+    ├── ModelLoadError                 500 / exit 3   a model failed to import or describe itself
+    ├── ClientError                    400 / exit 2   the request is wrong
+    │   ├── BadRequest                 400
+    │   ├── ValidationError            422            field -> list of messages
+    │   ├── NotFound                   404
+    │   │   └── ModelNotFound          404            names the installed models
+    │   ├── NotAcceptable              406
+    │   ├── ClientGone                 499            the client left before its turn
+    │   └── PayloadTooLarge            413
+    ├── NotImplementedByModel          501            the model lacks this method
+    ├── ModelError                     500            model code raised; keeps the model's status
+    ├── OutputInvalid                  500            model output broke its declared schema
+    ├── Overloaded                     503            wait queue full; carries Retry-After
+    └── PredictTimeout                 504            model code ran past --predict-timeout
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class ModelaasError(Exception):
+    """Base of every error modelaas raises on purpose."""
+
+    status: int = 500
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body that describes this error to an HTTP client."""
+        return {"message": self.message}
+
+    def headers(self) -> dict[str, str]:
+        """Extra HTTP headers to send with this error."""
+        return {}
+
+
+class ConfigError(ModelaasError):
+    """A setting, flag or config file is wrong."""
+
+    exit_code = 2
+
+
+class ModelLoadError(ModelaasError):
+    """A model could not be imported or could not describe its arguments.
+
+    ``traceback_text`` holds the model's own traceback, printed by the CLI at start-up.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, traceback_text: str | None = None) -> None:
+        super().__init__(message)
+        self.traceback_text = traceback_text
+
+
+class ClientError(ModelaasError):
+    """The request itself is wrong; repeating it unchanged will fail again."""
+
+    status = 400
+    exit_code = 2
+
+
+class BadRequest(ClientError):
+    status = 400
+
+
+class ValidationError(ClientError):
+    """Arguments failed validation; ``errors`` maps each field to its messages."""
+
+    status = 422
+
+    def __init__(self, errors: Mapping[str, Sequence[str] | Any]) -> None:
+        self.errors = {key: _as_messages(val) for key, val in errors.items()}
+        summary = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in self.errors.items())
+        super().__init__(f"Invalid arguments: {summary}" if summary else "Invalid arguments")
+
+    def body(self) -> dict[str, Any]:
+        # The DEEPaaS contract: a bare map of field -> list of messages.
+        return dict(self.errors)
+
+
+class NotFound(ClientError):
+    status = 404
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, name: str, available: Sequence[str]) -> None:
+        known = ", ".join(sorted(available)) or "none"
+        super().__init__(f"No model named {name!r}. Installed models: {known}.")
+        self.name = name
+        self.available = list(available)
+
+
+class NotAcceptable(ClientError):
+    status = 406
+
+
+class ClientGone(ClientError):
+    """The client disconnected before its request was served; nobody reads the answer."""
+
+    status = 499
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+
+
+class NotImplementedByModel(ModelaasError):
+    status = 501
+
+
+class ModelError(ModelaasError):
+    """Model code raised. The status is the exception's own when it carries one."""
+
+    status = 500
+
+
+class OutputInvalid(ModelaasError):
+    status = 500
+
+
+class Overloaded(ModelaasError):
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class PredictTimeout(ModelaasError):
+    status = 504
+
+
+def _as_messages(value: Any) -> list[str] | Any:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [str(v) if not isinstance(v, (dict, list)) else v for v in value]
+    return value  # nested maps (lists of dicts, nested schemas) are kept as they are
+
+
+def from_model_exception(exc: BaseException, *, model: str, method: str) -> ModelaasError:
+    """Turn an exception raised by model code into the error the client should see.
+
+    An exception that carries an integer ``status`` or ``status_code`` between 400 and 599
+    (aiohttp's ``HTTPBadRequest``, werkzeug and starlette HTTP exceptions, ...) answers with
+    that status and its reason or text; ``NotImplementedError`` answers 501; anything else
+    answers 500 with the exception's message.
+    """
+    if isinstance(exc, ModelaasError):
+        return exc
+    if isinstance(exc, NotImplementedError):
+        return NotImplementedByModel(f"Model {model!r} does not implement {method}.")
+    status = _carried_status(exc)
+    if status is not None:
+        return ModelError(_carried_reason(exc) or _describe(exc), status=status)
+    return ModelError(f"Model {model!r} failed in {method}: {_describe(exc)}")
+
+
+def _carried_status(exc: BaseException) -> int | None:
+    for attr in ("status", "status_code", "code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+            return value
+    return None
+
+
+def _carried_reason(exc: BaseException) -> str:
+    for attr in ("reason", "text", "detail", "description"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str) and value.strip():
+            return value
+    return ""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text if text else type(exc).__name__

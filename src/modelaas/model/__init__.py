@@ -1,0 +1,1 @@
+"""How models are found, described and called."""

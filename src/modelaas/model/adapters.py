@@ -1,0 +1,255 @@
+"""One calling convention over v1, v2 and typed models.
+
+A :class:`ModelAdapter` is what the rest of modelaas sees of a model: its name and
+interface, metadata, ``warm()``, the parameter descriptions of predict and train, and
+``predict(kwargs)`` / ``train(kwargs, context)`` taking validated keyword arguments.
+Argument descriptions are read once, when the adapter is built, so a model whose
+``get_*_args()`` fails is reported at start-up with its name, method and traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from modelaas.errors import BadRequest, ModelError, ModelLoadError, NotImplementedByModel, ValidationError
+from modelaas.model import legacy, typed
+from modelaas.model.interface import Model
+from modelaas.model.outputs import MarshmallowOutput, OutputSchema, PydanticOutput
+from modelaas.model.params import Kind, Param, ParamSet
+
+JSON_MEDIA = "application/json"
+
+
+class ModelAdapter:
+    """Base adapter: subclasses fill in params, outputs and the calls."""
+
+    interface = "unknown"
+
+    def __init__(self, name: str, target: Any) -> None:
+        self.name = name
+        self.target = target
+        self.predict_params: ParamSet | None = None
+        self.train_params: ParamSet | None = None
+        self.output_schema: OutputSchema | None = None
+        self.predict_is_async = False
+
+    # ---------------------------------------------------------------- describing
+    @property
+    def media_types(self) -> tuple[str, ...]:
+        """Content types the model can answer predict with (from its ``accept`` argument)."""
+        accept = self.predict_params.get("accept") if self.predict_params else None
+        if accept is None or not accept.choices:
+            return ()
+        return tuple(str(c) for c in accept.choices)
+
+    def metadata(self) -> dict[str, Any]:
+        getter = getattr(self.target, "get_metadata", None)
+        if getter is None:
+            return self._fallback_metadata()
+        try:
+            meta = getter()
+        except NotImplementedError:
+            return self._fallback_metadata()
+        except Exception as exc:
+            raise ModelError(f"Model {self.name!r} failed in get_metadata(): {exc}") from exc
+        return dict(meta) if isinstance(meta, dict) else {"metadata": meta}
+
+    def _fallback_metadata(self) -> dict[str, Any]:
+        return {"description": f"Model {self.name!r} does not describe itself (no get_metadata())."}
+
+    def warm(self) -> None:
+        warm = getattr(self.target, "warm", None)
+        if callable(warm):
+            try:
+                warm()
+            except NotImplementedError:
+                pass
+
+    # ------------------------------------------------------------------- calling
+    def predict(self, kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedByModel(f"Model {self.name!r} does not implement predict.")
+
+    def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
+        raise NotImplementedByModel(f"Model {self.name!r} does not implement train.")
+
+    # ------------------------------------------------------------------- helpers
+    def _describe(self, method: str, build: Callable[[Any], ParamSet]) -> ParamSet | None:
+        getter = getattr(self.target, method, None)
+        if getter is None:
+            return None
+        try:
+            return build(getter())
+        except ModelLoadError:
+            raise
+        except NotImplementedError:
+            return None
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Model {self.name!r} failed in {method}(): {exc}", traceback_text=traceback.format_exc()
+            ) from exc
+
+
+class V2Adapter(ModelAdapter):
+    """DEEPaaS v2: ``get_predict_args()``/``get_train_args()`` marshmallow fields, ``predict(**kw)``."""
+
+    interface = "v2"
+
+    def __init__(self, name: str, target: Any) -> None:
+        super().__init__(name, target)
+        if callable(getattr(target, "predict", None)):
+            self.predict_params = self._describe(
+                "get_predict_args", lambda a: legacy.params_from_fields(a, model=name, method="get_predict_args")
+            ) or ParamSet((), lambda raw: {})
+            self.predict_is_async = inspect.iscoroutinefunction(target.predict)
+        if callable(getattr(target, "train", None)):
+            self.train_params = self._describe(
+                "get_train_args", lambda a: legacy.params_from_fields(a, model=name, method="get_train_args")
+            ) or ParamSet((), lambda raw: {})
+        schema = getattr(target, "schema", None)
+        if schema is not None:
+            self.output_schema = MarshmallowOutput(schema, model=name)
+
+    def predict(self, kwargs: dict[str, Any]) -> Any:
+        return self.target.predict(**kwargs)
+
+    def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
+        return self.target.train(**kwargs)
+
+
+class V1Adapter(ModelAdapter):
+    """DEEPaaS v1 (the seed): ``predict_file``/``predict_data``/``predict_url``, ``train(user_conf)``.
+
+    On the v2 routes predict takes ``data`` (one or more files) or ``url`` (one or more
+    strings), never both, plus the model's ``get_test_args()``. Each item is predicted in
+    turn; several items answer a list of results.
+    """
+
+    interface = "v1"
+
+    def __init__(self, name: str, target: Any) -> None:
+        super().__init__(name, target)
+        t = target
+        if any(callable(getattr(t, m, None)) for m in ("predict_file", "predict_data", "predict_url")):
+            test = self._describe(
+                "get_test_args", lambda a: legacy.params_from_v1(a, model=name, method="get_test_args")
+            ) or ParamSet((), lambda raw: {})
+            self.predict_params = _with_data_and_url(test)
+        if callable(getattr(t, "train", None)):
+            self.train_params = self._describe(
+                "get_train_args", lambda a: legacy.params_from_v1(a, model=name, method="get_train_args")
+            ) or ParamSet((), lambda raw: {})
+
+    def predict(self, kwargs: dict[str, Any]) -> Any:
+        files = kwargs.pop("data", None) or []
+        urls = kwargs.pop("url", None) or []
+        results = [self._predict_file(f, kwargs) for f in files] or [self._predict_url(u, kwargs) for u in urls]
+        return results[0] if len(results) == 1 else results
+
+    def _predict_file(self, upload: Any, kwargs: dict[str, Any]) -> Any:
+        if callable(getattr(self.target, "predict_file", None)):
+            return self.target.predict_file(upload.filename, **kwargs)
+        if callable(getattr(self.target, "predict_data", None)):
+            with open(upload.filename, "rb") as fh:
+                return self.target.predict_data(fh.read(), **kwargs)
+        raise NotImplementedByModel(f"Model {self.name!r} cannot predict from files (no predict_file/predict_data).")
+
+    def _predict_url(self, url: str, kwargs: dict[str, Any]) -> Any:
+        if callable(getattr(self.target, "predict_url", None)):
+            return self.target.predict_url(url, **kwargs)
+        raise NotImplementedByModel(f"Model {self.name!r} cannot predict from URLs (no predict_url).")
+
+    def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
+        return self.target.train(dict(kwargs))
+
+
+def _with_data_and_url(test: ParamSet) -> ParamSet:
+    data = Param("data", Kind.ARRAY, item=Kind.FILE, description="One or more files to predict on.")
+    url = Param("url", Kind.ARRAY, item=Kind.STRING, description="One or more URLs of data to predict on.")
+    reserved = {"data", "url"}
+    params = (data, url, *(p for p in test.params if p.wire_name not in reserved))
+
+    def validate(raw: Any) -> dict[str, Any]:
+        files = [f for f in _as_list(raw.get("data")) if f is not None]
+        urls = [str(u) for u in _as_list(raw.get("url")) if u not in (None, "")]
+        errors: dict[str, list[str]] = {}
+        bad = [f for f in files if not hasattr(f, "filename")]
+        if bad:
+            errors["data"] = ["Must be a file upload (multipart/form-data)."]
+        try:
+            rest = test.validate({k: v for k, v in raw.items() if k not in reserved})
+        except ValidationError as exc:
+            errors.update(exc.errors)
+            rest = {}
+        if errors:
+            raise ValidationError(errors)
+        if bool(files) == bool(urls):
+            raise BadRequest("You must provide either 'url' or 'data' in the payload, not both.")
+        return {"data": files, "url": urls, **rest}
+
+    return ParamSet(params, validate)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class TypedAdapter(ModelAdapter):
+    """Native modelaas models: annotated ``predict``/``train`` methods."""
+
+    interface = "typed"
+
+    def __init__(self, name: str, target: Any) -> None:
+        super().__init__(name, target)
+        self._context_param: str | None = None
+        predict = getattr(target, "predict", None)
+        if callable(predict):
+            self.predict_params = typed.params_from_signature(predict, model=name, method="predict")
+            self.predict_is_async = inspect.iscoroutinefunction(predict)
+            ret = typed.response_model(predict)
+            if ret is not None:
+                self.output_schema = PydanticOutput(ret)
+        train = getattr(target, "train", None)
+        if callable(train):
+            self.train_params = typed.params_from_signature(train, model=name, method="train")
+            self._context_param = typed.context_parameter(train)
+
+    def metadata(self) -> dict[str, Any]:
+        meta = getattr(self.target, "metadata", None)
+        if callable(meta):
+            meta = meta()
+        out = dict(meta or {})
+        doc = inspect.getdoc(type(self.target))
+        if doc and doc != inspect.getdoc(Model) and "description" not in out:
+            out["description"] = doc
+        return out
+
+    def predict(self, kwargs: dict[str, Any]) -> Any:
+        return self.target.predict(**kwargs)
+
+    def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
+        if self._context_param:
+            kwargs = {**kwargs, self._context_param: context}
+        return self.target.train(**kwargs)
+
+
+def detect_interface(target: Any) -> str:
+    """Guess the interface of an object given without an entry-point group."""
+    if isinstance(target, Model):
+        return "typed"
+    if callable(getattr(target, "get_predict_args", None)) or callable(getattr(target, "predict", None)):
+        return "v2"
+    if any(callable(getattr(target, m, None)) for m in ("predict_file", "predict_data", "predict_url", "get_test_args")):
+        return "v1"
+    if callable(getattr(target, "train", None)):
+        return "v2"
+    raise ModelLoadError(
+        f"{target!r} is not a model: it has none of predict(), predict_file/predict_data/predict_url() or train()."
+    )
+
+
+ADAPTERS: dict[str, type[ModelAdapter]] = {"v1": V1Adapter, "v2": V2Adapter, "typed": TypedAdapter}

@@ -1,0 +1,78 @@
+"""JSON schema for parameters of the IR (read by the API docs and the web UI)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from modelaas.model.outputs import to_jsonable
+from modelaas.model.params import Kind, Param
+
+_BASE: dict[Kind, dict[str, Any]] = {
+    Kind.STRING: {"type": "string"},
+    Kind.INTEGER: {"type": "integer"},
+    Kind.NUMBER: {"type": "number"},
+    Kind.BOOLEAN: {"type": "boolean"},
+    Kind.OBJECT: {"type": "object"},
+    Kind.DATE: {"type": "string", "format": "date"},
+    Kind.DATETIME: {"type": "string", "format": "date-time"},
+    Kind.FILE: {"type": "string", "format": "binary"},
+    Kind.ANY: {},
+}
+
+
+def kind_schema(kind: Kind | None) -> dict[str, Any]:
+    return dict(_BASE.get(kind or Kind.ANY, {}))
+
+
+def param_schema(param: Param) -> dict[str, Any]:
+    """The JSON schema (OpenAPI 3.1 dialect) of one argument."""
+    if param.kind is Kind.ARRAY:
+        schema: dict[str, Any] = {"type": "array", "items": kind_schema(param.item)}
+        if param.min_length is not None:
+            schema["minItems"] = param.min_length
+        if param.max_length is not None:
+            schema["maxItems"] = param.max_length
+    else:
+        schema = kind_schema(param.kind)
+        if param.kind is Kind.STRING:
+            if param.min_length is not None:
+                schema["minLength"] = param.min_length
+            if param.max_length is not None:
+                schema["maxLength"] = param.max_length
+    if param.choices is not None:
+        target = schema["items"] if param.kind is Kind.ARRAY else schema
+        target["enum"] = [to_jsonable(c) for c in param.choices]
+    if param.minimum is not None:
+        schema["exclusiveMinimum" if param.exclusive_minimum else "minimum"] = param.minimum
+    if param.maximum is not None:
+        schema["exclusiveMaximum" if param.exclusive_maximum else "maximum"] = param.maximum
+    if param.has_default and param.kind is not Kind.FILE:
+        try:
+            schema["default"] = to_jsonable(param.default)
+        except Exception:  # noqa: BLE001 - an odd default only loses its display
+            pass
+    if param.description:
+        schema["description"] = param.description
+    if param.media_types and param.is_file:
+        schema["contentMediaType"] = param.media_types[0]
+    for key in ("example", "examples"):
+        if key in param.extra:
+            schema[key] = to_jsonable(param.extra[key])
+    return schema
+
+
+def object_schema(params: Iterable[Param], *, include_files: bool = True) -> dict[str, Any]:
+    """An object schema with one property per argument."""
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for p in params:
+        if p.is_file and not include_files:
+            continue
+        props[p.wire_name] = param_schema(p)
+        if p.required:
+            required.append(p.wire_name)
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    return schema

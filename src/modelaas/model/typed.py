@@ -1,0 +1,216 @@
+"""Typed signatures (annotations + ``Input``) -> the parameter IR, validated by pydantic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import pydantic
+from pydantic_core import PydanticCustomError
+
+from modelaas.errors import ModelLoadError, ValidationError
+from modelaas.model.files import File
+from modelaas.model.interface import Input
+from modelaas.model.params import MISSING, Kind, Param, ParamSet
+
+_SCALARS: dict[Any, Kind] = {
+    str: Kind.STRING,
+    int: Kind.INTEGER,
+    float: Kind.NUMBER,
+    bool: Kind.BOOLEAN,
+    dict: Kind.OBJECT,
+    dt.date: Kind.DATE,
+    dt.datetime: Kind.DATETIME,
+    File: Kind.FILE,
+    Any: Kind.ANY,
+}
+
+
+def is_context_annotation(annotation: Any) -> bool:
+    """Parameters annotated with a context class (``TrainingContext``) are not arguments."""
+    return bool(getattr(annotation, "__modelaas_context__", False))
+
+
+def params_from_signature(func: Callable[..., Any], *, model: str, method: str) -> ParamSet:
+    """Describe the parameters of a typed model method (``self`` already bound)."""
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except Exception as exc:  # a bad annotation is the model author's bug: say where
+        raise ModelLoadError(f"Model {model!r}: cannot read the annotations of {method}(): {exc}") from exc
+    params: list[Param] = []
+    fields: dict[str, Any] = {}
+    for pname, sig_param in inspect.signature(func).parameters.items():
+        if sig_param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        annotation = hints.get(pname, Any)
+        if is_context_annotation(annotation):
+            continue
+        param, field = _describe(pname, annotation, sig_param.default, model=model, method=method)
+        params.append(param)
+        fields[pname] = field
+    validator = _pydantic_validator(f"{model}.{method}", fields, params)
+    return ParamSet(tuple(params), validator)
+
+
+def context_parameter(func: Callable[..., Any]) -> str | None:
+    """The name of the parameter that wants the job context, if any."""
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:
+        return None
+    for pname, annotation in hints.items():
+        if pname != "return" and is_context_annotation(annotation):
+            return pname
+    return None
+
+
+def response_model(func: Callable[..., Any]) -> type[pydantic.BaseModel] | None:
+    """The pydantic model a method declares as its return type, if it declares one."""
+    try:
+        ret = typing.get_type_hints(func).get("return")
+    except Exception:
+        return None
+    if isinstance(ret, type) and issubclass(ret, pydantic.BaseModel):
+        return ret
+    return None
+
+
+def _describe(name: str, annotation: Any, default: Any, *, model: str, method: str) -> tuple[Param, Any]:
+    spec = Input()
+    if get_origin(annotation) is Annotated:
+        base, *meta = get_args(annotation)
+        spec = next((m for m in meta if isinstance(m, Input)), spec)
+        annotation = base
+    if isinstance(default, Input):
+        spec = default
+        default = spec.default
+    elif default is inspect.Parameter.empty:
+        default = spec.default
+
+    annotation, optional = _strip_optional(annotation)
+    kind, item, choices = _kind_of(annotation, model=model, method=method, name=name)
+    if spec.choices is not None:
+        choices = tuple(spec.choices)
+    if default is None and not optional:
+        optional = True
+    required = default is MISSING
+    param = Param(
+        name=name,
+        kind=kind,
+        wire_name=spec.alias or name,
+        item=item,
+        required=required,
+        default=default,
+        description=spec.description,
+        choices=choices,
+        minimum=spec.ge if spec.ge is not None else spec.gt,
+        maximum=spec.le if spec.le is not None else spec.lt,
+        exclusive_minimum=spec.ge is None and spec.gt is not None,
+        exclusive_maximum=spec.le is None and spec.lt is not None,
+        min_length=spec.min_length,
+        max_length=spec.max_length,
+        media_types=tuple(spec.media_types),
+    )
+    field_type = _field_type(annotation, choices)
+    if optional:
+        field_type = field_type | None
+    field_info = pydantic.Field(
+        default=... if required else default,
+        alias=spec.alias,
+        ge=spec.ge,
+        le=spec.le,
+        gt=spec.gt,
+        lt=spec.lt,
+        min_length=spec.min_length,
+        max_length=spec.max_length,
+    )
+    return param, (field_type, field_info)
+
+
+def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+    args = get_args(annotation)
+    if args and type(None) in args and get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0], True
+    return annotation, False
+
+
+def _kind_of(annotation: Any, *, model: str, method: str, name: str) -> tuple[Kind, Kind | None, tuple[Any, ...] | None]:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        values = get_args(annotation)
+        return _SCALARS.get(type(values[0]), Kind.STRING), None, tuple(values)
+    if origin in (list, tuple, set, frozenset) or annotation in (list, tuple):
+        inner = (get_args(annotation) or (Any,))[0]
+        item_kind, _, _ = _kind_of(inner, model=model, method=method, name=name)
+        return Kind.ARRAY, item_kind, None
+    if origin is dict or annotation is dict:
+        return Kind.OBJECT, None, None
+    if annotation in _SCALARS:
+        return _SCALARS[annotation], None, None
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return Kind.OBJECT, None, None
+    raise ModelLoadError(
+        f"Model {model!r}: argument {name!r} of {method}() has an unsupported type {annotation!r}; "
+        "use str, int, float, bool, dict, list[...], Literal[...], datetime, File or a pydantic model."
+    )
+
+
+def _field_type(annotation: Any, choices: tuple[Any, ...] | None) -> Any:
+    if get_origin(annotation) is Literal:
+        values = get_args(annotation)
+        if all(isinstance(v, str) for v in values):
+            return annotation
+        return Annotated[type(values[0]), pydantic.AfterValidator(_one_of(values))]
+    if choices is not None:
+        return Annotated[annotation, pydantic.AfterValidator(_one_of(choices))]
+    return annotation
+
+
+def _one_of(choices: tuple[Any, ...]) -> Callable[[Any], Any]:
+    expected = ", ".join(repr(c) for c in choices)
+
+    def check(value: Any) -> Any:
+        if value not in choices:
+            raise PydanticCustomError("one_of", "Must be one of: {expected}.", {"expected": expected})
+        return value
+
+    return check
+
+
+def _pydantic_validator(title: str, fields: Mapping[str, Any], params: list[Param]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    model_cls = pydantic.create_model(  # type: ignore[call-overload]
+        "Arguments",
+        __config__=pydantic.ConfigDict(arbitrary_types_allowed=True, populate_by_name=True, title=title),
+        **fields,
+    )
+    wire_names = {p.name: p.wire_name for p in params}
+
+    def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            parsed = model_cls.model_validate(dict(raw))
+        except pydantic.ValidationError as exc:
+            errors: dict[str, list[str]] = {}
+            for err in exc.errors(include_url=False):
+                loc = err["loc"]
+                key = str(loc[0]) if loc else "_schema"
+                key = wire_names.get(key, key)
+                errors.setdefault(key, []).append(_message(err))
+            raise ValidationError(errors) from None
+        return {name: getattr(parsed, name) for name in fields}
+
+    return validate
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "missing":
+        return "Missing data for required field."
+    msg = str(err["msg"])
+    if len(err["loc"]) > 1:
+        msg = f"{'.'.join(str(x) for x in err['loc'][1:])}: {msg}"
+    return msg

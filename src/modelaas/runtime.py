@@ -1,0 +1,138 @@
+"""The core: the models of one serving process and how predictions run.
+
+No web or CLI imports here: transports parse a request into raw argument values, call
+the runtime, and render the :class:`~modelaas.answers.Answer` or error it gives back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from modelaas.answers import Answer, render
+from modelaas.errors import ModelaasError, ModelLoadError, ModelNotFound, NotImplementedByModel, from_model_exception
+from modelaas.gate import PredictGate
+from modelaas.media import negotiate
+from modelaas.model.adapters import ModelAdapter
+from modelaas.model.loader import load_models
+from modelaas.settings import Settings
+
+log = logging.getLogger("modelaas.runtime")
+
+
+class Runtime:
+    def __init__(self, settings: Settings, models: Iterable[ModelAdapter]) -> None:
+        self.settings = settings
+        self._models = {m.name: m for m in models}
+        self.gate = PredictGate(
+            concurrency=settings.predict_concurrency, queue=settings.predict_queue, timeout=settings.predict_timeout
+        )
+        self.ready = False
+        self.warm_error: ModelLoadError | None = None
+        self._warming: asyncio.Task[None] | None = None
+
+    @classmethod
+    def load(cls, settings: Settings) -> Runtime:
+        """Import the models the settings select (raises :class:`ModelLoadError`)."""
+        return cls(settings, load_models(settings))
+
+    # ------------------------------------------------------------------ models
+    @property
+    def names(self) -> list[str]:
+        return list(self._models)
+
+    def models(self) -> list[ModelAdapter]:
+        return list(self._models.values())
+
+    def model(self, name: str) -> ModelAdapter:
+        try:
+            return self._models[name]
+        except KeyError:
+            raise ModelNotFound(name, self.names) from None
+
+    async def warm(self) -> None:
+        """Warm the models once; later and concurrent callers wait for that one warm-up.
+
+        Raises :class:`ModelLoadError` (every time) if a model's ``warm()`` failed.
+        """
+        if self.ready:
+            return
+        if self._warming is None:
+            self._warming = asyncio.ensure_future(self._warm_all())
+        try:
+            await asyncio.shield(self._warming)
+        except ModelLoadError as exc:
+            self.warm_error = exc
+            raise
+
+    async def _warm_all(self) -> None:
+        """Call every model's ``warm()`` (in a thread) if settings ask for it; then be ready."""
+        if self.settings.warm:
+            for adapter in self._models.values():
+                try:
+                    await asyncio.to_thread(adapter.warm)
+                except Exception as exc:
+                    raise ModelLoadError(
+                        f"Model {adapter.name!r} failed in warm(): {exc}", traceback_text=traceback.format_exc()
+                    ) from exc
+        self.ready = True
+
+    # ----------------------------------------------------------------- predict
+    async def predict(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        *,
+        accept: str | None = None,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+        envelope: bool = True,
+    ) -> Answer:
+        """Validate ``raw`` argument values, run the model's predict, shape the answer.
+
+        ``raw`` maps wire names to text, lists, JSON values or uploaded files; ``accept``
+        is the client's Accept header; ``gone`` tells whether the client has left.
+        """
+        adapter = self.model(name)
+        params = adapter.predict_params
+        if params is None:
+            raise NotImplementedByModel(f"Model {name!r} does not implement predict.")
+        if not self.ready:
+            await self.warm()
+        media: str | None = None
+        offered = adapter.media_types
+        if offered:
+            if raw.get("accept") in (None, ""):
+                raw = {**raw, "accept": negotiate(accept, offered)}
+        kwargs = params.validate(raw)
+        if offered:
+            accept_param = params.get("accept")
+            media = str(kwargs.get(accept_param.name if accept_param else "accept") or offered[0])
+        output = await self._call(adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone)
+        return render(adapter, output, media, envelope=envelope)
+
+    async def _call(
+        self,
+        adapter: ModelAdapter,
+        func: Callable[..., Any],
+        kwargs: dict[str, Any],
+        *,
+        is_async: bool,
+        gone: Callable[[], Awaitable[bool]] | None,
+    ) -> Any:
+        try:
+            return await self.gate.run(func, kwargs, is_async=is_async, gone=gone)
+        except ModelaasError:
+            raise
+        except Exception as exc:
+            error = from_model_exception(exc, model=adapter.name, method="predict")
+            if error.status >= 500:
+                log.error("Model %r raised in predict", adapter.name, exc_info=exc)
+            else:
+                log.info("Model %r refused a prediction: %s", adapter.name, error.message)
+            raise error from exc
+
+    def close(self) -> None:
+        self.gate.close()

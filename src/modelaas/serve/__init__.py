@@ -1,0 +1,1 @@
+"""Running the app: a supervisor process and its serving processes."""

@@ -1,0 +1,183 @@
+"""The supervisor: binds the socket, keeps ``--workers`` serving processes alive.
+
+* A serving process that fails to load or warm its models before serving stops the whole
+  server: its traceback is printed and the exit code is 3 (no silent fallback).
+* A serving process that dies later (a crash, a segfault in model code) is replaced,
+  with a growing back-off if it keeps dying; the others keep serving meanwhile.
+* SIGTERM/SIGINT: serving processes stop accepting, finish in-flight requests, exit.
+* Serving processes die with the supervisor, even when it is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from modelaas.errors import ConfigError
+from modelaas.serve.logs import configure_logging
+from modelaas.serve.worker import FATAL_EXIT, worker_main
+from modelaas.settings import Settings
+
+log = logging.getLogger("modelaas.serve")
+GRACE_SECONDS = 35.0
+
+
+@dataclass
+class Slot:
+    index: int
+    process: Any = None
+    conn: Connection | None = None
+    ready: bool = False
+    crashes: list[float] = field(default_factory=list)
+    respawn_at: float | None = None
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stopping = False
+        self._exit_code = 0
+        self._announced = False
+
+    def run(self) -> int:
+        configure_logging(self.settings.log_level)
+        sock = bind_socket(self.settings.listen_ip, self.settings.listen_port)
+        ctx = multiprocessing.get_context("spawn")
+        slots = [Slot(i) for i in range(self.settings.workers)]
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for slot in slots:
+                self._spawn(ctx, slot, sock)
+            while not self._stopping:
+                self._step(ctx, slots, sock)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._shutdown(slots)
+            sock.close()
+        return self._exit_code
+
+    # ----------------------------------------------------------------- loop
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if not self._stopping:
+            log.info("Received %s; finishing in-flight requests and stopping.", signal.Signals(signum).name)
+        self._stopping = True
+
+    def _spawn(self, ctx: Any, slot: Slot, sock: socket.socket) -> None:
+        parent_conn, child_conn = ctx.Pipe(duplex=False)
+        process = ctx.Process(
+            target=worker_main, args=(self.settings, sock, child_conn), name=f"modelaas-worker-{slot.index}"
+        )
+        process.start()
+        child_conn.close()
+        slot.process, slot.conn, slot.ready, slot.respawn_at = process, parent_conn, False, None
+
+    def _step(self, ctx: Any, slots: list[Slot], sock: socket.socket) -> None:
+        waitables: list[Any] = []
+        for slot in slots:
+            if slot.process is not None:
+                waitables.append(slot.process.sentinel)
+                if slot.conn is not None:
+                    waitables.append(slot.conn)
+        wait(waitables, timeout=0.25)
+        now = time.monotonic()
+        for slot in slots:
+            self._read_messages(slot)
+            if self._stopping:
+                return
+            if slot.process is not None and not slot.process.is_alive():
+                self._on_death(slot, now)
+            if slot.process is None and slot.respawn_at is not None and now >= slot.respawn_at:
+                log.info("Starting a new serving process in place of worker %d.", slot.index)
+                self._spawn(ctx, slot, sock)
+        if not self._announced and all(s.ready for s in slots):
+            self._announced = True
+            self._announce()
+
+    def _read_messages(self, slot: Slot) -> None:
+        conn = slot.conn
+        while conn is not None and conn.poll():
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                slot.conn = None
+                conn.close()
+                return
+            if message[0] == "ready":
+                slot.ready = True
+            elif message[0] == "fatal":
+                _, text, trace = message
+                if trace:
+                    print(trace.rstrip(), file=sys.stderr)
+                print(f"Error: {text}", file=sys.stderr)
+                self._exit_code = FATAL_EXIT
+                self._stopping = True
+
+    def _on_death(self, slot: Slot, now: float) -> None:
+        code = slot.process.exitcode
+        was_ready = slot.ready
+        slot.process.join(0)
+        slot.process, slot.ready = None, False
+        if slot.conn is not None:
+            slot.conn.close()
+            slot.conn = None
+        how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+        if not was_ready and not self._announced:
+            print(f"Error: a serving process died while starting ({how}).", file=sys.stderr)
+            self._exit_code = FATAL_EXIT
+            self._stopping = True
+            return
+        slot.crashes = [t for t in slot.crashes if now - t < 60] + [now]
+        delay = min(10.0, 0.1 * 2 ** (len(slot.crashes) - 1))
+        log.error("Serving process %d died (%s); replacing it in %.1f s.", slot.index, how, delay)
+        slot.respawn_at = now + delay
+
+    def _announce(self) -> None:
+        s = self.settings
+        host = f"[{s.listen_ip}]" if ":" in s.listen_ip else s.listen_ip
+        url = f"http://{host}:{s.listen_port}{s.base_path}"
+        docs = f"; API docs at {url}/api" if s.doc_endpoint else ""
+        log.info("modelaas is ready on %s with %d serving process(es)%s", url, s.workers, docs)
+
+    def _shutdown(self, slots: list[Slot]) -> None:
+        alive = [s.process for s in slots if s.process is not None and s.process.is_alive()]
+        for process in alive:
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + GRACE_SECONDS
+        for process in alive:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.warning("Serving process %d did not stop in time; killing it.", process.pid)
+                process.kill()
+                process.join(5)
+        for slot in slots:
+            if slot.conn is not None:
+                slot.conn.close()
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"Port {port} on {host} is already in use; pick another with --listen-port.") from None
+        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

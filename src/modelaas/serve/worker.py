@@ -1,0 +1,97 @@
+"""One serving process: import the models, build the app, serve the shared socket.
+
+It tells its supervisor ``("ready",)`` once the models are warm, or
+``("fatal", message, traceback)`` if they cannot be loaded or warmed, then exits 3.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from modelaas.errors import ModelLoadError
+from modelaas.settings import Settings
+
+FATAL_EXIT = 3
+log = logging.getLogger("modelaas.serve")
+
+
+def worker_main(settings: Settings, sock: socket.socket, conn: Connection) -> None:
+    _die_with_parent()
+    from modelaas.serve.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    try:
+        import uvicorn
+
+        from modelaas.runtime import Runtime
+        from modelaas.web.app import create_app
+
+        runtime = Runtime.load(settings)
+    except ModelLoadError as exc:
+        _send(conn, ("fatal", exc.message, exc.traceback_text or ""))
+        sys.exit(FATAL_EXIT)
+
+    failed: list[ModelLoadError] = []
+    server: Any = None
+
+    def on_fatal(exc: ModelLoadError) -> None:
+        failed.append(exc)
+        _send(conn, ("fatal", exc.message, exc.traceback_text or ""))
+        if server is not None:
+            server.should_exit = True
+
+    def on_ready() -> None:
+        _send(conn, ("ready",))
+
+    app = create_app(settings, runtime=runtime, on_fatal=on_fatal, on_ready=on_ready)
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        loop="auto",
+        http="auto",
+        log_config=None,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    sys.exit(FATAL_EXIT if failed else 0)
+
+
+def _send(conn: Connection, message: tuple[Any, ...]) -> None:
+    try:
+        conn.send(message)
+    except (OSError, ValueError):  # the supervisor is gone; we are about to be too
+        pass
+
+
+def _die_with_parent() -> None:
+    """Exit when the supervisor dies, even by SIGKILL (no orphaned serving processes)."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(10)
+                os._exit(1)
+            time.sleep(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

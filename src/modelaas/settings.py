@@ -1,0 +1,213 @@
+"""The one settings object.
+
+Sources, weakest first: defaults < config file < environment < command-line flags.
+
+* Config file (``--config-file`` or ``MODELAAS_CONFIG_FILE``): INI, read from the
+  ``[DEFAULT]`` section (what ``deepaas-run --config-file`` reads) and then ``[modelaas]``.
+* Environment: ``MODELAAS_<FIELD>`` (e.g. ``MODELAAS_LISTEN_PORT=8080``); DEEPaaS's
+  ``OS_DEFAULT__<FIELD>`` and ``DEEPAAS_V2_MODEL`` are honoured below them.
+* Flags: ``modelaas serve --<field-with-dashes>``, booleans as ``--x/--nox``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from modelaas.errors import ConfigError
+
+GIB = 1024**3
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "modelaas"
+
+
+def _doc(text: str, **extra: Any) -> dict[str, Any]:
+    return {"doc": text, **extra}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a modelaas server or command can be told. Each field has a one-line doc."""
+
+    listen_ip: str = field(default="127.0.0.1", metadata=_doc("Address to listen on."))
+    listen_port: int = field(default=5000, metadata=_doc("Port to listen on."))
+    base_path: str = field(default="", metadata=_doc("Path prefix put before every route, e.g. /foo."))
+    model_name: str | None = field(
+        default=None,
+        metadata=_doc("Serve only the installed model with this name.", env=("DEEPAAS_V2_MODEL",)),
+    )
+    model: str | None = field(
+        default=None, metadata=_doc("Serve the object at pkg.module:attr (no entry point needed).")
+    )
+    workers: int = field(default=1, metadata=_doc("Serving processes, each with its own copy of the model.", short="-p"))
+    client_max_size: int = field(
+        default=GIB, metadata=_doc("Largest request body accepted, in bytes (413 beyond it).")
+    )
+    warm: bool = field(default=True, metadata=_doc("Call the model's warm() before taking requests."))
+    predict_endpoint: bool = field(default=True, metadata=_doc("Serve the predict routes."))
+    train_endpoint: bool = field(default=True, metadata=_doc("Serve the train routes."))
+    doc_endpoint: bool = field(default=True, metadata=_doc("Serve the API docs (/api, /openapi.json, /swagger.json)."))
+    debug_endpoint: bool = field(default=False, metadata=_doc("Serve /v2/debug/ with the captured log."))
+    config_file: Path | None = field(default=None, metadata=_doc("INI file with settings ([DEFAULT] or [modelaas])."))
+    data_dir: Path = field(
+        default_factory=_default_data_dir,
+        metadata=_doc("Where modelaas keeps its state (upload spool, job store); default $XDG_DATA_HOME/modelaas."),
+    )
+    predict_concurrency: int = field(
+        default=1, metadata=_doc("Predictions run at once per serving process (legacy models are not thread-safe).")
+    )
+    predict_queue: int = field(
+        default=64, metadata=_doc("Predictions that may wait for a turn per process; beyond it, 503 with Retry-After.")
+    )
+    predict_timeout: float | None = field(
+        default=None, metadata=_doc("Seconds a prediction may run before the client gets 504 (default: no limit).")
+    )
+    max_parts: int = field(default=1000, metadata=_doc("Most multipart parts accepted in one request."))
+    max_field_size: int = field(
+        default=1024 * 1024, metadata=_doc("Largest non-file form field or JSON body, in bytes.")
+    )
+    log_level: str = field(default="info", metadata=_doc("Log level: debug, info, warning, error."))
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Build settings from defaults, config file, environment and ``overrides`` (flags).
+
+        ``overrides`` holds only the values the user gave explicitly; ``None`` values are
+        ignored so that unset flags do not hide the environment.
+        """
+        environ = os.environ if environ is None else environ
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        unknown = set(given) - set(field_names())
+        if unknown:
+            raise ConfigError(f"Unknown settings: {', '.join(sorted(unknown))}")
+
+        env_values = _from_environ(environ)
+        config_file = given.get("config_file") or env_values.get("config_file")
+        values: dict[str, Any] = {}
+        if config_file:
+            values.update(_from_config_file(Path(config_file)))
+        values.update(env_values)
+        values.update(given)
+        return cls(**{name: coerce(name, value) for name, value in values.items()})
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+        if not 0 < self.listen_port < 65536:
+            raise ConfigError(f"listen_port must be between 1 and 65535, not {self.listen_port}")
+        if self.client_max_size < 1:
+            raise ConfigError("client_max_size must be a positive number of bytes")
+        if self.predict_concurrency < 1:
+            raise ConfigError("predict_concurrency must be at least 1")
+        if self.predict_queue < 0:
+            raise ConfigError("predict_queue cannot be negative")
+        if self.predict_timeout is not None and self.predict_timeout <= 0:
+            raise ConfigError("predict_timeout must be positive")
+        base = self.base_path.strip()
+        if base and not base.startswith("/"):
+            base = "/" + base
+        object.__setattr__(self, "base_path", base.rstrip("/"))
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+
+    @property
+    def upload_dir(self) -> Path:
+        """Spool directory for request uploads (inside ``data_dir``)."""
+        return self.data_dir / "uploads"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as MODELAAS_* variables (how serving processes receive them)."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env["MODELAAS_" + f.name.upper()] = str(value)
+        return env
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings)]
+
+
+def field_type(name: str) -> type:
+    """The plain type of a settings field (``int`` for ``int | None``)."""
+    hint = get_type_hints(Settings)[name]
+    if get_origin(hint) in (Union, types.UnionType):
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    return hint  # type: ignore[no-any-return]
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Turn a text value (from a file or the environment) into the field's type."""
+    kind = field_type(name)
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.lower() in ("", "none") and kind is not str:
+        return None
+    try:
+        if kind is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is Path:
+            return Path(text)
+    except ValueError:
+        raise ConfigError(f"Setting {name}: {value!r} is not a valid {kind.__name__}") from None
+    return text
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        candidates = [f"OS_DEFAULT__{f.name.upper()}", *f.metadata.get("env", ()), f"MODELAAS_{f.name.upper()}"]
+        for var in candidates:  # later ones win
+            if var in environ:
+                values[f.name] = environ[var]
+    return values
+
+
+def _from_config_file(path: Path) -> dict[str, Any]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}") from None
+    except configparser.Error as exc:
+        raise ConfigError(f"Config file {path} is not valid INI: {exc}") from None
+    known = set(field_names())
+    values: dict[str, Any] = {}
+    sections = [dict(parser.defaults())]
+    if parser.has_section("modelaas"):
+        sections.append({k: v for k, v in parser.items("modelaas")})
+    for section in sections:
+        for key, value in section.items():
+            name = key.replace("-", "_")
+            if name in known and name != "config_file":
+                values[name] = value
+    return values

@@ -1,0 +1,1 @@
+"""The HTTP transport: a Starlette app over the runtime."""

@@ -1,0 +1,75 @@
+"""Raw argument values from a request, guided by the parameter description.
+
+Non-file arguments are read from the query string, then form fields (urlencoded or
+multipart), then a JSON object body; files from multipart parts. Lists come as repeated
+keys or as one JSON array; objects as JSON text or JSON values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from modelaas.errors import ValidationError
+from modelaas.model.files import File
+from modelaas.model.params import Kind, Param, ParamSet
+
+
+def collect(params: ParamSet, query: Iterable[tuple[str, str]], fields: Iterable[tuple[str, str]],
+            files: Iterable[tuple[str, File]], json_body: Any) -> dict[str, Any]:
+    """Gather each declared argument's raw value by wire name (undeclared ones are ignored)."""
+    by_query = _group(query)
+    by_form = _group(fields)
+    by_file: dict[str, list[File]] = {}
+    for name, upload in files:
+        by_file.setdefault(name, []).append(upload)
+    body = json_body if isinstance(json_body, Mapping) else {}
+
+    raw: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for p in params:
+        name = p.wire_name
+        if p.is_file:
+            uploads = by_file.get(name)
+            text = [v for v in by_query.get(name, []) + by_form.get(name, []) if v != ""]
+            if uploads:
+                raw[name] = uploads if p.is_array else uploads[0]
+            elif text or (name in body and body[name] not in (None, "")):
+                errors[name] = ["Must be a file upload (multipart/form-data)."]
+            continue
+        if name in by_query:
+            raw[name] = _from_text(p, by_query[name])
+        elif name in by_form:
+            raw[name] = _from_text(p, by_form[name])
+        elif name in body:
+            raw[name] = body[name]
+    if errors:
+        raise ValidationError(errors)
+    return raw
+
+
+def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in pairs:
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _from_text(param: Param, values: list[str]) -> Any:
+    if param.is_array:
+        if len(values) == 1 and values[0].lstrip().startswith("["):
+            try:
+                parsed = json.loads(values[0])
+            except ValueError:
+                return values
+            if isinstance(parsed, list):
+                return parsed
+        return values
+    value = values[0]
+    if param.kind is Kind.OBJECT and value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,67 @@
+"""API docs: the OpenAPI document, Swagger UI from bundled assets, and ``/ui``."""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib import resources
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from modelaas.web.openapi import build_document
+from modelaas.web.render import JSON
+from modelaas.web.state import state
+
+SWAGGER_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+
+
+async def openapi_json(request: Request) -> Response:
+    st = state(request)
+    if st.openapi is None:
+        st.openapi = build_document(st)
+    return JSON(st.openapi)
+
+
+async def swagger_ui(request: Request) -> Response:
+    st = state(request)
+    base = st.settings.base_path
+    title = html.escape(f"{', '.join(st.runtime.names)} - modelaas")
+    spec_url = json.dumps(f"{base}/openapi.json")
+    page = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="stylesheet" href="{base}/api/static/swagger-ui.css">
+<link rel="icon" type="image/png" href="{base}/api/static/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{base}/api/static/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{url: {spec_url}, dom_id: "#swagger-ui", deepLinking: true}});
+</script>
+</body>
+</html>
+"""
+    return HTMLResponse(page)
+
+
+async def swagger_asset(request: Request) -> Response:
+    name = request.path_params["asset"]
+    media_type = SWAGGER_ASSETS.get(name)
+    if media_type is None:
+        raise HTTPException(404, f"No such asset: {name}")
+    data = resources.files("modelaas.web").joinpath("static", "swagger-ui", name).read_bytes()
+    return Response(data, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def ui_redirect(request: Request) -> Response:
+    return RedirectResponse(f"{state(request).settings.base_path}/api", status_code=302)

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from modelaas.errors import ConfigError
+from modelaas.settings import GIB, Settings
+
+
+def test_defaults_bind_loopback_and_cap_bodies():
+    s = Settings.load(environ={})
+    assert (s.listen_ip, s.listen_port, s.workers, s.client_max_size) == ("127.0.0.1", 5000, 1, GIB)
+    assert s.warm and s.predict_endpoint and s.train_endpoint and s.doc_endpoint and not s.debug_endpoint
+
+
+def test_precedence_defaults_file_env_flags(tmp_path: Path):
+    cfg = tmp_path / "deepaas.conf"
+    cfg.write_text("[DEFAULT]\nlisten_port = 6000\nworkers = 3\nwarm = false\nunknown_option = 1\n")
+    env = {"MODELAAS_CONFIG_FILE": str(cfg), "MODELAAS_WORKERS": "4"}
+    s = Settings.load({"listen_ip": "0.0.0.0"}, environ=env)
+    assert (s.listen_port, s.workers, s.warm, s.listen_ip) == (6000, 4, False, "0.0.0.0")
+    s = Settings.load({"workers": 2, "listen_port": None}, environ=env)
+    assert (s.workers, s.listen_port) == (2, 6000)
+
+
+def test_deepaas_environment_names():
+    env = {"DEEPAAS_V2_MODEL": "demo-app", "OS_DEFAULT__LISTEN_PORT": "5001"}
+    s = Settings.load(environ=env)
+    assert (s.model_name, s.listen_port) == ("demo-app", 5001)
+    env["MODELAAS_MODEL_NAME"] = "other"
+    assert Settings.load(environ=env).model_name == "other"
+
+
+def test_modelaas_section_of_config_file(tmp_path: Path):
+    cfg = tmp_path / "m.ini"
+    cfg.write_text("[modelaas]\nbase-path = api/\npredict_timeout = 2.5\n")
+    s = Settings.load({"config_file": cfg}, environ={})
+    assert (s.base_path, s.predict_timeout) == ("/api", 2.5)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"MODELAAS_LISTEN_PORT": "http"}, "listen_port"),
+        ({"MODELAAS_WARM": "maybe"}, "warm"),
+        ({"MODELAAS_WORKERS": "0"}, "workers"),
+        ({"MODELAAS_CONFIG_FILE": "/nonexistent/file.ini"}, "Cannot read config file"),
+    ],
+)
+def test_bad_values_are_config_errors(env, needle):
+    with pytest.raises(ConfigError, match=needle):
+        Settings.load(environ=env)
+
+
+def test_to_env_round_trips(tmp_path: Path):
+    s = Settings(listen_port=5123, predict_timeout=1.5, data_dir=tmp_path, warm=False)
+    assert Settings.load(environ=s.to_env()) == s

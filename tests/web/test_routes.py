@@ -1,0 +1,141 @@
+"""The REST surface: literal DEEPaaS JSON shapes, redirects, base path, switched-off routes."""
+
+import pytest
+
+
+def test_versions_document_is_literal(make_client):
+    c = make_client("v2_basic")
+    assert c.get("/").json() == {
+        "versions": [
+            {"version": "stable", "id": "v2", "links": [{"rel": "self", "type": "application/json", "href": "/v2/"}]}
+        ],
+        "links": [
+            {"rel": "help", "type": "text/html", "href": "/api"},
+            {"rel": "describedby", "type": "application/json", "href": "/swagger.json"},
+        ],
+    }
+    assert c.get("/v2/").json() == {
+        "version": "stable",
+        "id": "v2",
+        "links": [{"rel": "self", "type": "application/json", "href": "/v2/"}],
+    }
+
+
+def test_model_list_and_entry_merge_metadata(make_client):
+    c = make_client("v2_basic")
+    entry = {
+        "id": "v2-basic",
+        "name": "v2-basic",
+        "links": [{"rel": "self", "href": "/v2/models/v2-basic"}],
+        "Name": "v2-basic",
+        "Version": "1.0",
+        "description": "echoes its arguments",
+    }
+    assert c.get("/v2/models/").json() == {"models": [entry]}
+    assert c.get("/v2/models/v2-basic/").json() == entry
+
+
+def test_unknown_model_is_a_json_404_listing_models(make_client):
+    c = make_client("v2_basic")
+    for method, path in [("GET", "/v2/models/nope/"), ("POST", "/v2/models/nope/predict/")]:
+        r = c.request(method, path)
+        assert r.status_code == 404
+        assert r.json() == {"message": "No model named 'nope'. Installed models: v2-basic."}
+
+
+def test_unknown_path_and_method_answer_json(make_client):
+    c = make_client("v2_basic")
+    r = c.get("/nowhere")
+    assert r.status_code == 404 and r.json() == {"message": "Not Found"}
+    r = c.put("/v2/models/")
+    assert r.status_code == 405 and "message" in r.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "target"),
+    [
+        ("GET", "/v2", "/v2/"),
+        ("GET", "/v2/models", "/v2/models/"),
+        ("GET", "/v2/models/v2-basic", "/v2/models/v2-basic/"),
+        ("POST", "/v2/models/v2-basic/predict?count=1", "/v2/models/v2-basic/predict/?count=1"),
+        ("GET", "/v2/debug", "/v2/debug/"),
+    ],
+)
+def test_missing_trailing_slash_redirects_308(make_client, method, path, target):
+    c = make_client("v2_basic")
+    r = c.request(method, path, follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (308, target)
+
+
+def test_post_follows_308_keeping_method_and_body(make_client):
+    c = make_client("v2_basic")
+    r = c.post("/v2/models/v2-basic/predict", data={"count": "3"})
+    assert r.status_code == 200 and r.json()["predictions"]["args"]["count"] == 3
+
+
+def test_base_path_prefixes_everything(make_client):
+    c = make_client("v2_basic", base_path="/foo/")
+    assert c.get("/foo/").json()["versions"][0]["links"][0]["href"] == "/foo/v2/"
+    assert c.get("/foo/").json()["links"][0]["href"] == "/foo/api"
+    assert c.get("/foo/v2/models/").json()["models"][0]["links"][0]["href"] == "/foo/v2/models/v2-basic"
+    assert c.post("/foo/v2/models/v2-basic/predict/", data={"count": "1"}).status_code == 200
+    assert c.get("/foo/healthz").status_code == 200
+    assert c.get("/v2/models/").status_code == 404
+
+
+def test_switched_off_endpoints_do_not_exist(make_client):
+    c = make_client("v2_basic", predict_endpoint=False, doc_endpoint=False)
+    assert c.post("/v2/models/v2-basic/predict/", data={"count": "1"}).status_code == 404
+    assert c.post("/v2/models/v2-basic/predict", data={"count": "1"}, follow_redirects=False).status_code == 404
+    for path in ("/api", "/openapi.json", "/swagger.json", "/ui"):
+        assert c.get(path).status_code == 404, path
+    assert c.get("/").json()["links"] == []
+
+
+def test_debug_endpoint(make_client):
+    assert make_client("v2_basic").get("/v2/debug/").status_code == 204
+    c = make_client("v2_raises", debug_endpoint=True)
+    c.post("/v2/models/v2-raises/predict/")
+    r = c.get("/v2/debug/")
+    assert r.status_code == 200 and "the model broke on purpose" in r.text
+
+
+def test_health_and_readiness(make_client):
+    c = make_client("v2_basic")
+    assert c.get("/healthz").json() == {"status": "ok"}
+    assert c.get("/readyz").json() == {"status": "ready", "models": ["v2-basic"]}
+
+
+def test_docs_pages(make_client):
+    c = make_client("v2_basic")
+    assert c.get("/swagger.json").json() == c.get("/openapi.json").json()
+    assert c.get("/openapi.json").json()["openapi"].startswith("3.1")
+    assert "swagger-ui-bundle.js" in c.get("/api").text
+    r = c.get("/ui", follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (302, "/api")
+
+
+def test_v1_routes_serve_v1_models(make_client):
+    c = make_client("v1_seed", "v2_basic")
+    versions = c.get("/").json()["versions"]
+    assert [v["id"] for v in versions] == ["v2", "v1"]
+    assert c.get("/v1/").json() == {
+        "version": "deprecated",
+        "id": "v1",
+        "links": [{"rel": "self", "type": "application/json", "href": "/v1/"}],
+    }
+    listing = c.get("/v1/models/").json()
+    assert [m["id"] for m in listing["models"]] == ["v1-seed"]
+    assert listing["models"][0]["links"] == [{"rel": "self", "href": "/v1/models/v1-seed"}]
+    assert c.get("/v1/models/v1-seed").json()["Summary"] == "a v1 model"
+    assert c.get("/v1/models/v2-basic").status_code == 404
+    r = c.post("/v1/models/v1-seed/predict", files={"data": ("a.txt", b"12345")})
+    assert r.status_code == 200 and r.json() == {"size": 10, "kwargs": {"scale": "2"}}
+    r = c.post("/v1/models/v1-seed/predict?url=http://example.org/x&scale=3")
+    assert r.json() == {"url": "http://example.org/x", "kwargs": {"scale": "3"}}
+
+
+def test_no_v1_routes_without_v1_models(make_client):
+    c = make_client("v2_basic")
+    assert c.get("/v1/").status_code == 404
+    assert [v["id"] for v in c.get("/").json()["versions"]] == ["v2"]
