@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -54,3 +60,80 @@ def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
     yield make
     for client in opened:
         client.__exit__(None, None, None)
+
+
+# ----------------------------------------------------------------- real servers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``modelaas serve`` in its own process group, on a free loopback port."""
+
+    def __init__(
+        self, args: list[str], *, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MODELS), os.environ.get("PYTHONPATH", "")])}
+        full_env.update(env or {})
+        cmd = [sys.executable, "-m", "modelaas", "serve", "--listen-port", str(self.port), "--data-dir", str(data_dir)]
+        self.proc = subprocess.Popen(
+            cmd + args, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}: {self.proc.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("server did not become ready")
+
+    def wait_exit(self, timeout: float = 30) -> tuple[int, str]:
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err
+
+    def worker_pids(self) -> list[int]:
+        import psutil
+
+        children = psutil.Process(self.proc.pid).children()
+        return [c.pid for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.communicate(timeout=10)
+        except (ValueError, subprocess.TimeoutExpired):
+            pass
+        try:  # the group, in case a child outlived its parent
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True, port: int | None = None) -> ServerProcess:
+        srv = ServerProcess(list(args), data_dir=tmp_path / "data", env=env, port=port)
+        started.append(srv)
+        if ready:
+            srv.wait_ready()
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()

@@ -148,7 +148,7 @@ def field_type(name: str) -> type:
     hint = get_type_hints(Settings)[name]
     if get_origin(hint) in (Union, types.UnionType):
         hint = next(a for a in get_args(hint) if a is not type(None))
-    return hint  # type: ignore[no-any-return]
+    return hint
 
 
 _TRUE = {"1", "true", "yes", "on"}

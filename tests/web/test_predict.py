@@ -5,7 +5,6 @@ import os
 import time
 
 import pytest
-
 from tests_support import spool_files
 
 
@@ -123,10 +122,13 @@ def test_explicit_accept_argument_wins(make_client):
 
 
 def test_class_targets_are_instantiated_once_and_warmed(make_client):
+    import v2_class
+
+    before = v2_class.Model.instances
     c = make_client("v2_class:Model")
     first = c.post("/v2/models/v2-class/predict/", data={"x": "4"}).json()["predictions"]
-    assert first == {"double": 8, "warmed": 1, "instances": 1}
-    assert c.post("/v2/models/v2-class/predict/").json()["predictions"]["instances"] == 1
+    assert first == {"double": 8, "warmed": 1, "instances": before + 1}
+    assert c.post("/v2/models/v2-class/predict/").json()["predictions"]["instances"] == before + 1
 
 
 def test_typed_model(make_client, tmp_path):
@@ -197,8 +199,8 @@ def test_body_over_the_cap_is_413(make_client):
 
 
 def test_nan_output_is_a_clear_500(make_client, tmp_path):
-    from modelaas.model.adapters import TypedAdapter
     from modelaas import Model
+    from modelaas.model.adapters import TypedAdapter
 
     class NaN(Model):
         def predict(self) -> dict:
@@ -214,3 +216,19 @@ def test_error_bodies_are_json_everywhere(make_client):
         assert r.status_code == 400 and json.loads(r.text)["message"]
     assert os.path.basename(__file__) not in c.post("/v2/models/v2-basic/predict/", content=b"{",
                                                    headers={"content-type": "application/json"}).text
+
+
+def test_uploads_left_by_dead_processes_are_swept_at_start(make_client, settings):
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    stale = settings.upload_dir / f"{host}-{dead.pid}" / "req-x"
+    stale.mkdir(parents=True)
+    (stale / "leftover.bin").write_bytes(b"x")
+    other_host = settings.upload_dir / "elsewhere-1" / "f"
+    other_host.mkdir(parents=True)
+    make_client("v2_basic")
+    assert not stale.exists() and other_host.exists()

@@ -51,7 +51,7 @@ class DemoModel(Model):
                 digest.update(chunk)
                 size += len(chunk)
         seed = int.from_bytes(digest.digest()[:8], "big")
-        scores = []
+        scores: list[dict[str, Any]] = []
         for i in range(top_k):
             raw = ((seed >> (i % 56)) & 0xFF) / 255.0
             weight = weights[i % len(weights)] if weights else 1.0

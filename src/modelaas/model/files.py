@@ -31,10 +31,10 @@ class File(NamedTuple):
     def size(self) -> int:
         return self.path.stat().st_size
 
-    def open(self, mode: str = "rb") -> IO[bytes]:  # noqa: A003 - mirrors the builtin on purpose
+    def open(self, mode: str = "rb") -> IO[bytes]:
         if mode not in ("r", "rb"):
             raise ValueError("uploaded files are read-only")
-        return open(self.filename, "rb")  # noqa: SIM115
+        return open(self.filename, "rb")
 
     def read_bytes(self) -> bytes:
         return self.path.read_bytes()

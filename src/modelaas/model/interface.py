@@ -33,12 +33,8 @@ from modelaas.model.params import MISSING
 
 
 @dataclass(frozen=True)
-class Input:
-    """Describes one argument of a typed model's ``predict`` or ``train``.
-
-    Use it as the parameter's default (``x: int = Input(3, ge=0)``) or inside
-    ``Annotated[int, Input(ge=0)]``. Without a default the argument is required.
-    """
+class InputSpec:
+    """What :func:`Input` records about one argument."""
 
     default: Any = MISSING
     description: str = ""
@@ -53,6 +49,43 @@ class Input:
     """The name clients send, when it cannot be a Python identifier (``demo-str``)."""
     media_types: Sequence[str] = ()
     """For files: the content types expected (``("image/*",)``); used by docs and the UI."""
+
+
+def Input(
+    default: Any = MISSING,
+    *,
+    description: str = "",
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    choices: Sequence[Any] | None = None,
+    alias: str | None = None,
+    media_types: Sequence[str] = (),
+) -> Any:
+    """Describe one argument of a typed model's ``predict`` or ``train``.
+
+    Use it as the parameter's default (``x: int = Input(3, ge=0)``) or inside
+    ``Annotated[int, Input(ge=0)]``. Without a default the argument is required.
+    ``alias`` is the name clients send when it cannot be a Python identifier
+    (``demo-str``); ``media_types`` tells docs and the UI what a file should be.
+    The return type is ``Any`` so that type checkers accept it as any default.
+    """
+    return InputSpec(
+        default=default,
+        description=description,
+        ge=ge,
+        le=le,
+        gt=gt,
+        lt=lt,
+        min_length=min_length,
+        max_length=max_length,
+        choices=choices,
+        alias=alias,
+        media_types=tuple(media_types),
+    )
 
 
 class Model:

@@ -124,7 +124,7 @@ def file_path_of(output: Any) -> str | None:
     if isinstance(output, (str, bytes)):
         return None
     if isinstance(output, os.PathLike):
-        return os.fspath(output)  # type: ignore[return-value]
+        return str(os.fspath(output))
     filename = getattr(output, "filename", None)  # DEEPaaS ReturnedFile / our File
     if isinstance(filename, str) and not hasattr(output, "read"):
         return filename

@@ -50,7 +50,7 @@ def param_schema(param: Param) -> dict[str, Any]:
     if param.has_default and param.kind is not Kind.FILE:
         try:
             schema["default"] = to_jsonable(param.default)
-        except Exception:  # noqa: BLE001 - an odd default only loses its display
+        except Exception:
             pass
     if param.description:
         schema["description"] = param.description

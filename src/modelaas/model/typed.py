@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from modelaas.errors import ModelLoadError, ValidationError
 from modelaas.model.files import File
-from modelaas.model.interface import Input
+from modelaas.model.interface import InputSpec
 from modelaas.model.params import MISSING, Kind, Param, ParamSet
 
 _SCALARS: dict[Any, Kind] = {
@@ -80,12 +80,12 @@ def response_model(func: Callable[..., Any]) -> type[pydantic.BaseModel] | None:
 
 
 def _describe(name: str, annotation: Any, default: Any, *, model: str, method: str) -> tuple[Param, Any]:
-    spec = Input()
+    spec = InputSpec()
     if get_origin(annotation) is Annotated:
         base, *meta = get_args(annotation)
-        spec = next((m for m in meta if isinstance(m, Input)), spec)
+        spec = next((m for m in meta if isinstance(m, InputSpec)), spec)
         annotation = base
-    if isinstance(default, Input):
+    if isinstance(default, InputSpec):
         spec = default
         default = spec.default
     elif default is inspect.Parameter.empty:
@@ -183,8 +183,10 @@ def _one_of(choices: tuple[Any, ...]) -> Callable[[Any], Any]:
     return check
 
 
-def _pydantic_validator(title: str, fields: Mapping[str, Any], params: list[Param]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    model_cls = pydantic.create_model(  # type: ignore[call-overload]
+def _pydantic_validator(
+    title: str, fields: Mapping[str, Any], params: list[Param]
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    model_cls = pydantic.create_model(
         "Arguments",
         __config__=pydantic.ConfigDict(arbitrary_types_allowed=True, populate_by_name=True, title=title),
         **fields,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
@@ -12,6 +13,7 @@ from starlette.applications import Starlette
 from modelaas.errors import ModelLoadError
 from modelaas.runtime import Runtime
 from modelaas.settings import Settings
+from modelaas.web import spool
 from modelaas.web.debug import LogCapture
 from modelaas.web.errors import HANDLERS
 from modelaas.web.routes import build_routes
@@ -36,23 +38,27 @@ def create_app(
     """
     settings = settings or Settings.load()
     runtime = runtime or Runtime.load(settings)
-    st = AppState(settings=settings, runtime=runtime)
+    st = AppState(settings=settings, runtime=runtime, spool_root=spool.process_spool(settings.upload_dir))
     if settings.debug_endpoint:
         st.debug_log = LogCapture()
         logging.getLogger().addHandler(st.debug_log)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        removed = spool.sweep(settings.upload_dir)
+        if removed:
+            log.info("Removed %d upload folder(s) left by stopped processes.", len(removed))
         task = asyncio.create_task(_warm(runtime, on_fatal, on_ready))
         try:
             yield
         finally:
             task.cancel()
             runtime.close()
+            shutil.rmtree(st.spool_root, ignore_errors=True)
             if st.debug_log is not None:
                 logging.getLogger().removeHandler(st.debug_log)
 
-    app = Starlette(routes=build_routes(st), exception_handlers=HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app = Starlette(routes=build_routes(st), exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.modelaas = st
     return app
 

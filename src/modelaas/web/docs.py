@@ -59,7 +59,7 @@ async def swagger_asset(request: Request) -> Response:
     media_type = SWAGGER_ASSETS.get(name)
     if media_type is None:
         raise HTTPException(404, f"No such asset: {name}")
-    data = resources.files("modelaas.web").joinpath("static", "swagger-ui", name).read_bytes()
+    data = resources.files("modelaas.web").joinpath("static").joinpath("swagger-ui").joinpath(name).read_bytes()
     return Response(data, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
 
 

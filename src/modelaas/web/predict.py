@@ -39,7 +39,7 @@ class PredictEndpoint:
         body = await read_body(
             receive,
             request.headers,
-            spool_root=settings.upload_dir,
+            spool_root=st.spool_root,
             max_body=settings.client_max_size,
             max_parts=settings.max_parts,
             max_field_size=settings.max_field_size,

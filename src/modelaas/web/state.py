@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -15,6 +16,8 @@ from modelaas.settings import Settings
 class AppState:
     settings: Settings
     runtime: Runtime
+    spool_root: Path
+    """Where this process writes uploads (deleted at shutdown; swept if it dies)."""
     openapi: dict[str, Any] | None = None
     debug_log: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -25,4 +28,5 @@ class AppState:
 
 
 def state(request: Request) -> AppState:
-    return request.app.state.modelaas  # type: ignore[no-any-return]
+    st: AppState = request.app.state.modelaas
+    return st

@@ -1,0 +1,99 @@
+"""Real server processes: start-up failures, workers, crashes, signals."""
+
+import os
+import signal
+import time
+
+import httpx
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_serves_a_model_given_by_reference(server):
+    srv = server("--model", "v2_basic", "--model-name", "basic")
+    r = httpx.post(srv.url + "/v2/models/basic/predict/", data={"count": "2"})
+    assert r.status_code == 200 and r.json()["predictions"]["args"]["count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--model", "broken_import"], ["Traceback", "a_module_that_does_not_exist_anywhere", "broken_import"]),
+        (["--model", "broken_args"], ["Traceback", "get_predict_args", "no checkpoints in /models"]),
+        (["--model", "warm_fails:WarmFails"], ["Traceback", "warm()", "checkpoint file is corrupt"]),
+        (["--model-name", "no-such-model"], ["No installed model is named 'no-such-model'"]),
+    ],
+)
+def test_a_model_that_cannot_load_stops_start_up(server, args, needles):
+    srv = server(*args, ready=False)
+    code, err = srv.wait_exit(timeout=60)
+    assert code == 3, err
+    for needle in needles:
+        assert needle in err
+
+
+def test_port_in_use_is_a_clear_error(server):
+    first = server("--model", "v2_basic")
+    second = server("--model", "v2_basic", port=first.port, ready=False)
+    code, err = second.wait_exit()
+    assert code == 2 and f"Port {first.port} on 127.0.0.1 is already in use" in err
+
+
+def test_crashed_worker_is_replaced_and_others_keep_serving(server):
+    srv = server("--model", "crashy:Crashy", "--workers", "2")
+    url = srv.url + "/v2/models/crashy/predict/"
+    before = set(srv.worker_pids())
+    assert len(before) == 2
+    try:
+        httpx.post(url, data={"how": "segfault"}, timeout=10)
+    except httpx.TransportError:
+        pass  # the connection dies with the process: expected
+    # the other process keeps answering meanwhile
+    for _ in range(10):
+        assert httpx.post(url, timeout=10).status_code == 200
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pids = set(srv.worker_pids())
+        if len(pids) == 2 and pids != before:
+            break
+        time.sleep(0.1)
+    assert len(pids) == 2 and len(pids & before) == 1
+    assert srv.proc.poll() is None
+
+
+def test_kill_9_of_a_worker_is_replaced(server):
+    srv = server("--model", "v2_basic")
+    (pid,) = srv.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if httpx.post(srv.url + "/v2/models/v2-basic/predict/", data={"count": "1"}).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    assert srv.worker_pids() != [pid] and len(srv.worker_pids()) == 1
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = server("--model", "slow_model:Slow")
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(httpx.post, srv.url + "/v2/models/slow-model/predict/", data={"seconds": "1.5"}, timeout=30)
+        time.sleep(0.5)
+        srv.proc.send_signal(signal.SIGTERM)
+        answer = pending.result()
+    assert answer.status_code == 200 and answer.json()["predictions"] == {"slept": 1.5}
+    code, _ = srv.wait_exit(timeout=30)
+    assert code == 0
+
+
+def test_workers_die_with_a_killed_supervisor(server):
+    srv = server("--model", "v2_basic", "--workers", "2")
+    workers = [psutil.Process(p) for p in srv.worker_pids()]
+    srv.proc.kill()  # SIGKILL: no chance to clean up
+    gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert alive == []

@@ -1,0 +1,30 @@
+"""The examples in README.md run as written."""
+
+import re
+from pathlib import Path
+
+from modelaas.model.adapters import TypedAdapter
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_typed_model_runs(make_client):
+    (source,) = python_blocks(README.read_text())
+    namespace: dict = {}
+    exec(compile(source, str(README), "exec"), namespace)
+    client = make_client(TypedAdapter("classifier", namespace["Classifier"]()))
+    r = client.post("/v2/models/classifier/predict/", files={"image": ("cat.jpg", b"\xff\xd8")}, data={"top_k": "2"})
+    assert r.status_code == 200 and r.json() == {"label": "cat", "probability": 0.9}
+    r = client.post("/v2/models/classifier/predict/", files={"image": ("cat.jpg", b"")}, data={"top_k": "11"})
+    assert r.status_code == 422 and list(r.json()) == ["top_k"]
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "test-command" in ci
+    block = README.read_text().split("<!-- test-command -->")[1].split("<!-- /test-command -->")[0]
+    assert "pip install -e '.[dev]'" in block and "scripts/check" in block
