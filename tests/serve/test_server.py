@@ -97,3 +97,28 @@ def test_workers_die_with_a_killed_supervisor(server):
     srv.proc.kill()  # SIGKILL: no chance to clean up
     gone, alive = psutil.wait_procs(workers, timeout=5)
     assert alive == []
+
+
+def test_a_client_that_left_before_its_turn_is_not_run(server, tmp_path):
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    marker = tmp_path / "calls.txt"
+    srv = server("--model", "counting:Counting", env={"COUNTING_MARKER": str(marker)})
+    url = srv.url + "/v2/models/counting/predict/"
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(httpx.post, url, data={"tag": "busy", "seconds": "1.5"}, timeout=30)
+        time.sleep(0.3)
+        body = "tag=gone"
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.sendall(
+                (
+                    "POST /v2/models/counting/predict/ HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n{body}"
+                ).encode()
+            )
+            time.sleep(0.3)  # queued behind the busy call; then the client hangs up
+        assert busy.result().status_code == 200
+    assert httpx.post(url, data={"tag": "after"}).status_code == 200
+    assert marker.read_text().split() == ["busy", "after"]

@@ -73,7 +73,7 @@ class PydanticOutput:
         return self._adapter.dump_python(value, mode="json")
 
     def json_schema(self) -> dict[str, Any]:
-        return dict(self._adapter.json_schema(ref_template="#/components/schemas/{model}"))
+        return dict(self._adapter.json_schema(ref_template="#/components/schemas/{model}", mode="serialization"))
 
 
 class MarshmallowOutput:

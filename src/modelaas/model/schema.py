@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,14 +45,16 @@ def param_schema(param: Param) -> dict[str, Any]:
     if param.choices is not None:
         target = schema["items"] if param.kind is Kind.ARRAY else schema
         target["enum"] = [to_jsonable(c) for c in param.choices]
-    if param.minimum is not None:
+    if _finite(param.minimum):
         schema["exclusiveMinimum" if param.exclusive_minimum else "minimum"] = param.minimum
-    if param.maximum is not None:
+    if _finite(param.maximum):
         schema["exclusiveMaximum" if param.exclusive_maximum else "maximum"] = param.maximum
     if param.has_default and param.kind is not Kind.FILE:
         try:
-            schema["default"] = to_jsonable(param.default)
-        except Exception:
+            default = to_jsonable(param.default)
+            json.dumps(default, allow_nan=False)
+            schema["default"] = default
+        except Exception:  # an odd default (NaN, an object) only loses its display
             pass
     if param.description:
         schema["description"] = param.description
@@ -60,6 +64,10 @@ def param_schema(param: Param) -> dict[str, Any]:
         if key in param.extra:
             schema[key] = to_jsonable(param.extra[key])
     return schema
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def object_schema(params: Iterable[Param], *, include_files: bool = True) -> dict[str, Any]:

@@ -1,0 +1,262 @@
+"""The OpenAPI 3.1 document: exactly the routes this server has, and what each answers.
+
+Built from the same settings as the route table (:mod:`modelaas.web.routes`) and from each
+model's parameter IR. Paths are full paths, base path included, so the document matches
+the routes literally (no ``servers`` entry). Predict has one path per model; routes that
+switch off (``--nopredict-endpoint``) or do not apply (v1 routes without a v1 model) are
+absent. Errors are described as answered: ``{"message": ...}`` bodies, and the bare
+field -> messages map of a 422. Redirects (308 to the slashed path) and the docs pages
+themselves are left out. :mod:`modelaas.web.docs` caches the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
+from modelaas.web.openapi_models import Components, predict_operation, ref
+from modelaas.web.state import AppState
+
+_STRING = {"type": "string"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["message"],
+        "properties": {"message": {"type": "string", "description": "What went wrong and what to do next."}},
+    },
+    "ValidationErrors": {
+        "type": "object",
+        "description": "Each invalid argument -> its messages (a nested map for items of lists and objects).",
+        "additionalProperties": {"anyOf": [{"type": "array"}, {"type": "object"}]},
+        "examples": [{"top_k": ["Not a valid integer."], "image": ["Missing data for required field."]}],
+    },
+    "Link": {
+        "type": "object",
+        "required": ["rel", "href"],
+        "properties": {"rel": _STRING, "type": _STRING, "href": _STRING},
+    },
+    "Version": {
+        "type": "object",
+        "required": ["version", "id", "links"],
+        "properties": {
+            "version": {"type": "string", "enum": ["stable", "deprecated"]},
+            "id": {"type": "string", "enum": ["v2", "v1"]},
+            "links": {"type": "array", "items": ref("Link")},
+        },
+    },
+    "Versions": {
+        "type": "object",
+        "required": ["versions", "links"],
+        "properties": {
+            "versions": {"type": "array", "items": ref("Version")},
+            "links": {"type": "array", "items": ref("Link")},
+        },
+    },
+    "ModelEntry": {
+        "type": "object",
+        "description": "A model's id, name and links, updated with its metadata (free-form keys).",
+        "required": ["id", "name", "links"],
+        "properties": {"id": _STRING, "name": _STRING, "links": {"type": "array", "items": ref("Link")}},
+        "additionalProperties": True,
+    },
+    "ModelList": {
+        "type": "object",
+        "required": ["models"],
+        "properties": {"models": {"type": "array", "items": ref("ModelEntry")}},
+    },
+    "Predictions": {
+        "type": "object",
+        "required": ["status", "predictions"],
+        "properties": {"status": {"type": "string", "const": "OK"}, "predictions": {"description": "Any JSON value."}},
+    },
+}
+
+_ERRORS = {
+    "400": "The request is malformed (invalid JSON or multipart, too many parts; on v1 models both or neither "
+    "of data and url).",
+    "404": "No such model; the message names the installed models.",
+    "406": "The Accept header allows none of the types the model answers.",
+    "413": "The body (--client-max-size) or a form field or JSON body (--max-field-size) is over the limit.",
+    "500": "The model failed, its output broke its declared schema, or the server failed.",
+    "501": "The model does not implement this method.",
+    "503": "Too many predictions are waiting; retry after the number of seconds in Retry-After.",
+    "504": "The prediction ran past the server's predict timeout.",
+}
+_HEADERS = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+
+
+def build_document(st: AppState) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the app built for ``st`` (a fresh dict each call)."""
+    settings, runtime = st.settings, st.runtime
+    base = settings.base_path
+    models = runtime.models()
+    summaries = {m.name: _summary(m) for m in models}
+    components = Components(copy.deepcopy(SCHEMAS))
+    paths: dict[str, Any] = {
+        f"{base}/": {"get": _get("versions", "get_versions", "API versions and links", ref("Versions"))},
+        f"{base}/v2/": {"get": _get("versions", "get_v2", "The v2 API version", ref("Version"))},
+        f"{base}/v2/models/": {"get": _get("models", "list_models", "Installed models", ref("ModelList"), 500)},
+        f"{base}/v2/models/{{model}}/": {"get": _model_entry("get_model", models)},
+        f"{base}/v2/debug/": {"get": _debug(settings.debug_endpoint)},
+        f"{base}/healthz": {"get": _get("health", "healthz", "The process answers", _object(status="ok"))},
+        f"{base}/readyz": {"get": _readyz()},
+    }
+    used: set[str] = set()
+    predicts = [m for m in models if m.predict_params is not None] if settings.predict_endpoint else []
+    timeout = settings.predict_timeout is not None
+    for m in predicts:
+        op_id = _unique(f"predict_{m.name}", used)
+        op = predict_operation(m, components, operation_id=op_id, v1=False, timeout=timeout)
+        paths[f"{base}/v2/models/{m.name}/predict/"] = {"post": op}
+    if st.has_v1:
+        paths[f"{base}/v1/"] = {"get": _get("versions", "get_v1", "The v1 API version", ref("Version"))}
+        paths[f"{base}/v1/models/"] = {
+            "get": _get("models", "list_v1_models", "Installed v1 models", ref("ModelList"), 500)
+        }
+        paths[f"{base}/v1/models/{{model}}"] = {"get": _model_entry("get_v1_model", models, v1=True)}
+        for m in predicts:
+            if m.interface == "v1":
+                op_id = _unique(f"predict_v1_{m.name}", used)
+                op = predict_operation(m, components, operation_id=op_id, v1=True, timeout=timeout)
+                paths[f"{base}/v1/models/{m.name}/predict"] = {"post": op}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "modelaas", "version": _package_version(), "description": _description(models, summaries)},
+        "tags": [
+            *(
+                {"name": m.name, "description": summaries[m.name] or f"The {m.interface} model {m.name}."}
+                for m in models
+            ),
+            *(copy.deepcopy(tag) for tag in _TAGS if tag["name"] not in summaries),
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": components.schemas,
+            "responses": _error_responses(),
+            "headers": copy.deepcopy(_HEADERS),
+        },
+    }
+
+
+_TAGS = [
+    {"name": "models", "description": "The installed models and their metadata."},
+    {"name": "versions", "description": "API versions and links (DEEPaaS compatible)."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+    {"name": "debug", "description": "The captured server log, when --debug-endpoint is on."},
+]
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON_MEDIA: {"schema": schema}}}
+
+
+def _get(tag: str, op_id: str, summary: str, schema: dict[str, Any], *errors: int) -> dict[str, Any]:
+    responses = {"200": _json(schema, summary)}
+    responses.update({str(code): {"$ref": f"#/components/responses/{code}"} for code in errors})
+    return {"tags": [tag], "operationId": op_id, "summary": summary, "responses": responses}
+
+
+def _object(**consts: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(consts),
+        "properties": {key: {"type": "string", "const": value} for key, value in consts.items()},
+    }
+
+
+def _model_entry(op_id: str, models: list[ModelAdapter], *, v1: bool = False) -> dict[str, Any]:
+    names = [m.name for m in models if m.interface == "v1" or not v1]
+    op = _get("models", op_id, "One model's entry" + (" (v1 models only)" if v1 else ""), ref("ModelEntry"), 404, 500)
+    known = ", ".join(names) or "none installed"
+    model: dict[str, Any] = {"type": "string", "description": f"The model's name: {known}; any other answers 404."}
+    if names:
+        model["examples"] = names
+    param: dict[str, Any] = {"name": "model", "in": "path", "required": True, "schema": model}
+    if names:
+        param["example"] = names[0]
+    return {"parameters": [param], **op}
+
+
+def _debug(enabled: bool) -> dict[str, Any]:
+    if enabled:
+        log = {"text/plain": {"schema": {"type": "string"}}}
+        ok = {"200": {"description": "The captured log, oldest line first.", "content": log}}
+    else:
+        ok = {"204": {"description": "Debug capture is off (start the server with --debug-endpoint)."}}
+    return {"tags": ["debug"], "operationId": "get_debug", "summary": "The captured server log", "responses": ok}
+
+
+def _readyz() -> dict[str, Any]:
+    ready = _object(status="ready")
+    ready["required"].append("models")
+    ready["properties"]["models"] = {"type": "array", "items": {"type": "string"}}
+    starting = _object(status="starting")
+    starting["required"].append("message")
+    starting["properties"]["message"] = {"type": "string"}
+    return {
+        "tags": ["health"],
+        "operationId": "readyz",
+        "summary": "The models are warmed and predictions are served",
+        "responses": {
+            "200": _json(ready, "Ready: every model has been warmed."),
+            "503": {**_json(starting, "Still warming the models."), "headers": {"Retry-After": _header()}},
+        },
+    }
+
+
+def _header() -> dict[str, str]:
+    return {"$ref": "#/components/headers/Retry-After"}
+
+
+def _error_responses() -> dict[str, Any]:
+    responses: dict[str, Any] = {code: _json(ref("Error"), text) for code, text in _ERRORS.items()}
+    responses["503"]["headers"] = {"Retry-After": _header()}
+    responses["422"] = _json(ref("ValidationErrors"), "Some arguments are invalid: each one -> its messages.")
+    responses["ModelStatus"] = _json(ref("Error"), "An error status raised by the model itself (any 4xx or 5xx).")
+    return responses
+
+
+def _unique(text: str, used: set[str]) -> str:
+    base = re.sub(r"\W", "_", text)
+    name, n = base, 2
+    while name in used:
+        name, n = f"{base}_{n}", n + 1
+    used.add(name)
+    return name
+
+
+def _summary(adapter: ModelAdapter) -> str:
+    try:
+        meta = adapter.metadata()
+    except Exception:  # the models route reports a failing get_metadata(); the docs stay up
+        return ""
+    for key in ("summary", "Summary", "description", "Description"):
+        value = meta.get(key)
+        if isinstance(value, str) and value.strip():
+            line = value.strip().splitlines()[0]
+            return line if len(line) <= 200 else line[:199] + "…"
+    return ""
+
+
+def _description(models: list[ModelAdapter], summaries: dict[str, str]) -> str:
+    served = "\n".join(
+        f"- `{m.name}` ({m.interface} interface)" + (f": {summaries[m.name]}" if summaries[m.name] else "")
+        for m in models
+    )
+    return (
+        "Models served over the DEEPaaS-compatible REST API by modelaas:\n\n"
+        f"{served or '- none'}\n\n"
+        'Errors answer JSON `{"message": "..."}`; invalid arguments answer 422 with a map of argument -> messages. '
+        "A path without its trailing slash answers 308 to the slashed path (method kept)."
+    )
+
+
+def _package_version() -> str:
+    try:
+        return version("modelaas")
+    except PackageNotFoundError:
+        return "0+unknown"

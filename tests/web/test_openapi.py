@@ -1,0 +1,501 @@
+"""The OpenAPI document matches the routes and the answers; Swagger UI is served from bundled assets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import pytest
+from jsonschema import Draft202012Validator
+from marshmallow import fields, validate
+from openapi_spec_validator import OpenAPIV31SpecValidator
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from modelaas.model.adapters import ModelAdapter, TypedAdapter, V1Adapter, V2Adapter
+from modelaas.model.demo import DemoModel
+from modelaas.model.interface import Input, Model
+from modelaas.runtime import Runtime
+from modelaas.settings import Settings
+from modelaas.web.app import create_app
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+
+
+# ------------------------------------------------------------------ fixture models
+class Score(pydantic.BaseModel):
+    label: str
+    score: float
+
+
+class Prediction(pydantic.BaseModel):
+    scores: list[Score]
+    total: int
+
+
+class TypedScorer(Model):
+    """Scores a text (typed fixture with a pydantic answer)."""
+
+    metadata = {"summary": "Typed fixture model."}
+
+    def predict(
+        self,
+        text: str = Input(description="The text to score.", min_length=1),
+        mode: Literal["fast", "exact"] = Input("fast", description="How hard to try."),
+        top_k: int = Input(2, ge=1, le=10, description="How many scores."),
+    ) -> Prediction:
+        return Prediction(scores=[Score(label=f"{text}-{mode}", score=0.5)] * top_k, total=top_k)
+
+
+def _other_prediction() -> type[pydantic.BaseModel]:
+    class Score(pydantic.BaseModel):  # another model's "Score": its $defs name clashes with the one above
+        value: int
+
+    class OtherPrediction(pydantic.BaseModel):
+        best: Score
+
+    return OtherPrediction
+
+
+OtherPrediction = _other_prediction()
+
+
+class OtherTyped(Model):
+    def predict(self, n: int = Input(1)) -> OtherPrediction:  # type: ignore[valid-type]
+        return OtherPrediction.model_validate({"best": {"value": n}})
+
+
+def v2_module() -> types.ModuleType:
+    """A DEEPaaS v2 model written as a module of functions, with a file, an accept and a schema."""
+    mod = types.ModuleType("v2_fixture")
+
+    def get_predict_args() -> dict[str, Any]:
+        return {
+            "image": fields.Field(
+                required=True, metadata={"type": "file", "location": "form", "description": "A photo."}
+            ),
+            "demo-int-range": fields.Int(
+                load_default=5, validate=validate.Range(1, 100), metadata={"description": "A number in 1..100."}
+            ),
+            "numbers": fields.List(fields.Int(), load_default=[], metadata={"description": "Some integers."}),
+            "accept": fields.Str(validate=validate.OneOf(["application/json", "image/png"])),
+        }
+
+    def predict(**kwargs: Any) -> Any:
+        if kwargs["accept"] == "image/png":
+            return PNG
+        return {"label": kwargs["image"].original_filename, "probability": kwargs["demo-int-range"] / 100}
+
+    mod.get_metadata = lambda: {"name": "v2-fixture", "Version": "1.0", "Summary": "A v2 fixture."}  # type: ignore[attr-defined]
+    mod.get_predict_args = get_predict_args  # type: ignore[attr-defined]
+    mod.predict = predict  # type: ignore[attr-defined]
+    mod.schema = {"label": fields.Str(required=True), "probability": fields.Float()}  # type: ignore[attr-defined]
+    return mod
+
+
+class V1Model:
+    """A DEEPaaS v1 model: predict_file/predict_url plus string test args."""
+
+    def get_metadata(self) -> dict[str, Any]:
+        return {"Name": "v1-fixture", "Version": "0.1"}
+
+    def get_test_args(self) -> dict[str, Any]:
+        return {"mode": {"default": "a", "help": "The mode.", "choices": ["a", "b"]}, "note": {"required": False}}
+
+    def predict_file(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        return {"size": os.path.getsize(path), **kwargs}
+
+    def predict_url(self, url: str, **kwargs: Any) -> dict[str, Any]:
+        return {"url": url, **kwargs}
+
+
+def train_only_module() -> types.ModuleType:
+    mod = types.ModuleType("train_only")
+    mod.get_train_args = lambda: {"epochs": fields.Int(load_default=1)}  # type: ignore[attr-defined]
+    mod.train = lambda **kwargs: {"done": True}  # type: ignore[attr-defined]
+    return mod
+
+
+def all_models() -> list[ModelAdapter]:
+    return [
+        TypedAdapter("typed-scorer", TypedScorer()),
+        TypedAdapter("other-typed", OtherTyped()),
+        V2Adapter("v2-fixture", v2_module()),
+        V1Adapter("v1-fixture", V1Model()),
+        V2Adapter("train-only", train_only_module()),
+        TypedAdapter("modelaas-demo", DemoModel()),
+    ]
+
+
+# ------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def serve(tmp_path: Path, adapters: list[ModelAdapter] | None = None, **settings: Any) -> Iterator[TestClient]:
+    s = Settings(data_dir=tmp_path, **settings)
+    app = create_app(s, runtime=Runtime(s, all_models() if adapters is None else adapters))
+    with TestClient(app) as client:
+        yield client
+
+
+def document(client: TestClient, base: str = "") -> dict[str, Any]:
+    response = client.get(f"{base}/openapi.json")
+    assert response.status_code == 200
+    doc: dict[str, Any] = response.json()
+    OpenAPIV31SpecValidator(doc).validate()
+    return doc
+
+
+def resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = doc
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def response_schema(doc: dict[str, Any], path: str, method: str, status: int, media: str = "application/json") -> Any:
+    response = resolve(doc, doc["paths"][path][method]["responses"][str(status)])
+    return response["content"][media]["schema"]
+
+
+def assert_valid(doc: dict[str, Any], schema: Any, instance: Any) -> None:
+    """Validate an answer against a schema from the document, its components resolvable."""
+    wrapper = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "allOf": [schema],
+        "components": doc["components"],
+    }
+    Draft202012Validator.check_schema(wrapper)
+    Draft202012Validator(wrapper).validate(instance)
+
+
+def request_schema(doc: dict[str, Any], path: str, media: str) -> dict[str, Any]:
+    return doc["paths"][path]["post"]["requestBody"]["content"][media]["schema"]
+
+
+def documented_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    methods = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
+    return {(path, m.upper()) for path, item in doc["paths"].items() for m in item if m in methods}
+
+
+def served_operations(client: TestClient) -> set[tuple[str, str]]:
+    """The app's routes as documented paths: predict routes expanded per model, the rest as they are."""
+    st = client.app.state.modelaas  # type: ignore[attr-defined]
+    out = set()
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        assert isinstance(route, Route)
+        module = getattr(route.endpoint, "__module__", "")
+        if getattr(route.endpoint, "__name__", "") == "_redirect_to_slash" or module == "modelaas.web.docs":
+            continue
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            if "/predict" in route.path:
+                v1 = route.path.startswith(f"{st.settings.base_path}/v1/")
+                for m in st.runtime.models():
+                    if m.predict_params is not None and (m.interface == "v1" or not v1):
+                        out.add((route.path.replace("{model}", m.name), method))
+            else:
+                out.add((route.path, method))
+    return out
+
+
+# --------------------------------------------------------------------- the document
+SETTINGS_VARIANTS = [
+    {},
+    {"base_path": "/foo/bar"},
+    {"predict_endpoint": False},
+    {"debug_endpoint": True, "predict_timeout": 30.0},
+]
+
+
+@pytest.mark.parametrize("overrides", SETTINGS_VARIANTS, ids=["default", "base-path", "nopredict", "debug-timeout"])
+def test_document_is_valid_and_matches_the_routes(tmp_path: Path, overrides: dict[str, Any]) -> None:
+    base = overrides.get("base_path", "")
+    with serve(tmp_path, **overrides) as client:
+        doc = document(client, base)
+        assert doc["openapi"] == "3.1.0"
+        assert "servers" not in doc
+        assert documented_operations(doc) == served_operations(client)
+        op_ids = [op["operationId"] for item in doc["paths"].values() for op in item.values() if "operationId" in op]
+        assert len(op_ids) == len(set(op_ids))
+        assert client.get(f"{base}/swagger.json").json() == doc
+
+
+def test_document_shape(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+    assert doc["info"]["title"] == "modelaas"
+    assert doc["info"]["version"]
+    for name in ("typed-scorer", "v2-fixture", "v1-fixture", "train-only", "modelaas-demo"):
+        assert f"`{name}`" in doc["info"]["description"]
+        assert name in [tag["name"] for tag in doc["tags"]]
+    paths = doc["paths"]
+    assert paths["/v2/models/typed-scorer/predict/"]["post"]["operationId"] == "predict_typed_scorer"
+    assert paths["/v2/models/typed-scorer/predict/"]["post"]["tags"] == ["typed-scorer"]
+    assert paths["/v1/models/v1-fixture/predict"]["post"]["operationId"] == "predict_v1_v1_fixture"
+    assert "/v1/models/typed-scorer/predict" not in paths  # v1 routes only predict with v1 models
+    assert "/v2/models/train-only/predict/" not in paths  # no predict method, no path
+    assert not any("train" in path.split("/") for path in paths)  # train routes are not served yet
+    assert set(paths["/v2/debug/"]["get"]["responses"]) == {"204"}
+    schemas = doc["components"]["schemas"]
+    assert schemas["Error"]["required"] == ["message"]
+    assert doc["components"]["responses"]["503"]["headers"]["Retry-After"]
+    predict = paths["/v2/models/v2-fixture/predict/"]["post"]["responses"]
+    assert {"400", "406", "413", "422", "500", "501", "503", "default"} <= set(predict)
+    assert "504" not in predict  # no --predict-timeout, no 504
+    assert "406" not in paths["/v2/models/typed-scorer/predict/"]["post"]["responses"]
+
+
+def test_without_v1_models_there_are_no_v1_paths(tmp_path: Path) -> None:
+    with serve(tmp_path, [TypedAdapter("typed-scorer", TypedScorer())]) as client:
+        doc = document(client)
+    assert not [p for p in doc["paths"] if p.startswith("/v1/")]
+    assert "/v2/models/typed-scorer/predict/" in doc["paths"]
+
+
+def test_nopredict_removes_predict_paths(tmp_path: Path) -> None:
+    with serve(tmp_path, predict_endpoint=False) as client:
+        doc = document(client)
+    assert not [p for p in doc["paths"] if "predict" in p]
+    assert "/v2/models/{model}/" in doc["paths"]
+
+
+def test_base_path_prefixes_every_path(tmp_path: Path) -> None:
+    with serve(tmp_path, base_path="foo") as client:
+        doc = document(client, "/foo")
+    assert doc["paths"]
+    assert all(p.startswith("/foo/") for p in doc["paths"])
+    assert "/foo/v2/models/modelaas-demo/predict/" in doc["paths"]
+
+
+def test_typed_params_become_a_json_and_form_body(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+    body = doc["paths"]["/v2/models/typed-scorer/predict/"]["post"]["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
+    schema = request_schema(doc, "/v2/models/typed-scorer/predict/", "application/json")
+    assert schema["required"] == ["text"]
+    props = schema["properties"]
+    assert props["text"] == {"type": "string", "minLength": 1, "description": "The text to score."}
+    assert props["mode"]["enum"] == ["fast", "exact"] and props["mode"]["default"] == "fast"
+    assert (props["top_k"]["minimum"], props["top_k"]["maximum"], props["top_k"]["default"]) == (1, 10, 2)
+    assert "parameters" not in doc["paths"]["/v2/models/typed-scorer/predict/"]["post"]
+
+
+def test_file_params_become_a_multipart_body_and_accept_is_not_a_field(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+    op = doc["paths"]["/v2/models/v2-fixture/predict/"]["post"]
+    assert set(op["requestBody"]["content"]) == {"multipart/form-data"}
+    schema = request_schema(doc, "/v2/models/v2-fixture/predict/", "multipart/form-data")
+    props = schema["properties"]
+    assert "accept" not in props
+    assert props["image"] == {"type": "string", "format": "binary", "description": "A photo."}
+    assert schema["required"] == ["image"]
+    rng = props["demo-int-range"]
+    assert (rng["minimum"], rng["maximum"], rng["default"], rng["description"]) == (1, 100, 5, "A number in 1..100.")
+    assert props["numbers"] == {
+        "type": "array",
+        "items": {"type": "integer"},
+        "default": [],
+        "description": "Some integers.",
+    }
+    (accept,) = op["parameters"]
+    assert accept["in"] == "query" and accept["name"] == "accept"
+    assert accept["schema"]["enum"] == ["application/json", "image/png"]
+    assert "Accept request header" in accept["description"]
+    ok = op["responses"]["200"]["content"]
+    assert set(ok) == {"application/json", "image/png"}
+    assert ok["image/png"]["schema"]["format"] == "binary"
+    assert ok["application/json"]["schema"]["required"] == ["label"]  # the model's schema, not the envelope
+
+
+def test_v1_params(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+    for path in ("/v2/models/v1-fixture/predict/", "/v1/models/v1-fixture/predict"):
+        body = doc["paths"][path]["post"]["requestBody"]
+        assert body["required"] is False
+        props = body["content"]["multipart/form-data"]["schema"]["properties"]
+        assert props["data"]["items"] == {"type": "string", "format": "binary"}
+        assert props["url"]["items"] == {"type": "string"}
+        assert props["mode"] == {"type": "string", "enum": ["a", "b"], "default": "a", "description": "The mode."}
+        assert props["note"] == {"type": "string"}
+
+
+def test_pydantic_defs_are_hoisted_without_clashes(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+    schemas = doc["components"]["schemas"]
+    typed = response_schema(doc, "/v2/models/typed-scorer/predict/", "post", 200)
+    other = response_schema(doc, "/v2/models/other-typed/predict/", "post", 200)
+    typed_ref = typed["properties"]["scores"]["items"]["$ref"]
+    other_ref = other["properties"]["best"]["$ref"]
+    assert typed_ref != other_ref
+    assert "label" in resolve(doc, {"$ref": typed_ref})["properties"]
+    assert "value" in resolve(doc, {"$ref": other_ref})["properties"]
+    assert "$defs" not in typed and "$defs" not in other
+    assert {"Error", "ValidationErrors", "ModelEntry", "ModelList", "Predictions"} <= set(schemas)
+
+
+def test_demo_model_document(tmp_path: Path) -> None:
+    with serve(tmp_path, [TypedAdapter("modelaas-demo", DemoModel())]) as client:
+        doc = document(client)
+    op = doc["paths"]["/v2/models/modelaas-demo/predict/"]["post"]
+    props = op["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    assert set(props) == {"image", "label", "top_k", "threshold", "invert", "weights"}
+    assert props["image"]["contentMediaType"] == "image/*"
+    assert props["label"]["enum"] == ["cat", "dog", "bird"]
+    assert op["parameters"][0]["schema"]["enum"] == ["application/json", "image/png"]
+    assert response_schema(doc, "/v2/models/modelaas-demo/predict/", "post", 200) == {
+        "$ref": "#/components/schemas/Predictions"
+    }
+
+
+# ----------------------------------------------------------- answers match the document
+def test_simple_answers_validate(tmp_path: Path) -> None:
+    with serve(tmp_path, base_path="/b") as client:
+        doc = document(client, "/b")
+        for path in ("/b/", "/b/v2/", "/b/v1/", "/b/v2/models/", "/b/v1/models/", "/b/healthz", "/b/readyz"):
+            answer = client.get(path)
+            assert answer.status_code in ((200, 503) if path.endswith("readyz") else (200,)), path
+            assert_valid(doc, response_schema(doc, path, "get", answer.status_code), answer.json())
+        for name in ("typed-scorer", "v2-fixture", "v1-fixture", "train-only", "modelaas-demo"):
+            answer = client.get(f"/b/v2/models/{name}/")
+            assert answer.status_code == 200
+            assert_valid(doc, response_schema(doc, "/b/v2/models/{model}/", "get", 200), answer.json())
+        answer = client.get("/b/v1/models/v1-fixture")
+        assert_valid(doc, response_schema(doc, "/b/v1/models/{model}", "get", 200), answer.json())
+        assert client.get("/b/v2/debug/").status_code == 204
+
+
+def test_not_found_answer_validates(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+        for path, template in (
+            ("/v2/models/nope/", "/v2/models/{model}/"),
+            ("/v1/models/typed-scorer", "/v1/models/{model}"),
+        ):
+            answer = client.get(path)
+            assert answer.status_code == 404
+            assert_valid(doc, response_schema(doc, template, "get", 404), answer.json())
+
+
+def test_typed_predict_answers_validate(tmp_path: Path) -> None:
+    path = "/v2/models/typed-scorer/predict/"
+    with serve(tmp_path) as client:
+        doc = document(client)
+        answer = client.post(path, json={"text": "hi", "top_k": 3})
+        assert answer.status_code == 200, answer.text
+        assert_valid(doc, response_schema(doc, path, "post", 200), answer.json())
+        answer = client.post(path, data={"mode": "exact"})
+        assert answer.status_code == 422
+        assert answer.json() == {"text": ["Missing data for required field."]}
+        assert_valid(doc, response_schema(doc, path, "post", 422), answer.json())
+
+
+def test_v2_predict_answers_validate(tmp_path: Path) -> None:
+    path = "/v2/models/v2-fixture/predict/"
+    with serve(tmp_path) as client:
+        doc = document(client)
+        files = {"image": ("cat.png", PNG, "image/png")}
+        answer = client.post(path, files=files, data={"demo-int-range": "7"})
+        assert answer.status_code == 200, answer.text
+        assert_valid(doc, response_schema(doc, path, "post", 200), answer.json())
+        answer = client.post(path, files=files, headers={"Accept": "image/png"})
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] in doc["paths"][path]["post"]["responses"]["200"]["content"]
+        answer = client.post(path, files=files, data={"numbers": ["1", "x"]})
+        assert answer.status_code == 422
+        assert_valid(doc, response_schema(doc, path, "post", 422), answer.json())
+        answer = client.post(path, data={"demo-int-range": "7"})
+        assert answer.status_code == 422
+        assert_valid(doc, response_schema(doc, path, "post", 422), answer.json())
+        answer = client.post(path, files=files, headers={"Accept": "text/csv"})
+        assert answer.status_code == 406
+        assert_valid(doc, response_schema(doc, path, "post", 406), answer.json())
+
+
+def test_v1_and_demo_predict_answers_validate(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+        for path in ("/v2/models/v1-fixture/predict/", "/v1/models/v1-fixture/predict"):
+            answer = client.post(path, files={"data": ("x.bin", b"12345", "application/octet-stream")})
+            assert answer.status_code == 200, answer.text
+            assert_valid(doc, response_schema(doc, path, "post", 200), answer.json())
+        answer = client.post("/v1/models/v1-fixture/predict")
+        assert answer.status_code == 400
+        assert_valid(doc, response_schema(doc, "/v1/models/v1-fixture/predict", "post", 400), answer.json())
+        path = "/v2/models/modelaas-demo/predict/"
+        answer = client.post(path, files={"image": ("cat.png", PNG, "image/png")}, data={"top_k": "3"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "OK"
+        assert_valid(doc, response_schema(doc, path, "post", 200), answer.json())
+
+
+# ------------------------------------------------------------------------ Swagger UI
+ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
+
+
+def test_swagger_ui_page_and_assets(tmp_path: Path) -> None:
+    with serve(tmp_path, [TypedAdapter("modelaas-demo", DemoModel())], base_path="/foo") as client:
+        page = client.get("/foo/api")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert '"/foo/openapi.json"' in page.text
+        for name, media in ASSETS.items():
+            assert f"/foo/api/static/{name}" in page.text
+            asset = client.get(f"/foo/api/static/{name}")
+            assert asset.status_code == 200
+            assert asset.headers["content-type"].split(";")[0] == media
+            assert len(asset.content) > 100
+            assert b"sourceMappingURL" not in asset.content
+        assert client.get("/foo/api/static/LICENSE").status_code == 404
+
+
+def test_vendored_swagger_ui_files() -> None:
+    import modelaas.web
+
+    folder = Path(modelaas.web.__file__).parent / "static" / "swagger-ui"
+    assert folder.joinpath("VERSION").read_text().strip().startswith("5.")
+    assert "Apache License" in folder.joinpath("LICENSE").read_text()
+
+
+def test_no_docs_endpoint(tmp_path: Path) -> None:
+    with serve(tmp_path, doc_endpoint=False) as client:
+        assert client.get("/openapi.json").status_code == 404
+        assert client.get("/api").status_code == 404
+        assert client.get("/").json()["links"] == []
+
+
+def test_accept_header_file_type_is_documented_for_the_demo(tmp_path: Path) -> None:
+    path = "/v2/models/modelaas-demo/predict/"
+    with serve(tmp_path, [TypedAdapter("modelaas-demo", DemoModel())]) as client:
+        doc = document(client)
+        answer = client.post(path, files={"image": ("a.png", PNG, "image/png")}, headers={"Accept": "image/png"})
+        assert answer.status_code == 200
+        assert answer.content.startswith(b"\x89PNG")
+        assert answer.headers["content-type"] in doc["paths"][path]["post"]["responses"]["200"]["content"]
+
+
+def test_non_finite_ranges_and_defaults_do_not_break_the_document(make_client):
+    from modelaas import Input, Model
+    from modelaas.model.adapters import TypedAdapter
+
+    class Odd(Model):
+        def predict(self, x: float = Input(float("nan"), ge=float("-inf"), le=float("inf"))) -> dict:
+            return {}
+
+    r = make_client(TypedAdapter("odd", Odd())).get("/openapi.json")
+    assert r.status_code == 200
+    schema = r.json()["paths"]["/v2/models/odd/predict/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["x"] == {"type": "number"}
