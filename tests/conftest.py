@@ -127,7 +127,9 @@ class ServerProcess:
 def server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True, port: int | None = None) -> ServerProcess:
+    def start(
+        *args: str, env: dict[str, str] | None = None, ready: bool = True, port: int | None = None
+    ) -> ServerProcess:
         srv = ServerProcess(list(args), data_dir=tmp_path / "data", env=env, port=port)
         started.append(srv)
         if ready:

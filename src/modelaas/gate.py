@@ -83,7 +83,9 @@ class PredictGate:
                     f"The prediction did not finish within {self.timeout:g} s (--predict-timeout)."
                 ) from None
         except asyncio.TimeoutError:  # the async path
-            raise PredictTimeout(f"The prediction did not finish within {self.timeout:g} s (--predict-timeout).") from None
+            raise PredictTimeout(
+                f"The prediction did not finish within {self.timeout:g} s (--predict-timeout)."
+            ) from None
         finally:
             if release:
                 self._running -= 1

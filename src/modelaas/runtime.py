@@ -103,9 +103,8 @@ class Runtime:
             await self.warm()
         media: str | None = None
         offered = adapter.media_types
-        if offered:
-            if raw.get("accept") in (None, ""):
-                raw = {**raw, "accept": negotiate(accept, offered)}
+        if offered and raw.get("accept") in (None, ""):
+            raw = {**raw, "accept": negotiate(accept, offered)}
         kwargs = params.validate(raw)
         if offered:
             accept_param = params.get("accept")

@@ -48,10 +48,10 @@ class Settings:
     model: str | None = field(
         default=None, metadata=_doc("Serve the object at pkg.module:attr (no entry point needed).")
     )
-    workers: int = field(default=1, metadata=_doc("Serving processes, each with its own copy of the model.", short="-p"))
-    client_max_size: int = field(
-        default=GIB, metadata=_doc("Largest request body accepted, in bytes (413 beyond it).")
+    workers: int = field(
+        default=1, metadata=_doc("Serving processes, each with its own copy of the model.", short="-p")
     )
+    client_max_size: int = field(default=GIB, metadata=_doc("Largest request body accepted, in bytes (413 beyond it)."))
     warm: bool = field(default=True, metadata=_doc("Call the model's warm() before taking requests."))
     predict_endpoint: bool = field(default=True, metadata=_doc("Serve the predict routes."))
     train_endpoint: bool = field(default=True, metadata=_doc("Serve the train routes."))

@@ -41,7 +41,7 @@ def test_v1_choices_are_checked():
 
 
 def test_v1_bad_shapes_are_load_errors_naming_the_model():
-    with pytest.raises(ModelLoadError, match="'m'.*get_train_args"):
+    with pytest.raises(ModelLoadError, match=r"'m'.*get_train_args"):
         params_from_v1(["epochs"], model="m", method="get_train_args")
     with pytest.raises(ModelLoadError, match="epochs"):
         params_from_v1({"epochs": "3"}, model="m", method="get_train_args")
@@ -51,7 +51,9 @@ def demo_args():
     return {
         "demo-str": fields.Str(load_default="some-string"),
         "demo-str-choice": fields.Str(
-            load_default="choice2", validate=validate.OneOf(["choice1", "choice2"]), metadata={"enum": ["choice1", "choice2"]}
+            load_default="choice2",
+            validate=validate.OneOf(["choice1", "choice2"]),
+            metadata={"enum": ["choice1", "choice2"]},
         ),
         "demo-int": fields.Int(required=True, metadata={"description": "An integer"}),
         "demo-int-range": fields.Int(load_default=50, validate=[validate.Range(min=1, max=100)]),
@@ -101,7 +103,13 @@ def test_marshmallow_loads_text_and_applies_defaults_and_data_keys():
     ps = params_from_fields(demo_args(), model="demo", method="get_predict_args")
     upload = object()
     out = ps.validate(
-        {"demo-int": "7", "demo-image": upload, "demo-bool": "0", "demo-list-of-floats": ["1", "2.5"], "renamed-int": "4"}
+        {
+            "demo-int": "7",
+            "demo-image": upload,
+            "demo-bool": "0",
+            "demo-list-of-floats": ["1", "2.5"],
+            "renamed-int": "4",
+        }
     )
     assert out["demo-int"] == 7 and out["demo-image"] is upload and out["demo-bool"] is False
     assert out["demo-list-of-floats"] == [1.0, 2.5] and out["renamed"] == 4

@@ -82,7 +82,9 @@ def test_sigterm_finishes_in_flight_requests_then_exits(server):
 
     srv = server("--model", "slow_model:Slow")
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(httpx.post, srv.url + "/v2/models/slow-model/predict/", data={"seconds": "1.5"}, timeout=30)
+        pending = pool.submit(
+            httpx.post, srv.url + "/v2/models/slow-model/predict/", data={"seconds": "1.5"}, timeout=30
+        )
         time.sleep(0.5)
         srv.proc.send_signal(signal.SIGTERM)
         answer = pending.result()
@@ -95,7 +97,7 @@ def test_workers_die_with_a_killed_supervisor(server):
     srv = server("--model", "v2_basic", "--workers", "2")
     workers = [psutil.Process(p) for p in srv.worker_pids()]
     srv.proc.kill()  # SIGKILL: no chance to clean up
-    gone, alive = psutil.wait_procs(workers, timeout=5)
+    _, alive = psutil.wait_procs(workers, timeout=5)
     assert alive == []
 
 

@@ -14,7 +14,7 @@ MIB = 1024 * 1024
 
 def multipart_stream(boundary: str, field: str, size: int, chunk: int = MIB):
     yield (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"big.bin\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="big.bin"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
     block = b"\xab" * chunk

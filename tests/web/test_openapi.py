@@ -497,5 +497,7 @@ def test_non_finite_ranges_and_defaults_do_not_break_the_document(make_client):
 
     r = make_client(TypedAdapter("odd", Odd())).get("/openapi.json")
     assert r.status_code == 200
-    schema = r.json()["paths"]["/v2/models/odd/predict/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = r.json()["paths"]["/v2/models/odd/predict/"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
     assert schema["properties"]["x"] == {"type": "number"}

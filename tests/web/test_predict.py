@@ -165,7 +165,10 @@ def test_v1_model_on_v2_routes(make_client):
     c = make_client("v1_seed")
     url = "/v2/models/v1-seed/predict/"
     r = c.post(url, files=[("data", ("a.txt", b"abc")), ("data", ("b.txt", b"abcdef"))], data={"scale": "1"})
-    assert r.json() == {"status": "OK", "predictions": [{"size": 3, "kwargs": {"scale": "1"}}, {"size": 6, "kwargs": {"scale": "1"}}]}
+    assert r.json() == {
+        "status": "OK",
+        "predictions": [{"size": 3, "kwargs": {"scale": "1"}}, {"size": 6, "kwargs": {"scale": "1"}}],
+    }
     r = c.post(url, data={"url": ["http://a.example/1"]})
     assert r.json()["predictions"] == {"url": "http://a.example/1", "kwargs": {"scale": "2"}}
     for kwargs in ({}, {"files": {"data": ("a", b"x")}, "data": {"url": "http://a"}}):
@@ -214,8 +217,10 @@ def test_error_bodies_are_json_everywhere(make_client):
     c = make_client("v2_basic")
     for r in (c.post("/v2/models/v2-basic/predict/", content=b"{", headers={"content-type": "application/json"}),):
         assert r.status_code == 400 and json.loads(r.text)["message"]
-    assert os.path.basename(__file__) not in c.post("/v2/models/v2-basic/predict/", content=b"{",
-                                                   headers={"content-type": "application/json"}).text
+    assert (
+        os.path.basename(__file__)
+        not in c.post("/v2/models/v2-basic/predict/", content=b"{", headers={"content-type": "application/json"}).text
+    )
 
 
 def test_uploads_left_by_dead_processes_are_swept_at_start(make_client, settings):

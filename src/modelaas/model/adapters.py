@@ -243,7 +243,9 @@ def detect_interface(target: Any) -> str:
         return "typed"
     if callable(getattr(target, "get_predict_args", None)) or callable(getattr(target, "predict", None)):
         return "v2"
-    if any(callable(getattr(target, m, None)) for m in ("predict_file", "predict_data", "predict_url", "get_test_args")):
+    if any(
+        callable(getattr(target, m, None)) for m in ("predict_file", "predict_data", "predict_url", "get_test_args")
+    ):
         return "v1"
     if callable(getattr(target, "train", None)):
         return "v2"

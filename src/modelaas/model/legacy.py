@@ -34,7 +34,9 @@ def params_from_v1(args: Any, *, model: str, method: str) -> ParamSet:
     params = []
     for name, spec in args.items():
         if not isinstance(spec, Mapping):
-            raise ModelLoadError(f"Model {model!r}: {method}() entry {name!r} must be a dict, not {type(spec).__name__}")
+            raise ModelLoadError(
+                f"Model {model!r}: {method}() entry {name!r} must be a dict, not {type(spec).__name__}"
+            )
         default = spec.get("default", MISSING)
         if default is not MISSING and default is not None and not isinstance(default, str):
             default = json.dumps(default)

@@ -140,7 +140,9 @@ def _strip_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _kind_of(annotation: Any, *, model: str, method: str, name: str) -> tuple[Kind, Kind | None, tuple[Any, ...] | None]:
+def _kind_of(
+    annotation: Any, *, model: str, method: str, name: str
+) -> tuple[Kind, Kind | None, tuple[Any, ...] | None]:
     origin = get_origin(annotation)
     if origin is Literal:
         values = get_args(annotation)

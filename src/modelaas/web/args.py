@@ -16,8 +16,13 @@ from modelaas.model.files import File
 from modelaas.model.params import Kind, Param, ParamSet
 
 
-def collect(params: ParamSet, query: Iterable[tuple[str, str]], fields: Iterable[tuple[str, str]],
-            files: Iterable[tuple[str, File]], json_body: Any) -> dict[str, Any]:
+def collect(
+    params: ParamSet,
+    query: Iterable[tuple[str, str]],
+    fields: Iterable[tuple[str, str]],
+    files: Iterable[tuple[str, File]],
+    json_body: Any,
+) -> dict[str, Any]:
     """Gather each declared argument's raw value by wire name (undeclared ones are ignored)."""
     by_query = _group(query)
     by_form = _group(fields)

@@ -17,5 +17,6 @@ async def readyz(request: Request) -> Response:
     runtime = state(request).runtime
     if runtime.ready:
         return JSON({"status": "ready", "models": runtime.names})
-    return JSON({"status": "starting", "message": "Models are still warming up."}, status_code=503,
-                headers={"Retry-After": "1"})
+    return JSON(
+        {"status": "starting", "message": "Models are still warming up."}, status_code=503, headers={"Retry-After": "1"}
+    )

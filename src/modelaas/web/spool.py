@@ -19,12 +19,12 @@ def sweep(upload_dir: Path) -> list[Path]:
     A serving process killed with SIGKILL cannot delete its uploads; the next process to
     start removes them. Directories of other hosts (a shared data dir) are left alone.
     """
-    removed = []
+    removed: list[Path] = []
     prefix = f"{socket.gethostname()}-"
     if not upload_dir.is_dir():
         return removed
     for path in upload_dir.iterdir():
-        tail = path.name[len(prefix):] if path.name.startswith(prefix) else ""
+        tail = path.name[len(prefix) :] if path.name.startswith(prefix) else ""
         if not tail.isdigit():
             continue
         pid = int(tail)
