@@ -1,0 +1,1 @@
+"""typed-classifier: a nearest-centroid classifier for the native modelaas interface."""

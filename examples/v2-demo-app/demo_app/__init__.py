@@ -1,0 +1,1 @@
+"""demo-app: a demonstration model for the DEEPaaS v2 interface."""
