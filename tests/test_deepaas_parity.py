@@ -273,12 +273,23 @@ def servers(parity_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env["HOME"] = str(tmp)  # no user config files for either server
     commands = {
         "deepaas": lambda port: [
-            str(bin_dir / "deepaas-run"), "--listen-ip", "127.0.0.1", "--listen-port", str(port),
-            "--model-name", "demo-app",
+            str(bin_dir / "deepaas-run"),
+            "--listen-ip",
+            "127.0.0.1",
+            "--listen-port",
+            str(port),
+            "--model-name",
+            "demo-app",
         ],
         "modelaas": lambda port: [
-            str(bin_dir / "modelaas"), "serve", "--listen-port", str(port), "--model-name", "demo-app",
-            "--data-dir", str(tmp / "modelaas-data"),
+            str(bin_dir / "modelaas"),
+            "serve",
+            "--listen-port",
+            str(port),
+            "--model-name",
+            "demo-app",
+            "--data-dir",
+            str(tmp / "modelaas-data"),
         ],
     }
     started: dict[str, Server] = {}
@@ -432,8 +443,13 @@ DEPARTURES = {
     "unproducible-accept": (
         Call({"demo-int": "1"}, headers=(("Accept", "text/html"),)),
         (422, {"accept": ["Must be one of: application/json, image/png."]}),
-        (406, {"message": "None of the accepted types (text/html) can be produced; "
-                          "this model answers application/json, image/png."}),
+        (
+            406,
+            {
+                "message": "None of the accepted types (text/html) can be produced; "
+                "this model answers application/json, image/png."
+            },
+        ),
     ),
     "browser-accept": (
         Call({"demo-int": "1"}, headers=(("Accept", "application/json, text/plain, */*"),)),

@@ -58,8 +58,9 @@ def demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[TestClient
 
 @pytest.fixture
 def typed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[TestClient]:
-    adapter = _load(monkeypatch, "typed-classifier", "typed-classifier", "typed_classifier.model:Classifier",
-                    "modelaas.model")
+    adapter = _load(
+        monkeypatch, "typed-classifier", "typed-classifier", "typed_classifier.model:Classifier", "modelaas.model"
+    )
     yield from _client(adapter, tmp_path)
 
 
@@ -280,8 +281,9 @@ def test_typed_listing_describes_the_class(typed: TestClient) -> None:
 
 
 def test_typed_train_reports_and_writes_its_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    adapter = _load(monkeypatch, "typed-classifier", "typed-classifier", "typed_classifier.model:Classifier",
-                    "modelaas.model")
+    adapter = _load(
+        monkeypatch, "typed-classifier", "typed-classifier", "typed_classifier.model:Classifier", "modelaas.model"
+    )
     assert adapter.train_params is not None
     kwargs = adapter.train_params.validate({"epochs": "4"})
     assert kwargs == {"epochs": 4, "learning_rate": 0.5}
