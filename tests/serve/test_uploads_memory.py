@@ -66,6 +66,7 @@ def test_512_mib_upload_keeps_memory_flat_and_leaves_no_file(server, tmp_path):
 
     answer, growth = peak_rss_during(worker, upload)
     assert answer.status_code == 200 and answer.json()["predictions"] == {"size": size}
+    print(f"512 MiB upload: serving process RSS grew by {growth / MIB:.1f} MiB")
     assert growth < 64 * MIB, f"server memory grew by {growth / MIB:.1f} MiB"
     spool = tmp_path / "data" / "uploads"
     assert [p for p in spool.rglob("*") if p.is_file()] == []
