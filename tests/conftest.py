@@ -28,9 +28,16 @@ MODELS = FIXTURES / "models"
 
 @pytest.fixture(autouse=True, scope="session")
 def _fixture_models_importable() -> Iterator[None]:
+    """Fixture models import in this process and in the processes it starts (trainings)."""
     sys.path.insert(0, str(MODELS))
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(MODELS), saved]))
     yield
     sys.path.remove(str(MODELS))
+    if saved is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = saved
 
 
 @pytest.fixture
@@ -50,8 +57,13 @@ def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
     opened: list[TestClient] = []
 
     def make(*targets: str | ModelAdapter, **overrides: Any) -> TestClient:
+        if len(targets) == 1 and isinstance(targets[0], str) and "model" not in overrides:
+            # so that training processes load the same model
+            overrides["model"] = targets[0]
+            overrides.setdefault("model_name", targets[0].split(":")[0].split(".")[0].replace("_", "-"))
         s = Settings(**{**settings.__dict__, **overrides})
-        adapters = [t if isinstance(t, ModelAdapter) else load_fixture(t) for t in targets]
+        name = s.model_name if len(targets) == 1 else None
+        adapters = [t if isinstance(t, ModelAdapter) else load_fixture(t, name) for t in targets]
         client = TestClient(create_app(s, runtime=Runtime(s, adapters)), raise_server_exceptions=False)
         client.__enter__()
         opened.append(client)
@@ -139,3 +151,49 @@ def server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for srv in started:
         srv.stop()
+
+
+# ----------------------------------------------------------------- job stores
+PG_ADMIN_URL = os.environ.get("MODELAAS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (dropped afterwards)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin_url = "postgresql+psycopg://" + PG_ADMIN_URL.split("://", 1)[1]
+    name = f"modelaas_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def jobs_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A job-store URL (``--jobs-db`` value) for each supported database, empty for each test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+        return
+    import sqlalchemy as sa
+
+    url = request.getfixturevalue("pg_database")
+    yield url
+    engine = sa.create_engine("postgresql+psycopg://" + url.split("://", 1)[1])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "DROP TABLE IF EXISTS modelaas_jobs, modelaas_job_events, modelaas_servers, modelaas_schema"
+        )
+    engine.dispose()

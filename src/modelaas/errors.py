@@ -13,10 +13,12 @@ have a single handler that renders them.
     │   ├── BadRequest                 400
     │   ├── ValidationError            422            field -> list of messages
     │   ├── NotFound                   404
-    │   │   └── ModelNotFound          404            names the installed models
+    │   │   ├── ModelNotFound          404            names the installed models
+    │   │   └── JobNotFound            404
     │   ├── NotAcceptable              406
     │   ├── ClientGone                 499            the client left before its turn
-    │   └── PayloadTooLarge            413
+    │   ├── PayloadTooLarge            413
+    │   └── TooManyJobs                429            training queue full; carries Retry-After
     ├── NotImplementedByModel          501            the model lacks this method
     ├── ModelError                     500            model code raised; keeps the model's status
     ├── OutputInvalid                  500            model output broke its declared schema
@@ -106,6 +108,22 @@ class ModelNotFound(NotFound):
         super().__init__(f"No model named {name!r}. Installed models: {known}.")
         self.name = name
         self.available = list(available)
+
+
+class JobNotFound(NotFound):
+    def __init__(self, model: str, job_id: str) -> None:
+        super().__init__(f"Model {model!r} has no training job {job_id!r}.")
+
+
+class TooManyJobs(ClientError):
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int = 10) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class NotAcceptable(ClientError):

@@ -76,6 +76,22 @@ class Settings:
         default=1024 * 1024, metadata=_doc("Largest non-file form field or JSON body, in bytes.")
     )
     log_level: str = field(default="info", metadata=_doc("Log level: debug, info, warning, error."))
+    jobs_db: str | None = field(
+        default=None,
+        metadata=_doc("Job store: postgresql://user@host/db (default: SQLite file jobs.sqlite3 in the data dir)."),
+    )
+    jobs_backend: str = field(default="process", metadata=_doc("Where trainings run: process (local) or ray."))
+    ray_address: str | None = field(
+        default=None, metadata=_doc("Ray cluster address for --jobs-backend ray (default: start a local Ray).")
+    )
+    train_workers: int = field(default=1, metadata=_doc("Trainings running at once per server; others wait queued."))
+    train_queue: int = field(default=16, metadata=_doc("Trainings that may wait queued per server; beyond it, 429."))
+    train_cancel_grace: float = field(
+        default=5.0, metadata=_doc("Seconds a cancelled training gets to stop after SIGTERM before it is killed.")
+    )
+    train_nice: int = field(
+        default=10, metadata=_doc("CPU niceness added to training processes, so predictions keep priority.")
+    )
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -118,11 +134,22 @@ class Settings:
             raise ConfigError("predict_queue cannot be negative")
         if self.predict_timeout is not None and self.predict_timeout <= 0:
             raise ConfigError("predict_timeout must be positive")
+        if self.jobs_backend not in ("process", "ray"):
+            raise ConfigError(f"jobs_backend must be 'process' or 'ray', not {self.jobs_backend!r}")
+        if self.train_workers < 1:
+            raise ConfigError("train_workers must be at least 1")
+        if self.train_queue < 0:
+            raise ConfigError("train_queue cannot be negative")
         base = self.base_path.strip()
         if base and not base.startswith("/"):
             base = "/" + base
         object.__setattr__(self, "base_path", base.rstrip("/"))
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Per-job folders: kept uploads (``inputs/``) and artefacts (``output/``)."""
+        return self.data_dir / "jobs"
 
     @property
     def upload_dir(self) -> Path:

@@ -231,6 +231,11 @@ class TypedAdapter(ModelAdapter):
     def predict(self, kwargs: dict[str, Any]) -> Any:
         return self.target.predict(**kwargs)
 
+    @property
+    def wants_context(self) -> bool:
+        """Whether ``train`` takes the job context (and so can stop cooperatively)."""
+        return self._context_param is not None
+
     def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
         if self._context_param:
             kwargs = {**kwargs, self._context_param: context}

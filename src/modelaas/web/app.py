@@ -11,6 +11,11 @@ from collections.abc import AsyncIterator, Callable
 from starlette.applications import Starlette
 
 from modelaas.errors import ModelLoadError
+from modelaas.jobs.backends import make_backend
+from modelaas.jobs.ids import new_server_id
+from modelaas.jobs.scheduler import Scheduler
+from modelaas.jobs.service import JobService
+from modelaas.jobs.store import JobStore, store_url
 from modelaas.runtime import Runtime
 from modelaas.settings import Settings
 from modelaas.web import spool
@@ -28,6 +33,7 @@ def create_app(
     runtime: Runtime | None = None,
     on_fatal: Callable[[ModelLoadError], None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    server_id: str | None = None,
 ) -> Starlette:
     """Build the app for ``settings`` (loaded from the environment when not given).
 
@@ -35,10 +41,22 @@ def create_app(
     runs in the background once the server starts, and ``/readyz`` answers 200 after it.
     ``on_fatal`` is called if warming fails (a serving process uses it to exit),
     ``on_ready`` once the models are warm.
+
+    Training jobs are queued in the job store under ``server_id``; the scheduler that
+    runs them is started here too unless a ``server_id`` is given (then the process that
+    gave it, the supervisor, runs the scheduler).
     """
     settings = settings or Settings.load()
     runtime = runtime or Runtime.load(settings)
     st = AppState(settings=settings, runtime=runtime, spool_root=spool.process_spool(settings.upload_dir))
+    scheduler: Scheduler | None = None
+    if settings.train_endpoint:
+        store = JobStore(store_url(settings.jobs_db, settings.data_dir))
+        if server_id is None:
+            server_id = new_server_id()
+            scheduler = Scheduler(settings, store, server_id, make_backend(settings))
+            st.extras["wake_scheduler"] = scheduler.wake
+        st.jobs = JobService(settings, store, server_id)
     if settings.debug_endpoint:
         st.debug_log = LogCapture()
         logging.getLogger().addHandler(st.debug_log)
@@ -48,11 +66,19 @@ def create_app(
         removed = spool.sweep(settings.upload_dir)
         if removed:
             log.info("Removed %d upload folder(s) left by stopped processes.", len(removed))
+        if st.jobs is not None:
+            await asyncio.to_thread(st.jobs.store.migrate)
+        if scheduler is not None:
+            await asyncio.to_thread(scheduler.start)
         task = asyncio.create_task(_warm(runtime, on_fatal, on_ready))
         try:
             yield
         finally:
             task.cancel()
+            if scheduler is not None:
+                await asyncio.to_thread(scheduler.stop)
+            if st.jobs is not None:
+                st.jobs.store.close()
             runtime.close()
             shutil.rmtree(st.spool_root, ignore_errors=True)
             if st.debug_log is not None:

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from modelaas.web import debug, docs, health, models, versions
+from modelaas.web import debug, docs, health, models, train, versions
 from modelaas.web.predict import PredictEndpoint
 from modelaas.web.state import AppState
 
@@ -25,6 +25,18 @@ def build_routes(st: AppState) -> list[BaseRoute]:
     ]
     if s.predict_endpoint:
         routes.append(Route(f"{b}/v2/models/{{model}}/predict/", PredictEndpoint(), methods=["POST"]))
+    if s.train_endpoint:
+        m = f"{b}/v2/models/{{model}}/train"
+        routes += [
+            Route(f"{m}/", train.SubmitEndpoint(), methods=["POST"]),
+            Route(f"{m}/", train.index, methods=["GET"]),
+            Route(f"{m}/{{job}}", train.show, methods=["GET"]),
+            Route(f"{m}/{{job}}", train.delete, methods=["DELETE"]),
+            Route(f"{m}/{{job}}/logs", train.logs, methods=["GET"]),
+            Route(f"{m}/{{job}}/events", train.events, methods=["GET"]),
+            Route(f"{m}/{{job}}/files", train.files, methods=["GET"]),
+            Route(f"{m}/{{job}}/files/{{path:path}}", train.file, methods=["GET"]),
+        ]
     if s.doc_endpoint:
         routes += [
             Route(f"{b}/openapi.json", docs.openapi_json, methods=["GET"]),
@@ -41,6 +53,8 @@ def build_routes(st: AppState) -> list[BaseRoute]:
         ]
         if s.predict_endpoint:
             routes.append(Route(f"{b}/v1/models/{{model}}/predict", PredictEndpoint(v1=True), methods=["POST"]))
+        if s.train_endpoint:
+            routes.append(Route(f"{b}/v1/models/{{model}}/train", train.SubmitEndpoint(wait=True), methods=["PUT"]))
     return routes + _slash_redirects(routes, base=b)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from modelaas.jobs.service import JobService
 from modelaas.runtime import Runtime
 from modelaas.settings import Settings
 
@@ -18,6 +19,8 @@ class AppState:
     runtime: Runtime
     spool_root: Path
     """Where this process writes uploads (deleted at shutdown; swept if it dies)."""
+    jobs: JobService | None = None
+    """Training jobs, when the train endpoint is on."""
     openapi: dict[str, Any] | None = None
     debug_log: Any = None
     extras: dict[str, Any] = field(default_factory=dict)

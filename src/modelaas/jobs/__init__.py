@@ -1,0 +1,1 @@
+"""Training jobs: durable records, a store, and backends that run them."""

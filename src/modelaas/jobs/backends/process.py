@@ -1,0 +1,85 @@
+"""Each training in its own local process group, a child of the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from typing import Any
+
+from modelaas.jobs.records import Job
+from modelaas.settings import Settings
+
+
+def child_command(job_id: str) -> list[str]:
+    return [sys.executable, "-m", "modelaas.jobs.child", job_id]
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = {**os.environ, **settings.to_env()}
+    env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    return env
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class ProcessBackend:
+    name = "process"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, job: Job) -> dict[str, Any]:
+        proc = subprocess.Popen(
+            child_command(job.id),
+            env=child_env(self.settings),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopping it stops its children too
+        )
+        self._procs[job.id] = proc
+        return {"backend": self.name, "host": socket.gethostname(), "pid": proc.pid}
+
+    def poll(self, job_id: str) -> str | None:
+        proc = self._procs.get(job_id)
+        if proc is None:
+            return "unknown process"
+        code = proc.poll()
+        return None if code is None else describe_exit(code)
+
+    def terminate(self, job_id: str) -> None:
+        self._signal(job_id, signal.SIGTERM)
+
+    def kill(self, job_id: str) -> None:
+        self._signal(job_id, signal.SIGKILL)
+
+    def forget(self, job_id: str) -> None:
+        self._signal(job_id, signal.SIGKILL)  # anything its process left behind in the group
+        self._procs.pop(job_id, None)
+
+    def close(self) -> None:
+        for job_id in list(self._procs):
+            self.kill(job_id)
+            proc = self._procs.pop(job_id)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _signal(self, job_id: str, sig: signal.Signals) -> None:
+        proc = self._procs.get(job_id)
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass

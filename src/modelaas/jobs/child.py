@@ -1,0 +1,131 @@
+"""The process that runs one training: ``python -m modelaas.jobs.child <job-id>``.
+
+It loads the model as a serving process does (``warm()`` included unless ``--nowarm``),
+captures everything the model prints or logs into the job's log, runs ``train`` and
+writes the result. It never outlives the server: if its parent dies it kills its own
+process group. SIGTERM (a cancel, or the server stopping) stops it; the scheduler then
+records why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from modelaas.errors import ModelLoadError
+from modelaas.jobs.context import JobContext
+from modelaas.jobs.logs import OutputCapture
+from modelaas.jobs.records import JobStatus
+from modelaas.jobs.service import restore_files
+from modelaas.jobs.store import JobStore, store_url
+from modelaas.model.loader import load, select_models
+from modelaas.model.outputs import to_jsonable
+from modelaas.settings import Settings
+
+log = logging.getLogger("modelaas.training")
+
+
+class Stopped(BaseException):
+    """Raised in the training when SIGTERM arrives (not an error of the model)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m modelaas.jobs.child <job-id>", file=sys.stderr)
+        return 2
+    settings = Settings.load()
+    return run(args[0], settings)
+
+
+def run(job_id: str, settings: Settings) -> int:
+    watch_parent()
+    store = JobStore(store_url(settings.jobs_db, settings.data_dir))
+    job = store.get(job_id)
+    if job is None or job.status is not JobStatus.RUNNING:
+        return 0
+    capture = OutputCapture(store, job_id)
+    capture.start()
+    stop = threading.Event()
+    cooperative = threading.Event()
+    context = JobContext(store, job_id, settings.jobs_dir / job_id / "output")
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        stop.set()
+        context.cancel()
+        if not cooperative.is_set():  # a model that watches context.cancelled stops by itself
+            raise Stopped()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        try:
+            os.nice(settings.train_nice)
+        except OSError:
+            pass
+        adapter = _load(job.model, settings)
+        if adapter.train_params is None:
+            raise ModelLoadError(f"Model {job.model!r} does not implement train.")
+        if getattr(adapter, "wants_context", False):
+            cooperative.set()
+        if settings.warm:
+            adapter.warm()
+        kwargs = adapter.train_params.validate(restore_files(job.raw, job.inputs))
+        log.info("Training %s of model %r started.", job_id, job.model)
+        result = adapter.train(kwargs, context)
+        context.flush()
+        if stop.is_set() or context.cancelled:
+            return 0  # the scheduler records the cancel
+        store.finish(job_id, JobStatus.DONE, result=to_jsonable(result))
+        log.info("Training %s finished.", job_id)
+        return 0
+    except Stopped:
+        return 0
+    except BaseException as exc:  # the model's failure is the job's error, whatever it is
+        if stop.is_set():
+            return 0
+        trace = exc.traceback_text if isinstance(exc, ModelLoadError) and exc.traceback_text else None
+        print(trace or traceback.format_exc(), file=sys.stderr, end="")
+        context.flush()
+        store.finish(job_id, JobStatus.ERROR, message=_message(exc))
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        capture.stop()
+        store.close()
+
+
+def _load(name: str, settings: Settings) -> Any:
+    for ref in select_models(settings):
+        if ref.name == name:
+            return load(ref)
+    raise ModelLoadError(f"Model {name!r} is not served by this server any more.")
+
+
+def _message(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc).strip()
+    return text or type(exc).__name__
+
+
+def watch_parent() -> None:
+    """Kill this process group when the parent (the server) goes away, even by SIGKILL."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        try:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        finally:
+            os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The scheduler: runs this server's queued jobs, stops cancelled ones, records endings.
+
+One per server (a thread in the supervisor, or in the app when it runs on its own). It
+claims the server's own queued jobs in order while fewer than ``--train-workers`` run,
+starts each through the backend, sends SIGTERM to a job whose cancel was requested (on
+any server sharing the store) and SIGKILL after ``--train-cancel-grace``, and records how
+each job ended when its process did not say so itself. At start it marks ``interrupted``
+the jobs of servers that are gone; at stop it stops its jobs and marks them interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+
+from modelaas.jobs.backends import Backend
+from modelaas.jobs.records import Job, JobStatus
+from modelaas.jobs.store import JobStore
+from modelaas.settings import Settings
+
+log = logging.getLogger("modelaas.jobs")
+
+TICK = 0.05
+HEARTBEAT_EVERY = 2.0
+ORPHAN_CHECK_EVERY = 10.0
+STALE_AFTER = 30.0
+
+
+@dataclass
+class Running:
+    job_id: str
+    stop_deadline: float | None = None
+    reason: str | None = None
+    """Why we stopped it (``cancelled`` or ``interrupted``), if we did."""
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, store: JobStore, server_id: str, backend: Backend) -> None:
+        self.settings = settings
+        self.store = store
+        self.server_id = server_id
+        self.backend = backend
+        self._running: dict[str, Running] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_heartbeat = 0.0
+        self._next_orphan_check = 0.0
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self.store.register_server(self.server_id)
+        for job in self.store.interrupt_orphans(stale_after=STALE_AFTER, pid_alive=pid_alive, exclude=self.server_id):
+            log.warning("Training %s of %r was interrupted: its server stopped.", job.id, job.model)
+            self._drop_inputs(job.id)
+        self._thread = threading.Thread(target=self._loop, name="modelaas-scheduler", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next tick."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the loop, then stop this server's jobs and record them as interrupted."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for running in self._running.values():
+            running.reason = running.reason or "interrupted"
+            self.backend.terminate(running.job_id)
+        deadline = time.monotonic() + self.settings.train_cancel_grace
+        while self._running and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(TICK)
+        for running in list(self._running.values()):
+            self.backend.kill(running.job_id)
+        time.sleep(TICK)
+        self._reap(force=True)
+        for job in self.store.list(statuses=[JobStatus.QUEUED], owner=self.server_id):
+            self.store.finish(job.id, JobStatus.INTERRUPTED, message="The server stopped before the job started.")
+        self.backend.close()
+        self.store.remove_server(self.server_id)
+
+    # ------------------------------------------------------------------ loop
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:  # a store hiccup must not end scheduling
+                log.exception("Scheduler step failed; retrying.")
+                time.sleep(1)
+            self._wake.wait(TICK)
+            self._wake.clear()
+
+    def step(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + HEARTBEAT_EVERY
+            self.store.heartbeat_server(self.server_id)
+            self.store.heartbeat_jobs(list(self._running))
+        if now >= self._next_orphan_check:
+            self._next_orphan_check = now + ORPHAN_CHECK_EVERY
+            self.store.interrupt_orphans(stale_after=STALE_AFTER, pid_alive=pid_alive, exclude=self.server_id)
+        self._handle_cancels(now)
+        self._reap()
+        self._claim()
+
+    def _handle_cancels(self, now: float) -> None:
+        if not self._running:
+            return
+        for job in self.store.list(statuses=[JobStatus.RUNNING], owner=self.server_id):
+            running = self._running.get(job.id)
+            if running is None or not job.cancel_requested or running.stop_deadline is not None:
+                continue
+            log.info("Cancelling training %s.", job.id)
+            running.reason = "cancelled"
+            running.stop_deadline = now + self.settings.train_cancel_grace
+            self.backend.terminate(job.id)
+        for running in self._running.values():
+            if running.stop_deadline is not None and now > running.stop_deadline:
+                self.backend.kill(running.job_id)
+
+    def _reap(self, *, force: bool = False) -> None:
+        for job_id, running in list(self._running.items()):
+            how = self.backend.poll(job_id)
+            if how is None and not force:
+                continue
+            self.backend.forget(job_id)
+            del self._running[job_id]
+            job = self.store.get(job_id)
+            if job is not None and job.status.is_active:
+                self._record_end(job, running, how or "stopped")
+            self._drop_inputs(job_id)
+            self._wake.set()  # a slot is free
+
+    def _record_end(self, job: Job, running: Running, how: str) -> None:
+        if running.reason == "cancelled" or job.cancel_requested:
+            self.store.finish(job.id, JobStatus.CANCELLED, message="Cancelled on request.")
+        elif running.reason == "interrupted":
+            self.store.finish(job.id, JobStatus.INTERRUPTED, message="The server stopped before the job finished.")
+        else:
+            log.error("Training %s of %r ended without a result (%s).", job.id, job.model, how)
+            self.store.finish(job.id, JobStatus.ERROR, message=f"The training process ended unexpectedly ({how}).")
+
+    def _claim(self) -> None:
+        while len(self._running) < self.settings.train_workers and not self._stop.is_set():
+            job = self.store.claim_next(self.server_id, {"backend": self.backend.name})
+            if job is None:
+                return
+            try:
+                runner = self.backend.start(job)
+            except Exception as exc:
+                log.exception("Could not start training %s.", job.id)
+                self.store.finish(job.id, JobStatus.ERROR, message=f"The training could not be started: {exc}")
+                continue
+            self.store.set_runner(job.id, runner)
+            self._running[job.id] = Running(job.id)
+
+    def _drop_inputs(self, job_id: str) -> None:
+        """Uploaded files are kept with a job until it ends."""
+        shutil.rmtree(self.settings.jobs_dir / job_id / "inputs", ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,365 @@
+"""The job store: SQLite in the data directory by default, PostgreSQL when configured.
+
+Every process that touches jobs (serving processes, the scheduler, training processes)
+opens its own :class:`JobStore` on the same URL. Writes that change a job's state are
+compare-and-set, so concurrent servers never run a job twice or overwrite a final state.
+Each state change, progress report and log line is also appended to the job's event
+list, which the events stream and the logs endpoint read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from modelaas.errors import ConfigError
+from modelaas.jobs import schema
+from modelaas.jobs.records import TERMINAL, InputFile, Job, JobStatus, utcnow
+
+ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    job_id: str
+    kind: str
+    """``state``, ``progress`` or ``log``."""
+    data: dict[str, Any]
+    at: dt.datetime
+
+
+def store_url(jobs_db: str | None, data_dir: Path) -> str:
+    """The SQLAlchemy URL for ``--jobs-db`` (default: SQLite in the data directory)."""
+    if not jobs_db:
+        return f"sqlite:///{data_dir / 'jobs.sqlite3'}"
+    if jobs_db.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + jobs_db.split("://", 1)[1]
+    if jobs_db.startswith(("sqlite:", "postgresql+")):
+        return jobs_db
+    raise ConfigError(f"--jobs-db must be a postgresql:// or sqlite:/// URL, not {jobs_db!r}")
+
+
+class JobStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = _engine(url)
+        except (ImportError, sa.exc.ArgumentError) as exc:
+            hint = " (install modelaas[postgres])" if "postgresql" in url else ""
+            raise ConfigError(f"Cannot use job store {_safe(url)}: {exc}{hint}") from None
+
+    def migrate(self) -> int:
+        try:
+            return schema.migrate(self.engine)
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(f"Cannot open job store {_safe(self.url)}: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ jobs
+    def create(self, job: Job) -> Job:
+        with self.engine.begin() as conn:
+            conn.execute(schema.jobs.insert().values(**_row(job)))
+            _event(conn, job.id, "state", {"status": job.status.value})
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(schema.jobs).where(schema.jobs.c.id == job_id)).mappings().first()
+        return _job(row) if row else None
+
+    def list(
+        self, model: str | None = None, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None
+    ) -> list[Job]:
+        """Jobs oldest first, optionally of one model, in some states, of one owner."""
+        query = sa.select(schema.jobs).order_by(schema.jobs.c.created_at, schema.jobs.c.id)
+        query = _filter(query, model=model, statuses=statuses, owner=owner)
+        with self.engine.connect() as conn:
+            return [_job(r) for r in conn.execute(query).mappings()]
+
+    def count(self, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None) -> int:
+        query = _filter(sa.select(sa.func.count()).select_from(schema.jobs), statuses=statuses, owner=owner)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def claim_next(self, owner: str, runner: dict[str, Any]) -> Job | None:
+        """Move the oldest queued job of ``owner`` to running; None if there is none."""
+        t = schema.jobs
+        with self.engine.begin() as conn:
+            candidate = conn.execute(
+                sa.select(t.c.id)
+                .where(t.c.status == JobStatus.QUEUED.value, t.c.owner == owner)
+                .order_by(t.c.created_at, t.c.id)
+                .limit(1)
+            ).scalar()
+            if candidate is None:
+                return None
+            now = utcnow()
+            changed = conn.execute(
+                t.update()
+                .where(t.c.id == candidate, t.c.status == JobStatus.QUEUED.value)
+                .values(status=JobStatus.RUNNING.value, started_at=now, heartbeat_at=now, runner=runner)
+            ).rowcount
+            if not changed:
+                return None
+            _event(conn, candidate, "state", {"status": JobStatus.RUNNING.value})
+        return self.get(candidate)
+
+    def set_runner(self, job_id: str, runner: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(schema.jobs.update().where(schema.jobs.c.id == job_id).values(runner=runner))
+
+    def finish(
+        self, job_id: str, status: JobStatus, *, result: Any = None, message: str | None = None
+    ) -> Job | None:
+        """Give an active job its final state; returns None if it had one already."""
+        if status not in TERMINAL:
+            raise ValueError(f"{status} is not a final state")
+        t = schema.jobs
+        with self.engine.begin() as conn:
+            values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "message": message}
+            if status is JobStatus.DONE:
+                values["result"] = result
+                values["progress"] = 1.0
+            changed = conn.execute(t.update().where(t.c.id == job_id, t.c.status.in_(ACTIVE)).values(**values)).rowcount
+            if not changed:
+                return None
+            data: dict[str, Any] = {"status": status.value}
+            if message:
+                data["message"] = message
+            _event(conn, job_id, "state", data)
+        return self.get(job_id)
+
+    def report(self, job_id: str, progress: float | None = None, metrics: dict[str, Any] | None = None) -> None:
+        """Record progress (0..1) and/or the latest metrics of a running job."""
+        t = schema.jobs
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if progress is not None:
+            values["progress"] = progress
+        with self.engine.begin() as conn:
+            if metrics:
+                current = conn.execute(sa.select(t.c.metrics).where(t.c.id == job_id)).scalar() or {}
+                values["metrics"] = {**current, **metrics}
+            conn.execute(t.update().where(t.c.id == job_id, t.c.status.in_(ACTIVE)).values(**values))
+            _event(conn, job_id, "progress", {"progress": progress, "metrics": metrics or {}})
+
+    def request_cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued job at once; ask the runner of a running one to stop it."""
+        t = schema.jobs
+        with self.engine.begin() as conn:
+            now = utcnow()
+            queued = conn.execute(
+                t.update()
+                .where(t.c.id == job_id, t.c.status == JobStatus.QUEUED.value)
+                .values(status=JobStatus.CANCELLED.value, finished_at=now, cancel_requested=True)
+            ).rowcount
+            if queued:
+                _event(conn, job_id, "state", {"status": JobStatus.CANCELLED.value})
+            else:
+                conn.execute(
+                    t.update()
+                    .where(t.c.id == job_id, t.c.status == JobStatus.RUNNING.value)
+                    .values(cancel_requested=True)
+                )
+        return self.get(job_id)
+
+    def delete(self, job_id: str) -> bool:
+        with self.engine.begin() as conn:
+            gone = conn.execute(schema.jobs.delete().where(schema.jobs.c.id == job_id)).rowcount
+            conn.execute(schema.events.delete().where(schema.events.c.job_id == job_id))
+        return bool(gone)
+
+    def heartbeat_jobs(self, job_ids: Sequence[str]) -> None:
+        if job_ids:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    schema.jobs.update().where(schema.jobs.c.id.in_(list(job_ids))).values(heartbeat_at=utcnow())
+                )
+
+    # ---------------------------------------------------------------- events
+    def add_event(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            _event(conn, job_id, kind, data)
+
+    def add_logs(self, job_id: str, lines: Sequence[str]) -> None:
+        if lines:
+            now = utcnow()
+            rows = [{"job_id": job_id, "kind": "log", "data": {"line": line}, "at": now} for line in lines]
+            with self.engine.begin() as conn:
+                conn.execute(schema.events.insert(), rows)
+
+    def events(
+        self, job_id: str, *, after: int = 0, limit: int = 1000, kinds: Iterable[str] | None = None
+    ) -> list[Event]:
+        """The job's events with ids above ``after``, oldest first."""
+        e = schema.events
+        query = sa.select(e).where(e.c.job_id == job_id, e.c.id > after).order_by(e.c.id).limit(limit)
+        if kinds is not None:
+            query = query.where(e.c.kind.in_(list(kinds)))
+        with self.engine.connect() as conn:
+            return [
+                Event(int(r["id"]), r["job_id"], r["kind"], dict(r["data"]), _utc(r["at"]))
+                for r in conn.execute(query).mappings()
+            ]
+
+    # --------------------------------------------------------------- servers
+    def register_server(self, server_id: str, *, pid: int | None = None) -> None:
+        """Announce a server (this process unless ``pid`` says otherwise) on this host."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.servers.insert().values(
+                    id=server_id, host=socket.gethostname(), pid=pid or os.getpid(), started_at=now, heartbeat_at=now
+                )
+            )
+
+    def heartbeat_server(self, server_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(schema.servers.update().where(schema.servers.c.id == server_id).values(heartbeat_at=utcnow()))
+
+    def remove_server(self, server_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(schema.servers.delete().where(schema.servers.c.id == server_id))
+
+    def interrupt_orphans(
+        self, *, stale_after: float, pid_alive: Callable[[int], bool], exclude: str | None = None
+    ) -> list[Job]:
+        """Mark ``interrupted`` the active jobs of servers that are gone.
+
+        A server is gone when it has no row, when it ran on this host and its process no
+        longer exists, or when it has not sent a heartbeat for ``stale_after`` seconds.
+        """
+        host = socket.gethostname()
+        limit = utcnow() - dt.timedelta(seconds=stale_after)
+        with self.engine.connect() as conn:
+            alive_servers = {
+                r["id"]
+                for r in conn.execute(sa.select(schema.servers)).mappings()
+                if _utc(r["heartbeat_at"]) >= limit and not (r["host"] == host and not pid_alive(int(r["pid"])))
+            }
+            owners = conn.execute(
+                sa.select(schema.jobs.c.id, schema.jobs.c.owner).where(schema.jobs.c.status.in_(ACTIVE))
+            ).all()
+        interrupted = []
+        for job_id, owner in owners:
+            if owner == exclude or owner in alive_servers:
+                continue
+            job = self.finish(
+                job_id,
+                JobStatus.INTERRUPTED,
+                message="The server running this job stopped before the job finished.",
+            )
+            if job is not None:
+                interrupted.append(job)
+        with self.engine.begin() as conn:  # forget servers that are gone
+            conn.execute(schema.servers.delete().where(schema.servers.c.heartbeat_at < limit))
+        return interrupted
+
+
+# ---------------------------------------------------------------------- helpers
+def _engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _safe(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for messages
+        return "<job store>"
+
+
+def _filter(query: Any, *, model: str | None = None, statuses: Any = None, owner: str | None = None) -> Any:
+    t = schema.jobs
+    if model is not None:
+        query = query.where(t.c.model == model)
+    if statuses is not None:
+        query = query.where(t.c.status.in_([JobStatus(s).value for s in statuses]))
+    if owner is not None:
+        query = query.where(t.c.owner == owner)
+    return query
+
+
+def _event(conn: sa.Connection, job_id: str, kind: str, data: dict[str, Any]) -> None:
+    conn.execute(schema.events.insert().values(job_id=job_id, kind=kind, data=data, at=utcnow()))
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime:
+    assert value is not None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def _opt_utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _row(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "model": job.model,
+        "status": job.status.value,
+        "args": job.args,
+        "raw": job.raw,
+        "inputs": [vars(f) for f in job.inputs],
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "progress": job.progress,
+        "metrics": job.metrics,
+        "result": job.result,
+        "message": job.message,
+        "owner": job.owner,
+        "runner": job.runner,
+        "cancel_requested": job.cancel_requested,
+        "heartbeat_at": job.heartbeat_at,
+    }
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        id=row["id"],
+        model=row["model"],
+        status=JobStatus(row["status"]),
+        args=dict(row["args"] or {}),
+        raw=dict(row["raw"] or {}),
+        inputs=tuple(InputFile(**f) for f in row["inputs"] or ()),
+        created_at=_utc(row["created_at"]),
+        started_at=_opt_utc(row["started_at"]),
+        finished_at=_opt_utc(row["finished_at"]),
+        progress=row["progress"],
+        metrics=dict(row["metrics"] or {}),
+        result=row["result"],
+        message=row["message"],
+        owner=row["owner"],
+        runner=dict(row["runner"] or {}),
+        cancel_requested=bool(row["cancel_requested"]),
+        heartbeat_at=_opt_utc(row["heartbeat_at"]),
+    )

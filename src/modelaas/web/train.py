@@ -1,0 +1,170 @@
+"""Training routes: submit, list, show, cancel/delete, logs, events (SSE), artefacts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from modelaas.errors import BadRequest, NotFound, NotImplementedByModel
+from modelaas.jobs.records import JobStatus, to_record
+from modelaas.jobs.service import JobService
+from modelaas.model.adapters import ModelAdapter
+from modelaas.web.args import collect
+from modelaas.web.render import JSON
+from modelaas.web.state import state
+from modelaas.web.uploads import read_body
+
+EVENT_POLL = 0.2
+KEEPALIVE = 15.0
+
+
+def _service(request: Request) -> JobService:
+    jobs = state(request).jobs
+    if jobs is None:  # pragma: no cover - the routes exist only with the train endpoint on
+        raise NotFound("Training is switched off on this server.")
+    return jobs
+
+
+def _model(request: Request) -> ModelAdapter:
+    return state(request).runtime.model(request.path_params["model"])
+
+
+class SubmitEndpoint:
+    """``POST .../train/``: validate, keep uploads with the job, queue it, answer its record."""
+
+    def __init__(self, *, wait: bool = False) -> None:
+        self.wait = wait
+        """DEEPaaS 1.x ``PUT /v1/.../train``: answer the training's output when it ends."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        st = state(request)
+        service = _service(request)
+        adapter = _model(request)
+        params = adapter.train_params
+        if params is None:
+            raise NotImplementedByModel(f"Model {adapter.name!r} does not implement train.")
+        settings = st.settings
+        body = await read_body(
+            receive,
+            request.headers,
+            spool_root=st.spool_root,
+            max_body=settings.client_max_size,
+            max_parts=settings.max_parts,
+            max_field_size=settings.max_field_size,
+        )
+        try:
+            raw = collect(params, request.query_params.multi_items(), body.fields, body.files, body.json)
+            job = await asyncio.to_thread(service.submit, adapter, raw)
+        finally:
+            body.cleanup()
+        wake = request.app.state.modelaas.extras.get("wake_scheduler")
+        if wake is not None:
+            wake()
+        if not self.wait:
+            await JSON(to_record(job))(scope, receive, send)
+            return
+        while job.status.is_active:
+            await asyncio.sleep(EVENT_POLL)
+            job = await asyncio.to_thread(service.get, adapter.name, job.id)
+        if job.status is JobStatus.DONE:
+            await JSON(job.result)(scope, receive, send)
+        else:
+            await JSON({"message": job.message or f"Training {job.status.value}."}, status_code=500)(
+                scope, receive, send
+            )
+
+
+async def index(request: Request) -> Response:
+    jobs = await asyncio.to_thread(_service(request).list, _model(request).name)
+    return JSON([to_record(j) for j in jobs])
+
+
+async def show(request: Request) -> Response:
+    job = await asyncio.to_thread(_service(request).get, _model(request).name, request.path_params["job"])
+    return JSON(to_record(job))
+
+
+async def delete(request: Request) -> Response:
+    job = await asyncio.to_thread(_service(request).delete, _model(request).name, request.path_params["job"])
+    return JSON(to_record(job))
+
+
+async def logs(request: Request) -> Response:
+    try:
+        offset = int(request.query_params.get("offset", "0"))
+    except ValueError:
+        raise BadRequest("offset must be a whole number of lines") from None
+    service = _service(request)
+    model, job_id = _model(request).name, request.path_params["job"]
+    lines, next_offset = await asyncio.to_thread(service.logs, model, job_id, offset)
+    job = await asyncio.to_thread(service.get, model, job_id)
+    text = "".join(line + "\n" for line in lines)
+    return PlainTextResponse(text, headers={"X-Next-Offset": str(next_offset), "X-Job-Status": job.status.value})
+
+
+async def events(request: Request) -> Response:
+    """Server-Sent Events: every state change, progress report and log line, in order.
+
+    Each event's ``id`` is its position in the job's history: a client that reconnects
+    with ``Last-Event-ID`` (or ``?after=``) gets every later event, once. The stream ends
+    after the event that gives the job its final state.
+    """
+    service = _service(request)
+    model, job_id = _model(request).name, request.path_params["job"]
+    await asyncio.to_thread(service.get, model, job_id)  # 404 before streaming
+    start = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    try:
+        after = int(start)
+    except ValueError:
+        raise BadRequest("Last-Event-ID must be an event id (a whole number)") from None
+    return StreamingResponse(
+        _stream(service, request, model, job_id, after),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(service: JobService, request: Request, model: str, job_id: str, after: int) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    last_sent = loop.time()
+    yield "retry: 1000\n\n"
+    while True:
+        batch = await asyncio.to_thread(service.events, model, job_id, after)
+        for event in batch:
+            after = event.id
+            yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data, ensure_ascii=False)}\n\n"
+            last_sent = loop.time()
+            if event.kind == "state" and JobStatus(event.data["status"]).is_terminal:
+                return
+        if not batch:
+            job = await asyncio.to_thread(service.get, model, job_id)
+            if job.status.is_terminal and not await asyncio.to_thread(service.events, model, job_id, after):
+                return
+            if loop.time() - last_sent > KEEPALIVE:
+                last_sent = loop.time()
+                yield ": keep-alive\n\n"
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(EVENT_POLL)
+
+
+async def files(request: Request) -> Response:
+    service = _service(request)
+    model, job_id = _model(request).name, request.path_params["job"]
+    listing = await asyncio.to_thread(service.list_files, model, job_id)
+    base = str(request.url.path).rstrip("/")
+    return JSON([{**item, "href": f"{base}/{item['path']}"} for item in listing])
+
+
+async def file(request: Request) -> Response:
+    service = _service(request)
+    path = await asyncio.to_thread(
+        service.file_path, _model(request).name, request.path_params["job"], request.path_params["path"]
+    )
+    return FileResponse(path, filename=path.name, content_disposition_type="attachment")

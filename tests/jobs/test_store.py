@@ -1,0 +1,152 @@
+"""The job store against SQLite and PostgreSQL: states, races, events, orphans."""
+
+import datetime as dt
+import threading
+
+import pytest
+
+from modelaas.errors import ConfigError
+from modelaas.jobs.records import InputFile, Job, JobStatus, new_job_id, to_record
+from modelaas.jobs.store import JobStore, store_url
+
+
+@pytest.fixture
+def store(jobs_db, tmp_path):
+    s = JobStore(store_url(jobs_db, tmp_path))
+    s.migrate()
+    yield s
+    s.close()
+
+
+def make_job(model="m", owner="server-a", **kw):
+    return Job(id=new_job_id(), model=model, owner=owner, **kw)
+
+
+def test_migrate_is_idempotent_and_versioned(store):
+    assert store.migrate() == 1
+    assert store.migrate() == 1
+
+
+def test_round_trip_keeps_every_field(store):
+    job = make_job(
+        args={"epochs": 3, "data": {"name": "data", "content_type": "text/csv", "original_filename": "d.csv"}},
+        raw={"epochs": "3", "data": {"$file": 0}},
+        inputs=(InputFile("data", "/spool/x", "text/csv", "d.csv"),),
+        metrics={"loss": 0.5},
+    )
+    store.create(job)
+    back = store.get(job.id)
+    assert back == job.but(created_at=back.created_at)
+    assert abs(back.created_at - job.created_at) < dt.timedelta(milliseconds=1)
+    assert back.created_at.tzinfo is not None
+
+
+def test_claim_runs_oldest_first_and_only_own_jobs(store):
+    first, second = make_job(), make_job()
+    other = make_job(owner="server-b")
+    for j in (first, other, second):
+        store.create(j)
+    claimed = store.claim_next("server-a", {"backend": "process"})
+    assert claimed.id == first.id and claimed.status is JobStatus.RUNNING and claimed.started_at is not None
+    assert store.claim_next("server-a", {}).id == second.id
+    assert store.claim_next("server-a", {}) is None
+    assert store.get(other.id).status is JobStatus.QUEUED
+
+
+def test_concurrent_claims_never_run_a_job_twice(store, jobs_db, tmp_path):
+    for _ in range(20):
+        store.create(make_job())
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker():
+        own = JobStore(store_url(jobs_db, tmp_path))
+        while (job := own.claim_next("server-a", {})) is not None:
+            with lock:
+                claimed.append(job.id)
+        own.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 20 and len(set(claimed)) == 20
+
+
+def test_final_state_is_set_once(store):
+    job = store.create(make_job())
+    store.claim_next("server-a", {})
+    done = store.finish(job.id, JobStatus.DONE, result={"acc": 0.9})
+    assert done.status is JobStatus.DONE and done.result == {"acc": 0.9} and done.progress == 1.0
+    assert store.finish(job.id, JobStatus.ERROR, message="late") is None
+    assert store.get(job.id).status is JobStatus.DONE
+
+
+def test_cancel_queued_at_once_running_by_request(store):
+    queued = store.create(make_job())
+    running = store.create(make_job())
+    store.claim_next("server-a", {})  # the first one
+    a = store.request_cancel(queued.id)
+    assert a.status is JobStatus.RUNNING and a.cancel_requested  # it was claimed first
+    b = store.request_cancel(running.id)
+    assert b.status is JobStatus.CANCELLED and b.finished_at is not None
+    assert store.request_cancel("nope") is None
+
+
+def test_progress_metrics_and_events(store):
+    job = store.create(make_job())
+    store.claim_next("server-a", {})
+    store.report(job.id, progress=0.5, metrics={"loss": 1.0})
+    store.report(job.id, metrics={"acc": 0.5})
+    store.add_logs(job.id, ["line 1", "line 2"])
+    store.finish(job.id, JobStatus.DONE, result=1)
+    back = store.get(job.id)
+    assert back.metrics == {"loss": 1.0, "acc": 0.5}
+    events = store.events(job.id)
+    kinds = [e.kind for e in events]
+    assert kinds == ["state", "state", "progress", "progress", "log", "log", "state"]
+    assert [e.data.get("status") for e in events if e.kind == "state"] == ["queued", "running", "done"]
+    assert [e.id for e in events] == sorted(e.id for e in events)
+    after = store.events(job.id, after=events[3].id)
+    assert [e.kind for e in after] == ["log", "log", "state"]
+    assert [e.data["line"] for e in store.events(job.id, kinds=["log"])] == ["line 1", "line 2"]
+
+
+def test_delete_removes_job_and_events(store):
+    job = store.create(make_job())
+    assert store.delete(job.id) and store.get(job.id) is None and store.events(job.id) == []
+    assert not store.delete(job.id)
+
+
+def test_list_and_count(store):
+    a, b = store.create(make_job(model="a")), store.create(make_job(model="b"))
+    assert [j.id for j in store.list()] == [a.id, b.id]
+    assert [j.id for j in store.list("b")] == [b.id]
+    assert store.count(statuses=[JobStatus.QUEUED], owner="server-a") == 2
+
+
+def test_jobs_of_dead_servers_are_interrupted(store):
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    store.register_server("server-a")
+    store.register_server("server-b", pid=gone.pid)
+    mine = store.create(make_job(owner="server-a"))
+    theirs = store.create(make_job(owner="server-b"))
+    unknown = store.create(make_job(owner="server-c"))
+    store.claim_next("server-b", {})
+    # server-b ran on this host and its process is gone; server-c never registered
+    interrupted = store.interrupt_orphans(stale_after=60, pid_alive=lambda pid: pid != gone.pid)
+    assert {j.id for j in interrupted} == {theirs.id, unknown.id}
+    assert store.get(mine.id).status is JobStatus.QUEUED
+    record = to_record(store.get(theirs.id))
+    assert record["status"] == "interrupted" and "stopped" in record["message"]
+
+
+def test_bad_urls_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="postgresql://"):
+        store_url("mysql://x", tmp_path)
+    with pytest.raises(ConfigError, match="Cannot open job store"):
+        JobStore("postgresql+psycopg://nobody@127.0.0.1:1/none").migrate()
