@@ -23,6 +23,10 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from modelaas.errors import ConfigError
+from modelaas.jobs.backends import make_backend
+from modelaas.jobs.ids import new_server_id
+from modelaas.jobs.scheduler import Scheduler
+from modelaas.jobs.store import JobStore, store_url
 from modelaas.serve.logs import configure_logging
 from modelaas.serve.worker import FATAL_EXIT, worker_main
 from modelaas.settings import Settings
@@ -47,10 +51,12 @@ class Supervisor:
         self._stopping = False
         self._exit_code = 0
         self._announced = False
+        self.server_id = new_server_id()
 
     def run(self) -> int:
         configure_logging(self.settings.log_level)
         sock = bind_socket(self.settings.listen_ip, self.settings.listen_port)
+        scheduler = self._start_scheduler() if self.settings.train_endpoint else None
         ctx = multiprocessing.get_context("spawn")
         slots = [Slot(i) for i in range(self.settings.workers)]
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -63,8 +69,19 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._shutdown(slots)
+            if scheduler is not None:
+                scheduler.stop()
+                scheduler.store.close()
             sock.close()
         return self._exit_code
+
+    def _start_scheduler(self) -> Scheduler:
+        """The job store is opened (and migrated) before anything serves: a bad URL stops start-up."""
+        store = JobStore(store_url(self.settings.jobs_db, self.settings.data_dir))
+        store.migrate()
+        scheduler = Scheduler(self.settings, store, self.server_id, make_backend(self.settings))
+        scheduler.start()
+        return scheduler
 
     # ----------------------------------------------------------------- loop
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -75,7 +92,9 @@ class Supervisor:
     def _spawn(self, ctx: Any, slot: Slot, sock: socket.socket) -> None:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         process = ctx.Process(
-            target=worker_main, args=(self.settings, sock, child_conn), name=f"modelaas-worker-{slot.index}"
+            target=worker_main,
+            args=(self.settings, sock, child_conn, self.server_id),
+            name=f"modelaas-worker-{slot.index}",
         )
         process.start()
         child_conn.close()

@@ -24,7 +24,7 @@ FATAL_EXIT = 3
 log = logging.getLogger("modelaas.serve")
 
 
-def worker_main(settings: Settings, sock: socket.socket, conn: Connection) -> None:
+def worker_main(settings: Settings, sock: socket.socket, conn: Connection, server_id: str) -> None:
     _die_with_parent()
     from modelaas.serve.logs import configure_logging
 
@@ -53,7 +53,7 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection) -> No
     def on_ready() -> None:
         _send(conn, ("ready",))
 
-    app = create_app(settings, runtime=runtime, on_fatal=on_fatal, on_ready=on_ready)
+    app = create_app(settings, runtime=runtime, on_fatal=on_fatal, on_ready=on_ready, server_id=server_id)
     config = uvicorn.Config(
         app,
         lifespan="on",
