@@ -27,4 +27,18 @@ def test_readme_test_command_is_what_ci_runs():
     ci = (README.parent / ".ci" / "run").read_text()
     assert "test-command" in ci
     block = README.read_text().split("<!-- test-command -->")[1].split("<!-- /test-command -->")[0]
-    assert "pip install -e '.[dev]'" in block and "scripts/check" in block
+    assert "pip install -e '.[dev,postgres,ray]'" in block and "scripts/check" in block
+
+
+def test_jobs_doc_training_example_runs(tmp_path):
+    from modelaas import TrainingContext
+    from modelaas.model.adapters import TypedAdapter
+
+    (source,) = python_blocks((README.parent / "docs" / "jobs.md").read_text())
+    namespace: dict = {}
+    exec(compile(source, "docs/jobs.md", "exec"), namespace)
+    adapter = TypedAdapter("classifier", namespace["Classifier"]())
+    context = TrainingContext(tmp_path)
+    result = adapter.train(adapter.train_params.validate({"epochs": "4"}), context)
+    assert result == {"loss": 0.25} and context.progress == 1.0 and context.metrics == {"loss": 0.25}
+    assert (tmp_path / "weights.bin").read_bytes() == b"..."

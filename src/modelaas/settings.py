@@ -92,6 +92,9 @@ class Settings:
     train_nice: int = field(
         default=10, metadata=_doc("CPU niceness added to training processes, so predictions keep priority.")
     )
+    train_cuda_visible_devices: str | None = field(
+        default=None, metadata=_doc("CUDA_VISIBLE_DEVICES for training processes (default: as the server's).")
+    )
 
     # ------------------------------------------------------------------ loading
     @classmethod
