@@ -8,7 +8,10 @@ from collections.abc import Sequence
 import click
 
 from modelaas.cli.errors import run_cli
+from modelaas.cli.models import get_metadata, models, warm
+from modelaas.cli.predict import predict
 from modelaas.cli.serve import serve
+from modelaas.cli.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -17,7 +20,8 @@ def cli() -> None:
     """Serve machine-learning models over the DEEPaaS REST API."""
 
 
-cli.add_command(serve)
+for command in (serve, models, predict, train, get_metadata, warm):
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,55 @@
+"""Printing results: JSON on stdout, raw answers to files, progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelaas.answers import Answer
+from modelaas.errors import BadRequest
+
+
+def emit_json(data: Any, output: str | None) -> None:
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+        click.echo(f"Result written to {output}", err=True)
+    else:
+        click.echo(text)
+
+
+def emit_answer(answer: Answer, output: str | None) -> None:
+    if answer.is_json:
+        emit_json(answer.json, output)
+        return
+    if output is None and sys.stdout.isatty():
+        raise BadRequest(f"The answer is {answer.media_type}, not text: write it to a file with --output FILE.")
+    if answer.path is not None:
+        if output:
+            shutil.copyfile(answer.path, output)
+        else:
+            with open(answer.path, "rb") as fh:
+                shutil.copyfileobj(fh, sys.stdout.buffer)
+    else:
+        data = answer.content or b""
+        if output:
+            Path(output).write_bytes(data)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+    if output:
+        click.echo(f"{answer.media_type} answer written to {output}", err=True)
+
+
+def emit_bytes(data: bytes, media_type: str, output: str | None) -> None:
+    emit_answer(Answer(media_type=media_type, content=data), output)
+
+
+def interactive() -> bool:
+    """Progress bars and prompts only for a person at a terminal."""
+    return sys.stderr.isatty()

@@ -1,0 +1,110 @@
+"""The CLI running models in its own process: options from the IR, JSON on stdout, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+
+
+def run(*args: str, data_dir: Path, input_bytes: bytes | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(MODELS), "MODELAAS_DATA_DIR": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "modelaas", *args], env=env, capture_output=True, timeout=120, input=input_bytes
+    )
+
+
+@pytest.fixture
+def cli(tmp_path):
+    return lambda *args: run(*args, data_dir=tmp_path / "data")
+
+
+def test_help_lists_every_argument_with_type_choices_and_default(cli):
+    r = cli("predict", "--model", "v2_basic", "v2-basic", "--help")
+    assert r.returncode == 0
+    text = r.stdout.decode()
+    for needle in ("--count INT", "required", "--level INT", "1 <= value <= 10", "--color [red|green]",
+                   "default: red", "--values FLOAT", "repeat the option", "--renamed-arg", "Some text"):
+        assert needle in text, needle
+
+
+def test_predict_prints_json_only_on_stdout(cli):
+    r = cli("predict", "--model", "v2_basic", "v2-basic", "--count", "3", "--values", "1", "--values", "2.5")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["predictions"]["args"]["count"] == 3 and out["predictions"]["args"]["values"] == [1.0, 2.5]
+
+
+def test_deepaas_cli_style_without_model_name_and_output_file(cli, tmp_path):
+    target = tmp_path / "out.json"
+    r = cli("predict", "--model", "v2_basic", "--count", "2", "--deepaas_method_output", str(target))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(target.read_text())["predictions"]["args"]["count"] == 2 and r.stdout == b""
+
+
+def test_bad_arguments_name_the_option_and_exit_2(cli):
+    r = cli("predict", "--model", "v2_basic", "v2-basic", "--level", "11")
+    assert r.returncode == 2
+    err = r.stderr.decode()
+    assert "--count: Missing data for required field." in err and "--level: Must be greater" in err
+    r = cli("predict", "--model", "v2_basic", "v2-basic", "--count", "x")
+    assert r.returncode == 2 and "'x' is not a valid integer" in r.stderr.decode()
+
+
+def test_unknown_model_lists_installed_ones(cli):
+    r = cli("predict", "--model", "v2_basic", "nope")
+    assert r.returncode == 2 and "No model named 'nope'. Installed models: v2-basic." in r.stderr.decode()
+
+
+def test_v1_predict_file_with_a_local_path(cli, tmp_path):
+    f = tmp_path / "in.txt"
+    f.write_bytes(b"12345")
+    r = cli("predict", "--model", "v1_seed", "--data", str(f), "--scale", "3")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["predictions"] == {"size": 15, "kwargs": {"scale": "3"}}
+
+
+def test_typed_file_argument_and_binary_answer(cli, tmp_path):
+    r = cli("predict", "--model", "v2_accept", "--accept", "image/png", "--output", str(tmp_path / "a.png"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+    f = tmp_path / "photo.jpg"
+    f.write_bytes(b"\xff\xd8abc")
+    r = cli("predict", "--model", "typed_basic:Classifier", "--features", "1", "--features", "2", "--upload", str(f))
+    assert json.loads(r.stdout) == {"label": "fast-1-1", "score": 3.0, "size": 5}
+
+
+def test_model_errors_exit_non_zero_with_the_message(cli):
+    r = cli("predict", "--model", "v2_raises")
+    assert r.returncode == 1 and "the model broke on purpose" in r.stderr.decode()
+
+
+def test_train_in_process_keeps_stdout_clean(cli, tmp_path):
+    out = tmp_path / "artefacts"
+    r = cli("train", "--model", "trainer:Trainer", "--epochs", "2", "--output-dir", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["epochs"] == 2
+    err = r.stderr.decode()
+    assert "starting" in err and "from a subprocess" in err and "epoch 2" in err
+    assert (out / "weights.txt").read_text() == "w=1\n"
+
+
+def test_train_v1_gets_strings(cli):
+    r = cli("train", "--model", "v1_seed", "--epochs", "5")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"lr_step_schedule": [0.7, 0.9], "use_early_stopping": False, "epochs": 5}
+
+
+def test_metadata_warm_and_models(cli):
+    r = cli("get_metadata", "--model", "v2_basic")
+    assert json.loads(r.stdout)["Version"] == "1.0"
+    r = cli("warm", "--model", "v2_class:Model")
+    assert r.returncode == 0 and "is warm" in r.stderr.decode()
+    r = cli("models", "--json")
+    assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)
+    r = cli("warm", "--model", "broken_import")
+    assert r.returncode == 3 and "a_module_that_does_not_exist_anywhere" in r.stderr.decode()
