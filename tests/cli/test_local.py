@@ -27,8 +27,18 @@ def test_help_lists_every_argument_with_type_choices_and_default(cli):
     r = cli("predict", "--model", "v2_basic", "v2-basic", "--help")
     assert r.returncode == 0
     text = r.stdout.decode()
-    for needle in ("--count INT", "required", "--level INT", "1 <= value <= 10", "--color [red|green]",
-                   "default: red", "--values FLOAT", "repeat the option", "--renamed-arg", "Some text"):
+    for needle in (
+        "--count INT",
+        "required",
+        "--level INT",
+        "1 <= value <= 10",
+        "--color [red|green]",
+        "default: red",
+        "--values FLOAT",
+        "repeat the option",
+        "--renamed-arg",
+        "Some text",
+    ):
         assert needle in text, needle
 
 

@@ -54,7 +54,7 @@ class ModelCommands(click.Group):
         command = self.get_command(ctx, name)
         assert command is not None
         with command.make_context(name, [], parent=ctx) as sub:
-            return command.invoke(sub)  # type: ignore[no-any-return]
+            return command.invoke(sub)
 
     # --- where global options may sit -------------------------------------
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -62,7 +62,9 @@ class ModelCommands(click.Group):
         rest = super().parse_args(ctx, args)
         return rest
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         # deepaas-cli style: no model name, the options right away (one model installed or --model given)
         if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
             args = [_default_model(ctx), *args]
@@ -80,7 +82,7 @@ class ModelCommands(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         try:
             return _model_names(ctx)
-        except Exception:  # noqa: BLE001 - a listing for --help must not fail
+        except Exception:
             return []
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
@@ -140,7 +142,7 @@ def _hoist_global_flags(args: list[str]) -> list[str]:
     i = 0
     while i < len(args):
         arg = args[i]
-        flag, eq, value = arg.partition("=")
+        flag, eq, _value = arg.partition("=")
         if flag in GLOBAL_FLAGS and i > 0:
             if eq:
                 front.append(arg)

@@ -39,8 +39,10 @@ def models(as_json: bool) -> int:
 def _load(model_name: str | None, model: str | None) -> ModelAdapter:
     refs = select_models(Settings.load({"model": model, "model_name": model_name}))
     if len(refs) != 1:
-        raise ModelNotFound(model_name or "", [r.name for r in refs]) if model_name else click.UsageError(
-            "Several models are installed: name one with --model-name."
+        raise (
+            ModelNotFound(model_name or "", [r.name for r in refs])
+            if model_name
+            else click.UsageError("Several models are installed: name one with --model-name.")
         )
     return load(refs[0])
 

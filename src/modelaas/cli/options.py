@@ -94,7 +94,7 @@ def describe(p: Param) -> str:
         facts.append(f"default: {json.dumps(p.default) if not isinstance(p.default, str) else p.default}")
     if p.required:
         facts.append("required")
-    return " ".join(parts + [f"[{'; '.join(facts)}]"])
+    return " ".join([*parts, f"[{'; '.join(facts)}]"])
 
 
 def raw_values(params: Iterable[Param], values: Mapping[str, Any]) -> dict[str, Any]:

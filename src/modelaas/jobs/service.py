@@ -63,9 +63,6 @@ class JobService:
             raise
 
     # ----------------------------------------------------------------- read
-    def list(self, model: str) -> list[Job]:
-        return self.store.list(model)
-
     def get(self, model: str, job_id: str) -> Job:
         job = self.store.get(job_id)
         if job is None or job.model != model:
@@ -135,6 +132,9 @@ class JobService:
         if not candidate.is_file():
             raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
         return candidate
+
+    def list(self, model: str) -> list[Job]:
+        return self.store.list(model)
 
 
 def _keep_files(value: Any, job_id: str, folder: Path, inputs: list[InputFile]) -> Any:

@@ -77,15 +77,6 @@ class JobStore:
             row = conn.execute(sa.select(schema.jobs).where(schema.jobs.c.id == job_id)).mappings().first()
         return _job(row) if row else None
 
-    def list(
-        self, model: str | None = None, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None
-    ) -> list[Job]:
-        """Jobs oldest first, optionally of one model, in some states, of one owner."""
-        query = sa.select(schema.jobs).order_by(schema.jobs.c.created_at, schema.jobs.c.id)
-        query = _filter(query, model=model, statuses=statuses, owner=owner)
-        with self.engine.connect() as conn:
-            return [_job(r) for r in conn.execute(query).mappings()]
-
     def count(self, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None) -> int:
         query = _filter(sa.select(sa.func.count()).select_from(schema.jobs), statuses=statuses, owner=owner)
         with self.engine.connect() as conn:
@@ -263,6 +254,15 @@ class JobStore:
         with self.engine.begin() as conn:  # forget servers that are gone
             conn.execute(schema.servers.delete().where(schema.servers.c.heartbeat_at < limit))
         return interrupted
+
+    def list(
+        self, model: str | None = None, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None
+    ) -> list[Job]:
+        """Jobs oldest first, optionally of one model, in some states, of one owner."""
+        query = sa.select(schema.jobs).order_by(schema.jobs.c.created_at, schema.jobs.c.id)
+        query = _filter(query, model=model, statuses=statuses, owner=owner)
+        with self.engine.connect() as conn:
+            return [_job(r) for r in conn.execute(query).mappings()]
 
 
 # ---------------------------------------------------------------------- helpers

@@ -1,16 +1,22 @@
-"""Training routes: submit, list, show, cancel/delete, logs, events (SSE), artefacts."""
+"""Training routes: submit, list, show, cancel/delete, logs, events (SSE), artefacts.
+
+Every route answers 501 for a model without ``train`` (like predict does for a model
+without ``predict``); the v1 route (``PUT <b>/v1/models/<m>/train``) serves v1 models only.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from modelaas.errors import BadRequest, NotFound, NotImplementedByModel
+from modelaas.errors import BadRequest, JobNotFound, NotFound, NotImplementedByModel
 from modelaas.jobs.records import JobStatus, to_record
 from modelaas.jobs.service import JobService
 from modelaas.model.adapters import ModelAdapter
@@ -21,6 +27,8 @@ from modelaas.web.uploads import read_body
 
 EVENT_POLL = 0.2
 KEEPALIVE = 15.0
+OCTET_STREAM = "application/octet-stream"
+_WHOLE = re.compile(r"[0-9]{1,18}\Z", re.ASCII)
 
 
 def _service(request: Request) -> JobService:
@@ -30,8 +38,24 @@ def _service(request: Request) -> JobService:
     return jobs
 
 
-def _model(request: Request) -> ModelAdapter:
-    return state(request).runtime.model(request.path_params["model"])
+def _model(request: Request, *, v1: bool = False) -> ModelAdapter:
+    """The model named in the path (v1 routes: v1 models only); 501 if it has no train."""
+    if v1:
+        from modelaas.web.models import v1_model
+
+        adapter = v1_model(request)
+    else:
+        adapter = state(request).runtime.model(request.path_params["model"])
+    if adapter.train_params is None:
+        raise NotImplementedByModel(f"Model {adapter.name!r} does not implement train.")
+    return adapter
+
+
+def _whole_number(text: str, what: str) -> int:
+    """A non-negative whole number written in ASCII digits (no sign, spaces or underscores)."""
+    if not _WHOLE.match(text):
+        raise BadRequest(f"{what} must be a whole number, zero or more (got {text[:40]!r}).")
+    return int(text)
 
 
 class SubmitEndpoint:
@@ -45,10 +69,9 @@ class SubmitEndpoint:
         request = Request(scope, receive)
         st = state(request)
         service = _service(request)
-        adapter = _model(request)
+        adapter = _model(request, v1=self.wait)
         params = adapter.train_params
-        if params is None:
-            raise NotImplementedByModel(f"Model {adapter.name!r} does not implement train.")
+        assert params is not None
         settings = st.settings
         body = await read_body(
             receive,
@@ -71,6 +94,8 @@ class SubmitEndpoint:
             return
         while job.status.is_active:
             await asyncio.sleep(EVENT_POLL)
+            if await request.is_disconnected():
+                return  # nobody reads the answer; the job goes on (see the v2 train routes)
             job = await asyncio.to_thread(service.get, adapter.name, job.id)
         if job.status is JobStatus.DONE:
             await JSON(job.result)(scope, receive, send)
@@ -96,14 +121,16 @@ async def delete(request: Request) -> Response:
 
 
 async def logs(request: Request) -> Response:
-    try:
-        offset = int(request.query_params.get("offset", "0"))
-    except ValueError:
-        raise BadRequest("offset must be a whole number of lines") from None
+    """Log lines from line ``offset`` on; ``X-Next-Offset`` says where to go on from.
+
+    The status is read before the lines: when ``X-Job-Status`` is final, the answer holds
+    every line stored before the job got that state.
+    """
     service = _service(request)
     model, job_id = _model(request).name, request.path_params["job"]
-    lines, next_offset = await asyncio.to_thread(service.logs, model, job_id, offset)
     job = await asyncio.to_thread(service.get, model, job_id)
+    offset = _whole_number(request.query_params.get("offset", "0"), "offset")
+    lines, next_offset = await asyncio.to_thread(service.logs, model, job_id, offset)
     text = "".join(line + "\n" for line in lines)
     return PlainTextResponse(text, headers={"X-Next-Offset": str(next_offset), "X-Job-Status": job.status.value})
 
@@ -111,18 +138,18 @@ async def logs(request: Request) -> Response:
 async def events(request: Request) -> Response:
     """Server-Sent Events: every state change, progress report and log line, in order.
 
-    Each event's ``id`` is its position in the job's history: a client that reconnects
-    with ``Last-Event-ID`` (or ``?after=``) gets every later event, once. The stream ends
-    after the event that gives the job its final state.
+    Event ids increase along the job's history: a client that reconnects with
+    ``Last-Event-ID`` (or ``?after=``; the header wins) gets every later event, once.
+    The stream ends after the event that gives the job its final state.
     """
     service = _service(request)
     model, job_id = _model(request).name, request.path_params["job"]
     await asyncio.to_thread(service.get, model, job_id)  # 404 before streaming
-    start = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    try:
-        after = int(start)
-    except ValueError:
-        raise BadRequest("Last-Event-ID must be an event id (a whole number)") from None
+    header = request.headers.get("last-event-id")
+    if header is not None and header.strip():
+        after = _whole_number(header.strip(), "Last-Event-ID")
+    else:
+        after = _whole_number(request.query_params.get("after", "0"), "after")
     return StreamingResponse(
         _stream(service, request, model, job_id, after),
         media_type="text/event-stream",
@@ -135,7 +162,10 @@ async def _stream(service: JobService, request: Request, model: str, job_id: str
     last_sent = loop.time()
     yield "retry: 1000\n\n"
     while True:
-        batch = await asyncio.to_thread(service.events, model, job_id, after)
+        try:
+            batch = await asyncio.to_thread(service.events, model, job_id, after)
+        except JobNotFound:  # deleted meanwhile: nothing more will come
+            return
         for event in batch:
             after = event.id
             yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data, ensure_ascii=False)}\n\n"
@@ -143,8 +173,11 @@ async def _stream(service: JobService, request: Request, model: str, job_id: str
             if event.kind == "state" and JobStatus(event.data["status"]).is_terminal:
                 return
         if not batch:
-            job = await asyncio.to_thread(service.get, model, job_id)
-            if job.status.is_terminal and not await asyncio.to_thread(service.events, model, job_id, after):
+            try:
+                job = await asyncio.to_thread(service.get, model, job_id)
+                if job.status.is_terminal and not await asyncio.to_thread(service.events, model, job_id, after):
+                    return
+            except JobNotFound:
                 return
             if loop.time() - last_sent > KEEPALIVE:
                 last_sent = loop.time()
@@ -159,12 +192,17 @@ async def files(request: Request) -> Response:
     model, job_id = _model(request).name, request.path_params["job"]
     listing = await asyncio.to_thread(service.list_files, model, job_id)
     base = str(request.url.path).rstrip("/")
-    return JSON([{**item, "href": f"{base}/{item['path']}"} for item in listing])
+    return JSON([{**item, "href": f"{base}/{quote(item['path'], safe='/')}"} for item in listing])
 
 
 async def file(request: Request) -> Response:
+    """One artefact, as an attachment; nothing outside the job's output folder (404)."""
     service = _service(request)
-    path = await asyncio.to_thread(
-        service.file_path, _model(request).name, request.path_params["job"], request.path_params["path"]
+    model, job_id, relative = _model(request).name, request.path_params["job"], request.path_params["path"]
+    if "\x00" in relative:  # a NUL byte is no file name (and makes path resolution raise)
+        await asyncio.to_thread(service.get, model, job_id)
+        raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
+    path = await asyncio.to_thread(service.file_path, model, job_id, relative)
+    return FileResponse(
+        path, media_type=OCTET_STREAM, filename=path.name, content_disposition_type="attachment"
     )
-    return FileResponse(path, filename=path.name, content_disposition_type="attachment")
