@@ -170,7 +170,7 @@ def pg_database() -> Iterator[str]:
         admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")

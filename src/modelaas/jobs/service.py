@@ -47,7 +47,9 @@ class JobService:
             )
         job_id = new_job_id()
         inputs: list[InputFile] = []
-        stored_raw = {key: _keep_files(value, job_id, self.job_dir(job_id) / "inputs", inputs) for key, value in raw.items()}
+        stored_raw = {
+            key: _keep_files(value, job_id, self.job_dir(job_id) / "inputs", inputs) for key, value in raw.items()
+        }
         job = Job(
             id=job_id,
             model=adapter.name,
@@ -169,5 +171,5 @@ def _render_arg(value: Any) -> Any:
         rendered = to_jsonable(value)
         json.dumps(rendered)
         return rendered
-    except Exception:  # noqa: BLE001 - the record shows what it can
+    except Exception:
         return str(value)

@@ -109,9 +109,7 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(schema.jobs.update().where(schema.jobs.c.id == job_id).values(runner=runner))
 
-    def finish(
-        self, job_id: str, status: JobStatus, *, result: Any = None, message: str | None = None
-    ) -> Job | None:
+    def finish(self, job_id: str, status: JobStatus, *, result: Any = None, message: str | None = None) -> Job | None:
         """Give an active job its final state; returns None if it had one already."""
         if status not in TERMINAL:
             raise ValueError(f"{status} is not a final state")
@@ -293,7 +291,7 @@ def _engine(url: str) -> sa.Engine:
 def _safe(url: str) -> str:
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for messages
+    except Exception:
         return "<job store>"
 
 

@@ -21,6 +21,7 @@ from modelaas.jobs.records import JobStatus, to_record
 from modelaas.jobs.service import JobService
 from modelaas.model.adapters import ModelAdapter
 from modelaas.web.args import collect
+from modelaas.web.models import v1_model
 from modelaas.web.render import JSON
 from modelaas.web.state import state
 from modelaas.web.uploads import read_body
@@ -41,8 +42,6 @@ def _service(request: Request) -> JobService:
 def _model(request: Request, *, v1: bool = False) -> ModelAdapter:
     """The model named in the path (v1 routes: v1 models only); 501 if it has no train."""
     if v1:
-        from modelaas.web.models import v1_model
-
         adapter = v1_model(request)
     else:
         adapter = state(request).runtime.model(request.path_params["model"])
@@ -203,6 +202,4 @@ async def file(request: Request) -> Response:
         await asyncio.to_thread(service.get, model, job_id)
         raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
     path = await asyncio.to_thread(service.file_path, model, job_id, relative)
-    return FileResponse(
-        path, media_type=OCTET_STREAM, filename=path.name, content_disposition_type="attachment"
-    )
+    return FileResponse(path, media_type=OCTET_STREAM, filename=path.name, content_disposition_type="attachment")
