@@ -11,6 +11,7 @@ from modelaas.errors import (
     ModelLoadError,
     ModelNotFound,
     NotImplementedByModel,
+    ServerUnreachable,
     ValidationError,
 )
 from modelaas.model.files import File
@@ -19,19 +20,24 @@ from modelaas.settings import Settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from modelaas.client import Client, Event, Job
     from modelaas.web.app import create_app
 
 __all__ = [
     "BadRequest",
+    "Client",
     "ConfigError",
+    "Event",
     "File",
     "Input",
+    "Job",
     "Model",
     "ModelError",
     "ModelLoadError",
     "ModelNotFound",
     "ModelaasError",
     "NotImplementedByModel",
+    "ServerUnreachable",
     "Settings",
     "TrainingContext",
     "ValidationError",
@@ -42,6 +48,10 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # The web stack is imported only when asked for, so that a model module doing
     # ``from modelaas import Model`` stays cheap to import.
+    if name in ("Client", "Event", "Job"):
+        from modelaas import client
+
+        return getattr(client, name)
     if name == "create_app":
         from modelaas.web.app import create_app
 

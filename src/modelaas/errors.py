@@ -23,6 +23,7 @@ have a single handler that renders them.
     ├── ModelError                     500            model code raised; keeps the model's status
     ├── OutputInvalid                  500            model output broke its declared schema
     ├── Overloaded                     503            wait queue full; carries Retry-After
+    ├── ServerUnreachable              503            (client) no answer from the server
     └── PredictTimeout                 504            model code ran past --predict-timeout
 """
 
@@ -163,6 +164,12 @@ class Overloaded(ModelaasError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class ServerUnreachable(ModelaasError):
+    """The client could not reach the server, or got no answer in time."""
+
+    status = 503
 
 
 class PredictTimeout(ModelaasError):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import click
 
 from modelaas.cli.errors import run_cli
+from modelaas.cli.jobs import jobs
 from modelaas.cli.models import get_metadata, models, warm
 from modelaas.cli.predict import predict
 from modelaas.cli.serve import serve
@@ -20,7 +21,7 @@ def cli() -> None:
     """Serve machine-learning models over the DEEPaaS REST API."""
 
 
-for command in (serve, models, predict, train, get_metadata, warm):
+for command in (serve, models, predict, train, jobs, get_metadata, warm):
     cli.add_command(command)
 
 

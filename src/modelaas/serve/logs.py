@@ -18,3 +18,5 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    for name in ("httpx", "httpcore"):  # one line per request of our own client is noise
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))

@@ -1,0 +1,150 @@
+"""``modelaas jobs list|show|logs|cancel``: training jobs in the local store or on a server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from modelaas.cli.output import emit_json
+from modelaas.errors import JobNotFound
+from modelaas.jobs.records import to_record
+from modelaas.settings import Settings
+
+_remote = click.option("--remote", metavar="URL", help="The modelaas server to ask (default: the local job store).")
+_token = click.option("--token", envvar="MODELAAS_TOKEN", help="Bearer token for --remote.")
+
+
+@click.group()
+def jobs() -> None:
+    """Training jobs: of the server at --remote URL, or in this machine's job store
+    (--data-dir / --jobs-db, as for 'modelaas serve')."""
+
+
+@contextmanager
+def _local() -> Iterator[Any]:
+    from modelaas.jobs.store import JobStore, store_url
+
+    settings = Settings.load()
+    store = JobStore(store_url(settings.jobs_db, settings.data_dir))
+    store.migrate()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _client(remote: str, token: str | None) -> Iterator[Any]:
+    from modelaas.client import Client
+
+    with Client(remote, token=token) as client:
+        yield client
+
+
+def _remote_job(client: Any, job_id: str, model: str | None) -> Any:
+    names = [model] if model else [m["name"] for m in client.models()]
+    for name in names:
+        for job in client.jobs(name):
+            if job.id == job_id:
+                return job
+    raise JobNotFound(model or "any model", job_id)
+
+
+@jobs.command("list")
+@click.argument("model", required=False)
+@_remote
+@_token
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+def list_jobs(model: str | None, remote: str | None, token: str | None, as_json: bool) -> int:
+    """List training jobs (of MODEL, or of every model), oldest first."""
+    if remote:
+        with _client(remote, token) as client:
+            names = [model] if model else [m["name"] for m in client.models()]
+            records = [job.record for name in names for job in client.jobs(name)]
+    else:
+        with _local() as store:
+            records = [to_record(job) for job in store.list(model)]
+    if as_json:
+        emit_json(records, None)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("uuid", "model", "status", "progress", "submitted (UTC)", "message")
+    for r in records:
+        progress = "" if r.get("progress") is None else f"{r['progress']:.0%}"
+        table.add_row(r["uuid"], r.get("model", ""), r["status"], progress, r["date"], r.get("message") or "")
+    Console().print(table)
+    return 0
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--model", help="The job's model (saves a search on a remote server).")
+@_remote
+@_token
+def show(job_id: str, model: str | None, remote: str | None, token: str | None) -> int:
+    """Print a job's record as JSON."""
+    if remote:
+        with _client(remote, token) as client:
+            emit_json(_remote_job(client, job_id, model).record, None)
+        return 0
+    with _local() as store:
+        job = store.get(job_id)
+        if job is None:
+            raise JobNotFound(model or "any model", job_id)
+        emit_json(to_record(job), None)
+    return 0
+
+
+@jobs.command("logs")
+@click.argument("job_id")
+@click.option("--model", help="The job's model (saves a search on a remote server).")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
+@_remote
+@_token
+def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token: str | None) -> int:
+    """Print a job's captured output."""
+    if remote:
+        with _client(remote, token) as client:
+            job = _remote_job(client, job_id, model)
+            lines = job.follow_logs() if follow else iter(job.logs()[0])
+            for line in lines:
+                click.echo(line)
+        return 0
+    import time
+
+    with _local() as store:
+        if store.get(job_id) is None:
+            raise JobNotFound(model or "any model", job_id)
+        after = 0
+        while True:
+            for event in store.events(job_id, after=after, kinds=["log"]):
+                after = event.id
+                click.echo(event.data.get("line", ""))
+            job = store.get(job_id)
+            if not follow or job is None or job.status.is_terminal:
+                return 0
+            time.sleep(0.5)
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.option("--model", help="The job's model (saves a search on a remote server).")
+@_remote
+@_token
+def cancel(job_id: str, model: str | None, remote: str | None, token: str | None) -> int:
+    """Cancel an active job (its server stops it within seconds)."""
+    if remote:
+        with _client(remote, token) as client:
+            emit_json(_remote_job(client, job_id, model).cancel(), None)
+        return 0
+    with _local() as store:
+        job = store.request_cancel(job_id)
+        if job is None:
+            raise JobNotFound(model or "any model", job_id)
+        emit_json(to_record(job), None)
+    return 0

@@ -1,0 +1,366 @@
+"""A Python client for modelaas (and DEEPaaS) servers, built on httpx.
+
+::
+
+    from modelaas import Client
+
+    with Client("http://127.0.0.1:5000") as client:
+        client.models()                                  # [{"id": ..., "name": ..., ...}]
+        client.predict("my-model", image=Path("cat.jpg"), **{"top-k": 3})
+        job = client.train("my-model", epochs=10)
+        for event in job.events():                       # state / progress / log events
+            print(event.kind, event.data)
+        job.wait()["result"]["output"]
+
+Arguments are sent the way browsers and ``curl`` send them: ``pathlib.Path`` objects,
+open binary files (anything with ``.read``) and ``(filename, bytes_or_file[, content_type])``
+tuples are uploaded as files, streamed from disk (multipart); everything else becomes a
+form field (urlencoded when there is no file). Lists are sent as repeated keys, dicts as
+JSON text, booleans as ``true``/``false``; ``None`` and empty lists are not sent, so the
+server's default applies.
+
+Every error answer raises the matching class of :mod:`modelaas.errors`, with the server's
+status and message; a server that cannot be reached raises :class:`~modelaas.errors.ServerUnreachable`
+(the ``httpx`` exception is its ``__cause__``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email.utils
+import json
+import math
+import mimetypes
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from modelaas.client_jobs import Event, Job, job_path, model_path
+from modelaas.errors import (
+    BadRequest,
+    ClientError,
+    JobNotFound,
+    ModelaasError,
+    ModelError,
+    ModelNotFound,
+    NotAcceptable,
+    NotFound,
+    NotImplementedByModel,
+    Overloaded,
+    PayloadTooLarge,
+    PredictTimeout,
+    ServerUnreachable,
+    TooManyJobs,
+    ValidationError,
+)
+
+__all__ = ["Client", "Event", "Job"]
+
+DEFAULT_TIMEOUT = 60.0
+
+
+class Client:
+    """A synchronous client for one server.
+
+    ``url`` is the server's root, base path included (``http://host:5000/base``).
+    ``token`` is sent as ``Authorization: Bearer <token>`` on every request. ``timeout``
+    (seconds, ``None`` for none) bounds connecting and each read: a prediction that takes
+    longer than that raises. ``transport`` replaces httpx's network transport (tests).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        headers = {"User-Agent": "modelaas-client"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self.url + "/", headers=headers, timeout=timeout, transport=transport, follow_redirects=False
+        )
+
+    # ---------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # ---------------------------------------------------------------- models
+    def models(self) -> list[dict[str, Any]]:
+        """The served models' entries (``id``, ``name``, ``links`` and their metadata)."""
+        return list(self._request("GET", "v2/models/").json()["models"])
+
+    def model(self, name: str) -> dict[str, Any]:
+        """One model's entry; :class:`~modelaas.errors.ModelNotFound` if it is not served."""
+        answer: dict[str, Any] = self._request("GET", model_path(name), model=name, missing=ModelNotFound).json()
+        return answer
+
+    def openapi(self) -> dict[str, Any]:
+        """The server's OpenAPI document (every model's arguments and answers)."""
+        document: dict[str, Any] = self._request("GET", "openapi.json").json()
+        return document
+
+    def predict(self, model: str, /, accept: str | None = None, **args: Any) -> Any:
+        """Run a prediction and answer what the server answered.
+
+        A JSON answer is returned decoded, exactly as sent: the ``{"status", "predictions"}``
+        envelope, or the object a model with an output schema returns. Any other answer
+        (``accept="image/png"``, ``"text/plain"``, a PDF...) is returned as ``bytes``.
+        ``accept`` is sent as the ``Accept`` header (models that declare an ``accept``
+        argument pick their answer type with it).
+        """
+        headers = {"Accept": accept} if accept is not None else {}
+        with _encode(args) as (fields, files):
+            response = self._request(
+                "POST", model_path(model) + "predict/", model=model, data=fields, files=files, headers=headers
+            )
+        if _is_json(response):
+            return response.json()
+        return response.content
+
+    # ---------------------------------------------------------------- training
+    def train(self, model: str, /, **args: Any) -> Job:
+        """Submit a training (arguments as for :meth:`predict`) and answer its handle at once."""
+        with _encode(args) as (fields, files):
+            response = self._request("POST", model_path(model) + "train/", model=model, data=fields, files=files)
+        return Job(self, model, response.json())
+
+    def jobs(self, model: str) -> list[Job]:
+        """The model's training jobs, oldest first."""
+        records = self._request("GET", model_path(model) + "train/", model=model).json()
+        return [Job(self, model, record) for record in records]
+
+    def job(self, model: str, id: str) -> Job:
+        """One training job; :class:`~modelaas.errors.JobNotFound` if there is none with this id."""
+        return Job(self, model, self._request("GET", job_path(model, id), model=model, job=id).json())
+
+    # ---------------------------------------------------------------- plumbing
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        model: str | None = None,
+        job: str | None = None,
+        missing: type[NotFound] = NotFound,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send a request and answer its (read) response; raise the server's error."""
+        with self._stream(method, path, model=model, job=job, missing=missing, **kwargs) as response:
+            try:
+                response.read()
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from exc
+            return response
+
+    @contextlib.contextmanager
+    def _stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        model: str | None = None,
+        job: str | None = None,
+        missing: type[NotFound] = NotFound,
+        **kwargs: Any,
+    ) -> Iterator[httpx.Response]:
+        """Send a request and yield its response before its body is read (downloads, SSE)."""
+        try:
+            request = self._http.build_request(method, path, **kwargs)
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        try:
+            if not response.is_success:
+                try:
+                    response.read()
+                except httpx.TransportError as exc:
+                    raise self._unreachable(exc) from exc
+                raise error_from_response(response, model=model, job=job, missing=missing)
+            yield response
+        finally:
+            response.close()
+
+    def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
+        if isinstance(exc, httpx.TimeoutException):
+            return ServerUnreachable(f"No answer from {self.url} within {self.timeout} s: {exc}")
+        return ServerUnreachable(f"Cannot reach {self.url}: {exc or type(exc).__name__}")
+
+
+# -------------------------------------------------------------------- errors
+_NO_MODEL = re.compile(r"^No model named .*? Installed models: (.*)\.$", re.S)
+_NO_JOB = "has no training job"
+
+
+def error_from_response(
+    response: httpx.Response,
+    *,
+    model: str | None = None,
+    job: str | None = None,
+    missing: type[NotFound] = NotFound,
+) -> ModelaasError:
+    """The :mod:`modelaas.errors` exception an error answer stands for.
+
+    ``model``/``job`` name what the route was about; ``missing`` is the class a 404 that
+    does not say what is missing stands for (``ModelNotFound`` for a model's own entry).
+    """
+    status = response.status_code
+    body: Any = None
+    try:
+        body = response.json()
+    except ValueError:
+        pass
+    message = _message(response, body)
+    error: ModelaasError
+    if status == 422 and isinstance(body, Mapping) and body:
+        return ValidationError(body)
+    if status == 404:
+        found = _NO_MODEL.match(message)
+        if found or (missing is ModelNotFound and model is not None):
+            known = found.group(1) if found else "none"
+            error = ModelNotFound(model or "", [] if known == "none" else known.split(", "))
+        elif model is not None and job is not None and _NO_JOB in message:
+            error = JobNotFound(model, job)
+        else:
+            error = NotFound(message)
+        return _with_message(error, message)
+    simple: dict[int, type[ModelaasError]] = {
+        400: BadRequest,
+        406: NotAcceptable,
+        413: PayloadTooLarge,
+        501: NotImplementedByModel,
+        504: PredictTimeout,
+    }
+    if status == 422:
+        return ValidationError({"message": [message]})
+    if status in simple:
+        return simple[status](message)
+    if status == 429:
+        return TooManyJobs(message, **_retry_after(response))
+    if status == 503:
+        return Overloaded(message, **_retry_after(response))
+    if 400 <= status < 500:
+        return ClientError(message, status=status)
+    if status >= 500:
+        return ModelError(message, status=status)
+    return ModelaasError(f"Unexpected answer {status} {response.reason_phrase}: {message}", status=status)
+
+
+def _message(response: httpx.Response, body: Any) -> str:
+    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    text = response.text.strip()
+    return text[:1000] if text else f"{response.status_code} {response.reason_phrase}"
+
+
+def _with_message(error: ModelaasError, message: str) -> ModelaasError:
+    """Keep the server's own words (the client does not know, e.g., which models it serves)."""
+    error.message = message
+    error.args = (message,)
+    return error
+
+
+def _retry_after(response: httpx.Response) -> dict[str, int]:
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return {}
+    try:
+        return {"retry_after": max(0, math.ceil(float(value)))}
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return {}
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return {"retry_after": max(0, math.ceil((when - dt.datetime.now(dt.timezone.utc)).total_seconds()))}
+
+
+def _is_json(response: httpx.Response) -> bool:
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
+# -------------------------------------------------------------------- arguments
+FileSpec = tuple[str, Any, str]
+
+
+@contextlib.contextmanager
+def _encode(args: Mapping[str, Any]) -> Iterator[tuple[dict[str, list[str | bytes]], list[tuple[str, FileSpec]]]]:
+    """Split arguments into form fields and file parts; files given as paths are opened
+    here and closed when the request is done (httpx streams them from disk)."""
+    fields: dict[str, list[str | bytes]] = {}
+    files: list[tuple[str, FileSpec]] = []
+    with contextlib.ExitStack() as stack:
+        for name, value in args.items():
+            for item in value if isinstance(value, list) or _is_plain_tuple(value) else [value]:
+                if item is None:
+                    continue
+                spec = _file_spec(name, item, stack)
+                if spec is not None:
+                    files.append((name, spec))
+                else:
+                    fields.setdefault(name, []).append(_field_text(item))
+        yield fields, files
+
+
+def _is_plain_tuple(value: Any) -> bool:
+    return isinstance(value, tuple) and not _is_file_tuple(value)
+
+
+def _is_file_tuple(value: Any) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) in (2, 3)
+        and isinstance(value[0], str)
+        and (isinstance(value[1], (bytes, bytearray)) or hasattr(value[1], "read"))
+        and (len(value) == 2 or isinstance(value[2], str))
+    )
+
+
+def _file_spec(name: str, value: Any, stack: contextlib.ExitStack) -> FileSpec | None:
+    if isinstance(value, Path):
+        handle: IO[bytes] = stack.enter_context(value.open("rb"))
+        return (value.name, handle, _guess_type(value.name))
+    if _is_file_tuple(value):
+        filename = value[0]
+        return (filename, value[1], value[2] if len(value) == 3 else _guess_type(filename))
+    if hasattr(value, "read"):
+        raw_name = getattr(value, "name", None)
+        filename = Path(raw_name).name if isinstance(raw_name, str) and raw_name else name
+        return (filename, value, _guess_type(filename))
+    return None
+
+
+def _guess_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def _field_text(value: Any) -> str | bytes:
+    if isinstance(value, (bytes, str)):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)

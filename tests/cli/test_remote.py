@@ -1,0 +1,93 @@
+"""The CLI against a real server (``--remote``), and ``modelaas jobs``."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+
+
+def run(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(MODELS), "MODELAAS_DATA_DIR": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "modelaas", *args], env=env, capture_output=True, timeout=120)
+
+
+def test_remote_predict_with_options_from_the_server(server, tmp_path):
+    srv = server("--model", "v2_basic")
+    r = run("predict", "v2-basic", "--remote", srv.url, "--help", data_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "--count INT" in r.stdout.decode() and "[red|green]" in r.stdout.decode()
+    r = run("predict", "--remote", srv.url, "v2-basic", "--count", "4", "--values", "1", "--values", "2", data_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["predictions"]["args"]["values"] == [1.0, 2.0]
+    r = run("predict", "--remote", srv.url, "v2-basic", "--level", "50", data_dir=tmp_path)
+    assert r.returncode == 2 and "Missing data for required field" in r.stderr.decode()
+
+
+def test_remote_predict_files_and_binary_answers(server, tmp_path):
+    srv = server("--model", "v1_seed")
+    f = tmp_path / "in.txt"
+    f.write_bytes(b"abcd")
+    r = run("predict", "--remote", srv.url, "v1-seed", "--data", str(f), data_dir=tmp_path)
+    assert json.loads(r.stdout)["predictions"]["size"] == 8
+    srv2 = server("--model", "v2_accept")
+    out = tmp_path / "x.png"
+    r = run("predict", "--remote", srv2.url, "v2-accept", "--accept", "image/png", "--output", str(out), data_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_remote_train_follows_to_the_end_and_jobs_commands(server, tmp_path):
+    srv = server("--model", "trainer:Trainer")
+    r = run("train", "--remote", srv.url, "trainer", "--epochs", "3", "--seconds", "0.1", data_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["epochs"] == 3
+    err = r.stderr.decode()
+    assert "submitted" in err and "epoch 3" in err and "[done]" in err
+    records = json.loads(run("jobs", "list", "--remote", srv.url, "--json", data_dir=tmp_path).stdout)
+    assert [x["status"] for x in records] == ["done"]
+    job_id = records[0]["uuid"]
+    shown = json.loads(run("jobs", "show", job_id, "--remote", srv.url, data_dir=tmp_path).stdout)
+    assert shown["uuid"] == job_id
+    logs = run("jobs", "logs", job_id, "--remote", srv.url, data_dir=tmp_path).stdout.decode()
+    assert "epoch 3" in logs
+
+
+def test_remote_train_failure_exits_non_zero(server, tmp_path):
+    srv = server("--model", "trainer:Trainer")
+    r = run("train", "--remote", srv.url, "trainer", "--epochs", "1", "--fail", "true", data_dir=tmp_path)
+    assert r.returncode == 1 and "training diverged" in r.stderr.decode()
+
+
+def test_cancel_remote_and_local_store(server, tmp_path):
+    srv = server("--model", "trainer:Trainer")
+    r = run("train", "--remote", srv.url, "trainer", "--epochs", "1000", "--seconds", "0.1", "--detach", data_dir=tmp_path)
+    job_id = json.loads(r.stdout)["uuid"]
+    r = run("jobs", "cancel", job_id, "--remote", srv.url, data_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "cancelled"
+    # the local commands read the server's store (same data dir)
+    data_dir = tmp_path / "data"
+    local = json.loads(run("jobs", "list", "--json", data_dir=data_dir).stdout)
+    assert [(x["uuid"], x["status"]) for x in local] == [(job_id, "cancelled")]
+    second = json.loads(
+        run("train", "--remote", srv.url, "trainer", "--epochs", "1000", "--seconds", "0.1", "--detach",
+            data_dir=tmp_path).stdout
+    )["uuid"]
+    assert run("jobs", "cancel", second, data_dir=data_dir).returncode == 0
+    deadline = time.monotonic() + 15
+    status = None
+    while time.monotonic() < deadline:
+        status = json.loads(run("jobs", "show", second, data_dir=data_dir).stdout)["status"]
+        if status == "cancelled":
+            break
+        time.sleep(0.2)
+    assert status == "cancelled"
+    assert run("jobs", "show", "nope", data_dir=data_dir).returncode == 2
