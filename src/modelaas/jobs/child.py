@@ -30,6 +30,9 @@ from modelaas.settings import Settings
 
 log = logging.getLogger("modelaas.training")
 
+PARENT_PID_ENV = "_MODELAAS_PARENT_PID"
+"""The pid of the process that started the training (set by the backend)."""
+
 
 class Stopped(BaseException):
     """Raised in the training when SIGTERM arrives (not an error of the model)."""
@@ -75,14 +78,17 @@ def run(job_id: str, settings: Settings) -> int:
             cooperative.set()
         if settings.warm:
             adapter.warm()
-        kwargs = adapter.train_params.validate(restore_files(job.raw, job.inputs))
+        raw = {key: restore_files(value, job.inputs) for key, value in job.raw.items()}
+        kwargs = adapter.train_params.validate(raw)
         log.info("Training %s of model %r started.", job_id, job.model)
         result = adapter.train(kwargs, context)
         context.flush()
         if stop.is_set() or context.cancelled:
             return 0  # the scheduler records the cancel
-        store.finish(job_id, JobStatus.DONE, result=to_jsonable(result))
+        output = to_jsonable(result)
         log.info("Training %s finished.", job_id)
+        capture.stop()  # every log line is stored before the final state, which ends event streams
+        store.finish(job_id, JobStatus.DONE, result=output)
         return 0
     except Stopped:
         return 0
@@ -92,6 +98,7 @@ def run(job_id: str, settings: Settings) -> int:
         trace = exc.traceback_text if isinstance(exc, ModelLoadError) and exc.traceback_text else None
         print(trace or traceback.format_exc(), file=sys.stderr, end="")
         context.flush()
+        capture.stop()
         store.finish(job_id, JobStatus.ERROR, message=_message(exc))
         return 1
     finally:
@@ -113,8 +120,13 @@ def _message(exc: BaseException) -> str:
 
 
 def watch_parent() -> None:
-    """Kill this process group when the parent (the server) goes away, even by SIGKILL."""
-    parent = os.getppid()
+    """Kill this process group when the parent (the server) goes away, even by SIGKILL.
+
+    The parent's pid comes from the environment when given: a parent that died while
+    this process was starting (already re-parented) is noticed at once.
+    """
+    given = os.environ.pop(PARENT_PID_ENV, "")
+    parent = int(given) if given.isdigit() else os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:

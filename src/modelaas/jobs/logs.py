@@ -13,13 +13,16 @@ from modelaas.jobs.store import JobStore
 
 FLUSH_INTERVAL = 0.25
 MAX_LINE = 8192
+DRAIN_SECONDS = 2.0
+"""After :meth:`OutputCapture.stop`, how long the reader may keep draining the pipe."""
 
 
 class OutputCapture:
     """Redirects file descriptors 1 and 2 into a pipe; a thread stores the lines.
 
     Everything ends up in the log, including output of C extensions and subprocesses.
-    Lines are written in batches at most every 0.25 s.
+    Lines are written in batches at most every 0.25 s. A subprocess the model left running
+    keeps the pipe open: :meth:`stop` does not wait for it (what is buffered is stored).
     """
 
     def __init__(self, store: JobStore, job_id: str) -> None:
@@ -27,6 +30,7 @@ class OutputCapture:
         self.job_id = job_id
         self._thread: threading.Thread | None = None
         self._saved: tuple[int, int] | None = None
+        self._closing = threading.Event()
 
     def start(self) -> None:
         read_fd, write_fd = os.pipe()
@@ -58,6 +62,7 @@ class OutputCapture:
         os.close(out)
         os.close(err)
         self._saved = None
+        self._closing.set()  # no EOF while a leftover subprocess holds the pipe: drain, then stop
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -65,9 +70,12 @@ class OutputCapture:
         pending: list[str] = []
         partial = b""
         last = time.monotonic()
+        drain_until: float | None = None
         try:
             while True:
-                ready, _, _ = select.select([fd], [], [], FLUSH_INTERVAL)
+                if drain_until is None and self._closing.is_set():
+                    drain_until = time.monotonic() + DRAIN_SECONDS
+                ready, _, _ = select.select([fd], [], [], FLUSH_INTERVAL if drain_until is None else 0)
                 chunk = os.read(fd, 65536) if ready else None
                 if chunk:
                     *lines, partial = (partial + chunk).split(b"\n")
@@ -75,8 +83,8 @@ class OutputCapture:
                     if len(partial) > MAX_LINE:
                         pending.append(_text(partial))
                         partial = b""
-                ended = chunk == b""
                 now = time.monotonic()
+                ended = chunk == b"" or (drain_until is not None and (not ready or now >= drain_until))
                 if pending and (ended or now - last >= FLUSH_INTERVAL or len(pending) >= 500):
                     self._store(pending)
                     pending = []
@@ -91,7 +99,7 @@ class OutputCapture:
     def _store(self, lines: list[str]) -> None:
         try:
             self.store.add_logs(self.job_id, lines)
-        except Exception:  # noqa: BLE001 - losing a log line must not kill the training
+        except Exception:  # losing a log line must not kill the training
             pass
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+from modelaas.jobs.child import PARENT_PID_ENV
 from modelaas.jobs.records import Job
 from modelaas.settings import Settings
 
@@ -18,8 +19,11 @@ def child_command(job_id: str) -> list[str]:
 
 
 def child_env(settings: Settings) -> dict[str, str]:
+    """The training's environment; call it in the process that starts the training."""
     env = {**os.environ, **settings.to_env()}
     env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    # the training's parent: if it dies before the training watches it, the training still notices
+    env[PARENT_PID_ENV] = str(os.getpid())
     return env
 
 
