@@ -150,3 +150,33 @@ def test_bad_urls_are_config_errors(tmp_path):
         store_url("mysql://x", tmp_path)
     with pytest.raises(ConfigError, match="Cannot open job store"):
         JobStore("postgresql+psycopg://nobody@127.0.0.1:1/none").migrate()
+
+
+def test_event_writers_of_one_job_commit_in_id_order(store):
+    """A writer holding a job's events back makes the next writer wait (ids follow commit order)."""
+    import time
+
+    import sqlalchemy as sa
+
+    from modelaas.jobs import schema
+
+    job = store.create(make_job())
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises every writer already")
+    done = threading.Event()
+    with store.engine.connect() as conn:
+        trans = conn.begin()
+        conn.execute(sa.select(schema.jobs.c.id).where(schema.jobs.c.id == job.id).with_for_update())
+        first = conn.execute(
+            schema.events.insert().returning(schema.events.c.id).values(
+                job_id=job.id, kind="log", data={"line": "first"}, at=dt.datetime.now(dt.timezone.utc)
+            )
+        ).scalar()
+        writer = threading.Thread(target=lambda: (store.add_logs(job.id, ["second"]), done.set()))
+        writer.start()
+        time.sleep(0.3)
+        assert not done.is_set()  # waits for the first writer's commit
+        trans.commit()
+    writer.join(10)
+    lines = [(e.id, e.data["line"]) for e in store.events(job.id, kinds=["log"])]
+    assert [line for _, line in lines] == ["first", "second"] and lines[0][0] == first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,7 +185,8 @@ def documented_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def served_operations(client: TestClient) -> set[tuple[str, str]]:
-    """The app's routes as documented paths: predict routes expanded per model, the rest as they are."""
+    """The app's routes as documented paths: predict and train routes expanded per model that has
+    the method (v1 routes: per v1 model), ``{path:path}`` written ``{path}``, the rest as they are."""
     st = client.app.state.modelaas  # type: ignore[attr-defined]
     out = set()
     for route in client.app.routes:  # type: ignore[attr-defined]
@@ -192,14 +194,17 @@ def served_operations(client: TestClient) -> set[tuple[str, str]]:
         module = getattr(route.endpoint, "__module__", "")
         if getattr(route.endpoint, "__name__", "") == "_redirect_to_slash" or module == "modelaas.web.docs":
             continue
+        path = route.path.replace("{path:path}", "{path}")
+        segments = path.split("/")
+        method_of = "predict" if "predict" in segments else "train" if "train" in segments else None
         for method in sorted((route.methods or set()) - {"HEAD"}):
-            if "/predict" in route.path:
-                v1 = route.path.startswith(f"{st.settings.base_path}/v1/")
-                for m in st.runtime.models():
-                    if m.predict_params is not None and (m.interface == "v1" or not v1):
-                        out.add((route.path.replace("{model}", m.name), method))
-            else:
-                out.add((route.path, method))
+            if method_of is None:
+                out.add((path, method))
+                continue
+            v1 = path.startswith(f"{st.settings.base_path}/v1/")
+            for m in st.runtime.models():
+                if getattr(m, f"{method_of}_params") is not None and (m.interface == "v1" or not v1):
+                    out.add((path.replace("{model}", m.name), method))
     return out
 
 
@@ -239,7 +244,9 @@ def test_document_shape(tmp_path: Path) -> None:
     assert paths["/v1/models/v1-fixture/predict"]["post"]["operationId"] == "predict_v1_v1_fixture"
     assert "/v1/models/typed-scorer/predict" not in paths  # v1 routes only predict with v1 models
     assert "/v2/models/train-only/predict/" not in paths  # no predict method, no path
-    assert not any("train" in path.split("/") for path in paths)  # train routes are not served yet
+    assert "/v2/models/typed-scorer/train/" not in paths  # no train method, no train paths
+    assert paths["/v2/models/train-only/train/"]["post"]["operationId"] == "train_train_only"
+    assert "/v1/models/train-only/train" not in paths  # the v1 train route trains v1 models only
     assert set(paths["/v2/debug/"]["get"]["responses"]) == {"204"}
     schemas = doc["components"]["schemas"]
     assert schemas["Error"]["required"] == ["message"]
@@ -501,3 +508,170 @@ def test_non_finite_ranges_and_defaults_do_not_break_the_document(make_client):
         "schema"
     ]
     assert schema["properties"]["x"] == {"type": "number"}
+
+
+# ----------------------------------------------------------------------- train routes
+JOB_OPERATIONS = {
+    "/": {"post", "get"},
+    "/{job}": {"get", "delete"},
+    "/{job}/logs": {"get"},
+    "/{job}/events": {"get"},
+    "/{job}/files": {"get"},
+    "/{job}/files/{path}": {"get"},
+}
+
+
+def test_train_paths_per_model_with_train(tmp_path: Path) -> None:
+    with serve(tmp_path, base_path="/b") as client:
+        doc = document(client, "/b")
+    paths = doc["paths"]
+    for name in ("train-only", "modelaas-demo"):
+        for suffix, methods in JOB_OPERATIONS.items():
+            assert set(paths[f"/b/v2/models/{name}/train{suffix}"]) - {"parameters"} == methods
+    for name in ("typed-scorer", "other-typed", "v2-fixture", "v1-fixture"):  # no train method
+        assert not [p for p in paths if p.startswith(f"/b/v2/models/{name}/train")]
+    assert not [p for p in paths if p.startswith("/b/v1/") and p.endswith("/train")]
+    submit = paths["/b/v2/models/train-only/train/"]["post"]
+    assert submit["tags"] == ["train-only"]
+    body = submit["requestBody"]
+    assert set(body["content"]) == {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
+    assert body["content"]["application/json"]["schema"]["properties"]["epochs"] == {"type": "integer", "default": 1}
+    assert {"200", "400", "413", "422", "429"} <= set(submit["responses"])
+    too_many = resolve(doc, submit["responses"]["429"])
+    assert too_many["headers"]["Retry-After"] and "Error" in too_many["content"]["application/json"]["schema"]["$ref"]
+    assert response_schema(doc, "/b/v2/models/train-only/train/", "post", 200) == {
+        "$ref": "#/components/schemas/JobRecord"
+    }
+    listing = paths["/b/v2/models/train-only/train/"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert resolve(doc, listing["schema"]) == {"type": "array", "items": {"$ref": "#/components/schemas/JobRecord"}}
+
+
+def test_job_record_schema_describes_to_record() -> None:
+    from modelaas.jobs.records import JobStatus
+    from modelaas.web.openapi_train import TRAIN_SCHEMAS
+
+    record = TRAIN_SCHEMAS["JobRecord"]
+    assert record["required"] == ["uuid", "date", "args", "status"]
+    assert record["properties"]["status"]["enum"] == [s.value for s in JobStatus]
+    assert set(record["properties"]) == {
+        "uuid", "date", "args", "status", "message", "result",
+        "model", "progress", "metrics", "created_at", "started_at", "finished_at", "cancel_requested",
+    }  # fmt: skip
+    assert record["properties"]["result"]["required"] == ["output", "finish_date", "duration"]
+
+
+def test_job_routes_parameters_and_answers_are_described(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+    prefix = "/v2/models/train-only/train/{job}"
+    for suffix in ("", "/logs", "/events", "/files", "/files/{path}"):
+        names = [p["name"] for p in doc["paths"][prefix + suffix]["parameters"]]
+        assert names == (["job", "path"] if suffix.endswith("{path}") else ["job"])
+    logs = doc["paths"][prefix + "/logs"]["get"]
+    assert logs["parameters"] == [
+        {
+            "name": "offset",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0, "default": 0},
+            "description": logs["parameters"][0]["description"],
+        }
+    ]
+    ok = logs["responses"]["200"]
+    assert set(ok["content"]) == {"text/plain"} and set(ok["headers"]) == {"X-Next-Offset", "X-Job-Status"}
+    events = doc["paths"][prefix + "/events"]["get"]
+    assert [(p["name"], p["in"]) for p in events["parameters"]] == [("Last-Event-ID", "header"), ("after", "query")]
+    assert set(events["responses"]["200"]["content"]) == {"text/event-stream"}
+    assert {"400", "404"} <= set(events["responses"])
+    download = doc["paths"][prefix + "/files/{path}"]["get"]["responses"]
+    assert set(download["200"]["content"]) == {"application/octet-stream"} and "404" in download
+    files = response_schema(doc, prefix + "/files", "get", 200)
+    assert resolve(doc, files["items"])["required"] == ["path", "size", "href"]
+    for method, suffix in (("get", ""), ("delete", ""), ("get", "/logs"), ("get", "/files")):
+        assert "404" in doc["paths"][prefix + suffix][method]["responses"]
+
+
+def test_notrain_endpoint_removes_train_paths(tmp_path: Path) -> None:
+    with serve(tmp_path, train_endpoint=False) as client:
+        doc = document(client)
+        assert documented_operations(doc) == served_operations(client)
+    assert not [p for p in doc["paths"] if "train" in p.split("/")]
+    assert "JobRecord" not in doc["components"]["schemas"]
+    assert "TooManyJobs" not in doc["components"]["responses"]
+
+
+def test_train_answers_validate(make_client: Any) -> None:
+    """A real training: every answer of the train routes matches the document."""
+    client = make_client("trainer:Trainer")
+    doc = document(client)
+    assert documented_operations(doc) == served_operations(client)
+    base = "/v2/models/trainer/train"
+    body = doc["paths"][f"{base}/"]["post"]["requestBody"]
+    assert set(body["content"]) == {"multipart/form-data"}  # a file argument
+    assert body["content"]["multipart/form-data"]["schema"]["properties"]["data"]["format"] == "binary"
+    answer = client.post(f"{base}/", data={"epochs": "2"})
+    assert answer.status_code == 200, answer.text
+    assert_valid(doc, response_schema(doc, f"{base}/", "post", 200), answer.json())
+    job = answer.json()["uuid"]
+    record = answer.json()
+    for _ in range(600):
+        record = client.get(f"{base}/{job}").json()
+        if record["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.05)
+    assert record["status"] == "done", record
+    assert_valid(doc, response_schema(doc, f"{base}/{{job}}", "get", 200), record)
+    assert_valid(doc, response_schema(doc, f"{base}/", "get", 200), client.get(f"{base}/").json())
+    files = client.get(f"{base}/{job}/files")
+    assert_valid(doc, response_schema(doc, f"{base}/{{job}}/files", "get", 200), files.json())
+    download = client.get(files.json()[0]["href"])
+    ok = doc["paths"][f"{base}/{{job}}/files/{{path}}"]["get"]["responses"]["200"]
+    assert download.status_code == 200 and download.headers["content-type"] in ok["content"]
+    logs = client.get(f"{base}/{job}/logs", params={"offset": 1})
+    ok = doc["paths"][f"{base}/{{job}}/logs"]["get"]["responses"]["200"]
+    assert logs.headers["content-type"].split(";")[0] in ok["content"]
+    assert_valid(doc, ok["headers"]["X-Job-Status"]["schema"], logs.headers["X-Job-Status"])
+    assert_valid(doc, ok["headers"]["X-Next-Offset"]["schema"], int(logs.headers["X-Next-Offset"]))
+    events = client.get(f"{base}/{job}/events")
+    ok = doc["paths"][f"{base}/{{job}}/events"]["get"]["responses"]["200"]
+    assert events.headers["content-type"].split(";")[0] in ok["content"]
+    for path, template, method in (
+        (f"{base}/nope", f"{base}/{{job}}", "get"),
+        (f"{base}/nope", f"{base}/{{job}}", "delete"),
+        (f"{base}/nope/logs", f"{base}/{{job}}/logs", "get"),
+        (f"{base}/nope/events", f"{base}/{{job}}/events", "get"),
+        (f"{base}/nope/files", f"{base}/{{job}}/files", "get"),
+        (f"{base}/{job}/files/nope.txt", f"{base}/{{job}}/files/{{path}}", "get"),
+        (f"{base}/{job}/logs?offset=-1", f"{base}/{{job}}/logs", "get"),
+        (f"{base}/{job}/events?after=x", f"{base}/{{job}}/events", "get"),
+    ):
+        answer = client.request(method.upper(), path)
+        assert answer.status_code in (400, 404), (path, answer.status_code)
+        assert_valid(doc, response_schema(doc, template, method, answer.status_code), answer.json())
+    answer = client.post(f"{base}/", data={"epochs": "0"})
+    assert answer.status_code == 422
+    assert_valid(doc, response_schema(doc, f"{base}/", "post", 422), answer.json())
+    deleted = client.delete(f"{base}/{job}")
+    assert_valid(doc, response_schema(doc, f"{base}/{{job}}", "delete", 200), deleted.json())
+
+
+def test_v1_train_route_is_described_and_answers_validate(make_client: Any) -> None:
+    client = make_client("v1_seed")
+    doc = document(client)
+    assert documented_operations(doc) == served_operations(client)
+    path = "/v1/models/v1-seed/train"
+    op = doc["paths"][path]["put"]
+    assert op["operationId"] == "train_v1_v1_seed" and op["tags"] == ["v1-seed"]
+    props = op["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert props["epochs"]["type"] == "string" and props["lr_step_schedule"]["default"] == "[0.7, 0.9]"
+    assert {"200", "422", "429", "500"} <= set(op["responses"])
+    assert "/v2/models/v1-seed/train/" in doc["paths"]  # a v1 model trains on the v2 routes too
+    answer = client.put(path, data={"epochs": "2"})
+    assert answer.status_code == 200, answer.text
+    assert_valid(doc, response_schema(doc, path, "put", 200), answer.json())
+    answer = client.put(path, data={"epochs": "{"})  # the model's json.loads fails
+    assert answer.status_code == 500
+    assert_valid(doc, response_schema(doc, path, "put", 500), answer.json())
+    answer = client.put(path)
+    assert answer.status_code == 422
+    assert_valid(doc, response_schema(doc, path, "put", 422), answer.json())

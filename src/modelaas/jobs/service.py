@@ -127,9 +127,11 @@ class JobService:
     def file_path(self, model: str, job_id: str, relative: str) -> Path:
         """The artefact at ``relative`` inside the job's output folder; nothing outside it."""
         self.get(model, job_id)
+        if "\x00" in relative:
+            raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
         root = self.output_dir(job_id).resolve()
         candidate = (root / relative).resolve()
-        if "\x00" in relative or not candidate.is_relative_to(root) or candidate == root:
+        if not candidate.is_relative_to(root) or candidate == root:
             raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
         if not candidate.is_file():
             raise NotFound(f"Job {job_id!r} has no file {relative!r}.")

@@ -184,6 +184,7 @@ class JobStore:
             now = utcnow()
             rows = [{"job_id": job_id, "kind": "log", "data": {"line": line}, "at": now} for line in lines]
             with self.engine.begin() as conn:
+                _lock_job(conn, job_id)
                 conn.execute(schema.events.insert(), rows)
 
     def events(
@@ -306,7 +307,18 @@ def _filter(query: Any, *, model: str | None = None, statuses: Any = None, owner
     return query
 
 
+def _lock_job(conn: sa.Connection, job_id: str) -> None:
+    """Serialise event writers of one job until commit (PostgreSQL; SQLite serialises all writers).
+
+    Event ids come from one sequence; without the lock two writers of a job could commit out
+    of id order, and a stream that had passed the later id would never see the earlier event.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(schema.jobs.c.id).where(schema.jobs.c.id == job_id).with_for_update())
+
+
 def _event(conn: sa.Connection, job_id: str, kind: str, data: dict[str, Any]) -> None:
+    _lock_job(conn, job_id)
     conn.execute(schema.events.insert().values(job_id=job_id, kind=kind, data=data, at=utcnow()))
 
 

@@ -2,22 +2,24 @@
 
 Built from the same settings as the route table (:mod:`modelaas.web.routes`) and from each
 model's parameter IR. Paths are full paths, base path included, so the document matches
-the routes literally (no ``servers`` entry). Predict has one path per model; routes that
-switch off (``--nopredict-endpoint``) or do not apply (v1 routes without a v1 model) are
-absent. Errors are described as answered: ``{"message": ...}`` bodies, and the bare
-field -> messages map of a 422. Redirects (308 to the slashed path) and the docs pages
-themselves are left out. :mod:`modelaas.web.docs` caches the result.
+the routes literally (no ``servers`` entry). Predict and train have paths per model (see
+:mod:`modelaas.web.openapi_train` for train); routes that switch off
+(``--nopredict-endpoint``, ``--notrain-endpoint``) or do not apply (v1 routes without a v1
+model, train routes of a model without train) are absent. Errors are described as
+answered: ``{"message": ...}`` bodies, and the bare field -> messages map of a 422.
+Redirects (308 to the slashed path) and the docs pages themselves are left out.
+:mod:`modelaas.web.docs` caches the result.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
-from modelaas.web.openapi_models import Components, predict_operation, ref
+from modelaas.web.openapi_models import Components, predict_operation, ref, unique_id
+from modelaas.web.openapi_train import TRAIN_RESPONSES, TRAIN_SCHEMAS, train_paths
 from modelaas.web.state import AppState
 
 _STRING = {"type": "string"}
@@ -109,7 +111,7 @@ def build_document(st: AppState) -> dict[str, Any]:
     predicts = [m for m in models if m.predict_params is not None] if settings.predict_endpoint else []
     timeout = settings.predict_timeout is not None
     for m in predicts:
-        op_id = _unique(f"predict_{m.name}", used)
+        op_id = unique_id(f"predict_{m.name}", used)
         op = predict_operation(m, components, operation_id=op_id, v1=False, timeout=timeout)
         paths[f"{base}/v2/models/{m.name}/predict/"] = {"post": op}
     if st.has_v1:
@@ -120,9 +122,12 @@ def build_document(st: AppState) -> dict[str, Any]:
         paths[f"{base}/v1/models/{{model}}"] = {"get": _model_entry("get_v1_model", models, v1=True)}
         for m in predicts:
             if m.interface == "v1":
-                op_id = _unique(f"predict_v1_{m.name}", used)
+                op_id = unique_id(f"predict_v1_{m.name}", used)
                 op = predict_operation(m, components, operation_id=op_id, v1=True, timeout=timeout)
                 paths[f"{base}/v1/models/{m.name}/predict"] = {"post": op}
+    if settings.train_endpoint:
+        components.schemas.update(copy.deepcopy(TRAIN_SCHEMAS))
+        paths.update(train_paths(models, base=base, v1_routes=st.has_v1, used=used))
     return {
         "openapi": "3.1.0",
         "info": {"title": "modelaas", "version": _package_version(), "description": _description(models, summaries)},
@@ -136,7 +141,7 @@ def build_document(st: AppState) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components.schemas,
-            "responses": _error_responses(),
+            "responses": _error_responses(train=settings.train_endpoint),
             "headers": copy.deepcopy(_HEADERS),
         },
     }
@@ -212,21 +217,14 @@ def _header() -> dict[str, str]:
     return {"$ref": "#/components/headers/Retry-After"}
 
 
-def _error_responses() -> dict[str, Any]:
+def _error_responses(*, train: bool) -> dict[str, Any]:
     responses: dict[str, Any] = {code: _json(ref("Error"), text) for code, text in _ERRORS.items()}
     responses["503"]["headers"] = {"Retry-After": _header()}
     responses["422"] = _json(ref("ValidationErrors"), "Some arguments are invalid: each one -> its messages.")
     responses["ModelStatus"] = _json(ref("Error"), "An error status raised by the model itself (any 4xx or 5xx).")
+    if train:
+        responses.update(copy.deepcopy(TRAIN_RESPONSES))
     return responses
-
-
-def _unique(text: str, used: set[str]) -> str:
-    base = re.sub(r"\W", "_", text)
-    name, n = base, 2
-    while name in used:
-        name, n = f"{base}_{n}", n + 1
-    used.add(name)
-    return name
 
 
 def _summary(adapter: ModelAdapter) -> str:

@@ -30,6 +30,16 @@ def component_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text) or "_"
 
 
+def unique_id(text: str, used: set[str]) -> str:
+    """``text`` made an operation id (word characters) not in ``used``, and added to it."""
+    base = re.sub(r"\W", "_", text)
+    name, n = base, 2
+    while name in used:
+        name, n = f"{base}_{n}", n + 1
+    used.add(name)
+    return name
+
+
 def is_json_media(media_type: str) -> bool:
     base = media_type.split(";")[0].strip().lower()
     return base in (JSON_MEDIA, "*/*") or base.endswith("+json")

@@ -41,10 +41,7 @@ def _service(request: Request) -> JobService:
 
 def _model(request: Request, *, v1: bool = False) -> ModelAdapter:
     """The model named in the path (v1 routes: v1 models only); 501 if it has no train."""
-    if v1:
-        adapter = v1_model(request)
-    else:
-        adapter = state(request).runtime.model(request.path_params["model"])
+    adapter = v1_model(request) if v1 else state(request).runtime.model(request.path_params["model"])
     if adapter.train_params is None:
         raise NotImplementedByModel(f"Model {adapter.name!r} does not implement train.")
     return adapter
