@@ -42,3 +42,24 @@ def test_jobs_doc_training_example_runs(tmp_path):
     result = adapter.train(adapter.train_params.validate({"epochs": "4"}), context)
     assert result == {"loss": 0.25} and context.progress == 1.0 and context.metrics == {"loss": 0.25}
     assert (tmp_path / "weights.bin").read_bytes() == b"..."
+
+
+def test_readme_cli_examples_run(server, tmp_path):
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    block = README.read_text().split("<!-- cli-examples -->")[1].split("<!-- /cli-examples -->")[0]
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("modelaas ")]
+    assert len(commands) >= 6
+    srv = server()  # nothing installed in the test environment: the demo model
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a photo")
+    env = {**os.environ, "MODELAAS_DATA_DIR": str(tmp_path / "cli-data")}
+    for command in commands:
+        argv = [a.replace("http://127.0.0.1:5000", srv.url) for a in shlex.split(command)]
+        r = subprocess.run(
+            [sys.executable, "-m", "modelaas", *argv[1:]], cwd=tmp_path, env=env, capture_output=True, timeout=120
+        )
+        assert r.returncode == 0, (command, r.stderr.decode())
+    assert (tmp_path / "scores.png").read_bytes().startswith(b"\x89PNG")
