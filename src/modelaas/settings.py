@@ -82,7 +82,11 @@ class Settings:
     )
     jobs_backend: str = field(default="process", metadata=_doc("Where trainings run: process (local) or ray."))
     ray_address: str | None = field(
-        default=None, metadata=_doc("Ray cluster address for --jobs-backend ray (default: start a local Ray).")
+        default=None,
+        metadata=_doc(
+            "Ray cluster for --jobs-backend ray: an address, or auto for one started on this machine "
+            "with 'ray start' (default: start a private local Ray)."
+        ),
     )
     train_workers: int = field(default=1, metadata=_doc("Trainings running at once per server; others wait queued."))
     train_queue: int = field(default=16, metadata=_doc("Trainings that may wait queued per server; beyond it, 429."))

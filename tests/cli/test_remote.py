@@ -24,7 +24,9 @@ def test_remote_predict_with_options_from_the_server(server, tmp_path):
     r = run("predict", "v2-basic", "--remote", srv.url, "--help", data_dir=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "--count INT" in r.stdout.decode() and "[red|green]" in r.stdout.decode()
-    r = run("predict", "--remote", srv.url, "v2-basic", "--count", "4", "--values", "1", "--values", "2", data_dir=tmp_path)
+    r = run(
+        "predict", "--remote", srv.url, "v2-basic", "--count", "4", "--values", "1", "--values", "2", data_dir=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["predictions"]["args"]["values"] == [1.0, 2.0]
     r = run("predict", "--remote", srv.url, "v2-basic", "--level", "50", data_dir=tmp_path)
@@ -39,7 +41,9 @@ def test_remote_predict_files_and_binary_answers(server, tmp_path):
     assert json.loads(r.stdout)["predictions"]["size"] == 8
     srv2 = server("--model", "v2_accept")
     out = tmp_path / "x.png"
-    r = run("predict", "--remote", srv2.url, "v2-accept", "--accept", "image/png", "--output", str(out), data_dir=tmp_path)
+    r = run(
+        "predict", "--remote", srv2.url, "v2-accept", "--accept", "image/png", "--output", str(out), data_dir=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     assert out.read_bytes().startswith(b"\x89PNG")
 
@@ -68,7 +72,9 @@ def test_remote_train_failure_exits_non_zero(server, tmp_path):
 
 def test_cancel_remote_and_local_store(server, tmp_path):
     srv = server("--model", "trainer:Trainer")
-    r = run("train", "--remote", srv.url, "trainer", "--epochs", "1000", "--seconds", "0.1", "--detach", data_dir=tmp_path)
+    r = run(
+        "train", "--remote", srv.url, "trainer", "--epochs", "1000", "--seconds", "0.1", "--detach", data_dir=tmp_path
+    )
     job_id = json.loads(r.stdout)["uuid"]
     r = run("jobs", "cancel", job_id, "--remote", srv.url, data_dir=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -78,8 +84,18 @@ def test_cancel_remote_and_local_store(server, tmp_path):
     local = json.loads(run("jobs", "list", "--json", data_dir=data_dir).stdout)
     assert [(x["uuid"], x["status"]) for x in local] == [(job_id, "cancelled")]
     second = json.loads(
-        run("train", "--remote", srv.url, "trainer", "--epochs", "1000", "--seconds", "0.1", "--detach",
-            data_dir=tmp_path).stdout
+        run(
+            "train",
+            "--remote",
+            srv.url,
+            "trainer",
+            "--epochs",
+            "1000",
+            "--seconds",
+            "0.1",
+            "--detach",
+            data_dir=tmp_path,
+        ).stdout
     )["uuid"]
     assert run("jobs", "cancel", second, data_dir=data_dir).returncode == 0
     deadline = time.monotonic() + 15

@@ -168,9 +168,9 @@ def test_event_writers_of_one_job_commit_in_id_order(store):
         trans = conn.begin()
         conn.execute(sa.select(schema.jobs.c.id).where(schema.jobs.c.id == job.id).with_for_update())
         first = conn.execute(
-            schema.events.insert().returning(schema.events.c.id).values(
-                job_id=job.id, kind="log", data={"line": "first"}, at=dt.datetime.now(dt.timezone.utc)
-            )
+            schema.events.insert()
+            .returning(schema.events.c.id)
+            .values(job_id=job.id, kind="log", data={"line": "first"}, at=dt.datetime.now(dt.timezone.utc))
         ).scalar()
         writer = threading.Thread(target=lambda: (store.add_logs(job.id, ["second"]), done.set()))
         writer.start()

@@ -20,6 +20,7 @@ from typing import Any
 
 from modelaas.errors import ModelLoadError
 from modelaas.jobs.context import JobContext
+from modelaas.jobs.ids import PARENT_PID_ENV
 from modelaas.jobs.logs import OutputCapture
 from modelaas.jobs.records import JobStatus
 from modelaas.jobs.service import restore_files
@@ -29,9 +30,6 @@ from modelaas.model.outputs import to_jsonable
 from modelaas.settings import Settings
 
 log = logging.getLogger("modelaas.training")
-
-PARENT_PID_ENV = "_MODELAAS_PARENT_PID"
-"""The pid of the process that started the training (set by the backend)."""
 
 
 class Stopped(BaseException):

@@ -25,6 +25,10 @@ from modelaas.settings import Settings
 log = logging.getLogger("modelaas.jobs")
 
 TICK = 0.05
+"""How often running trainings are checked for an end (no database work)."""
+CLAIM_EVERY = 0.5
+"""How often queued jobs are looked for when nobody said one was submitted (see :meth:`wake`)."""
+CANCEL_CHECK_EVERY = 0.25
 HEARTBEAT_EVERY = 2.0
 ORPHAN_CHECK_EVERY = 10.0
 STALE_AFTER = 30.0
@@ -36,6 +40,7 @@ class Running:
     stop_deadline: float | None = None
     reason: str | None = None
     """Why we stopped it (``cancelled`` or ``interrupted``), if we did."""
+    killed: bool = False
 
 
 class Scheduler:
@@ -50,6 +55,8 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._next_heartbeat = 0.0
         self._next_orphan_check = 0.0
+        self._next_claim = 0.0
+        self._next_cancel_check = 0.0
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -94,8 +101,9 @@ class Scheduler:
             except Exception:  # a store hiccup must not end scheduling
                 log.exception("Scheduler step failed; retrying.")
                 time.sleep(1)
-            self._wake.wait(TICK)
-            self._wake.clear()
+            if self._wake.wait(TICK):
+                self._wake.clear()
+                self._next_claim = 0.0
 
     def step(self) -> None:
         now = time.monotonic()
@@ -106,9 +114,14 @@ class Scheduler:
         if now >= self._next_orphan_check:
             self._next_orphan_check = now + ORPHAN_CHECK_EVERY
             self.store.interrupt_orphans(stale_after=STALE_AFTER, pid_alive=pid_alive, exclude=self.server_id)
-        self._handle_cancels(now)
+        if now >= self._next_cancel_check:
+            self._next_cancel_check = now + CANCEL_CHECK_EVERY
+            self._handle_cancels(now)
+        self._kill_overdue(now)
         self._reap()
-        self._claim()
+        if now >= self._next_claim:
+            self._next_claim = now + CLAIM_EVERY
+            self._claim()
 
     def _handle_cancels(self, now: float) -> None:
         if not self._running:
@@ -121,8 +134,11 @@ class Scheduler:
             running.reason = "cancelled"
             running.stop_deadline = now + self.settings.train_cancel_grace
             self.backend.terminate(job.id)
+
+    def _kill_overdue(self, now: float) -> None:
         for running in self._running.values():
-            if running.stop_deadline is not None and now > running.stop_deadline:
+            if running.stop_deadline is not None and now > running.stop_deadline and not running.killed:
+                running.killed = True
                 self.backend.kill(running.job_id)
 
     def _reap(self, *, force: bool = False) -> None:
@@ -136,7 +152,7 @@ class Scheduler:
             if job is not None and job.status.is_active:
                 self._record_end(job, running, how or "stopped")
             self._drop_inputs(job_id)
-            self._wake.set()  # a slot is free
+            self._next_claim = 0.0  # a slot is free
 
     def _record_end(self, job: Job, running: Running, how: str) -> None:
         if running.reason == "cancelled" or job.cancel_requested:

@@ -52,11 +52,12 @@ class Supervisor:
         self._exit_code = 0
         self._announced = False
         self.server_id = new_server_id()
+        self._scheduler: Scheduler | None = None
 
     def run(self) -> int:
         configure_logging(self.settings.log_level)
         sock = bind_socket(self.settings.listen_ip, self.settings.listen_port)
-        scheduler = self._start_scheduler() if self.settings.train_endpoint else None
+        scheduler = self._scheduler = self._start_scheduler() if self.settings.train_endpoint else None
         ctx = multiprocessing.get_context("spawn")
         slots = [Slot(i) for i in range(self.settings.workers)]
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -133,6 +134,8 @@ class Supervisor:
                 return
             if message[0] == "ready":
                 slot.ready = True
+            elif message[0] == "job-submitted" and self._scheduler is not None:
+                self._scheduler.wake()
             elif message[0] == "fatal":
                 _, text, trace = message
                 if trace:

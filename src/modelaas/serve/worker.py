@@ -53,7 +53,14 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection, serve
     def on_ready() -> None:
         _send(conn, ("ready",))
 
-    app = create_app(settings, runtime=runtime, on_fatal=on_fatal, on_ready=on_ready, server_id=server_id)
+    app = create_app(
+        settings,
+        runtime=runtime,
+        on_fatal=on_fatal,
+        on_ready=on_ready,
+        server_id=server_id,
+        on_job_submitted=lambda: _send(conn, ("job-submitted",)),
+    )
     config = uvicorn.Config(
         app,
         lifespan="on",

@@ -34,6 +34,7 @@ def create_app(
     on_fatal: Callable[[ModelLoadError], None] | None = None,
     on_ready: Callable[[], None] | None = None,
     server_id: str | None = None,
+    on_job_submitted: Callable[[], None] | None = None,
 ) -> Starlette:
     """Build the app for ``settings`` (loaded from the environment when not given).
 
@@ -44,7 +45,7 @@ def create_app(
 
     Training jobs are queued in the job store under ``server_id``; the scheduler that
     runs them is started here too unless a ``server_id`` is given (then the process that
-    gave it, the supervisor, runs the scheduler).
+    gave it, the supervisor, runs the scheduler; ``on_job_submitted`` tells it of new jobs).
     """
     settings = settings or Settings.load()
     runtime = runtime or Runtime.load(settings)
@@ -55,7 +56,9 @@ def create_app(
         if server_id is None:
             server_id = new_server_id()
             scheduler = Scheduler(settings, store, server_id, make_backend(settings))
-            st.extras["wake_scheduler"] = scheduler.wake
+            on_job_submitted = scheduler.wake
+        if on_job_submitted is not None:
+            st.extras["wake_scheduler"] = on_job_submitted
         st.jobs = JobService(settings, store, server_id)
     if settings.debug_endpoint:
         st.debug_log = LogCapture()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
-from modelaas.jobs.child import PARENT_PID_ENV
+from modelaas.jobs.ids import PARENT_PID_ENV
 from modelaas.jobs.records import Job
 from modelaas.settings import Settings
 
