@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from modelaas.errors import ConfigError
 from modelaas.jobs.backends import make_backend
-from modelaas.jobs.backends.ray import keeper_command, training_env
+from modelaas.jobs.backends.ray_task import keeper_command, training_env
 from modelaas.jobs.records import Job, JobStatus, new_job_id
 from modelaas.jobs.store import JobStore, store_url
 from modelaas.settings import Settings
@@ -358,8 +358,8 @@ def test_keeper_kills_its_group_when_the_worker_dies(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import os, subprocess, sys, time\n"
-            "from modelaas.jobs.backends.ray import keeper_command\n"
-            "from modelaas.jobs.child import PARENT_PID_ENV\n"
+            "from modelaas.jobs.backends.ray_task import keeper_command\n"
+            "from modelaas.jobs.ids import PARENT_PID_ENV\n"
             "r, w = os.pipe()\n"
             "code = 'import time; time.sleep(600)'\n"
             "env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}\n"
