@@ -107,3 +107,50 @@ def test_cancel_remote_and_local_store(server, tmp_path):
         time.sleep(0.2)
     assert status == "cancelled"
     assert run("jobs", "show", "nope", data_dir=data_dir).returncode == 2
+
+
+def test_ctrl_c_at_a_terminal_asks_whether_to_cancel(server, tmp_path):
+    """At a terminal: progress is shown; Ctrl-C asks, and 'y' cancels the job on the server."""
+    import pty
+    import select
+    import signal
+
+    srv = server("--model", "trainer:Trainer")
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(MODELS), "MODELAAS_DATA_DIR": str(tmp_path), "COLUMNS": "100"}
+    args = ["train", "--remote", srv.url, "trainer", "--epochs", "1000", "--seconds", "0.1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelaas", *args],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(secondary)
+    seen = b""
+
+    def read_until(needle: bytes, timeout: float = 30) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while needle not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(primary, 65536)
+                except OSError:
+                    break
+        assert needle in seen, seen.decode(errors="replace")[-2000:]
+
+    try:
+        read_until(b"submitted")
+        read_until(b"%")  # the progress bar
+        proc.send_signal(signal.SIGINT)
+        read_until(b"Cancel the training job?")
+        os.write(primary, b"y\n")
+        read_until(b"cancelled")
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +55,15 @@ def emit_bytes(data: bytes, media_type: str, output: str | None) -> None:
 def interactive() -> bool:
     """Progress bars and prompts only for a person at a terminal."""
     return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def spinner(text: str) -> Iterator[None]:
+    """A spinner on stderr while ``text`` happens (at a terminal; nothing otherwise)."""
+    if not interactive():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
+        yield

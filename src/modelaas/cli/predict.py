@@ -11,7 +11,7 @@ import click
 from modelaas.answers import render
 from modelaas.cli.modelcmd import ModelCommands, Target, stdout_to_stderr
 from modelaas.cli.options import raw_values
-from modelaas.cli.output import emit_answer
+from modelaas.cli.output import emit_answer, spinner
 from modelaas.errors import ModelaasError, ValidationError, from_model_exception
 
 
@@ -37,9 +37,11 @@ def run_predict(ctx: click.Context, target: Target, values: dict[str, Any]) -> i
         media = str(kwargs.get("accept") or adapter.media_types[0])
     with stdout_to_stderr():
         if warm:
-            adapter.warm()
+            with spinner(f"Warming {target.name}..."):
+                adapter.warm()
         try:
-            output_value = adapter.predict(kwargs)
+            with spinner(f"Predicting with {target.name}..."):
+                output_value = adapter.predict(kwargs)
             if inspect.isawaitable(output_value):
                 output_value = asyncio.run(_await(output_value))
         except ModelaasError:

@@ -10,7 +10,7 @@ import click
 
 from modelaas.cli.modelcmd import ModelCommands, Target, _settings, stdout_to_stderr
 from modelaas.cli.options import raw_values
-from modelaas.cli.output import emit_json, interactive
+from modelaas.cli.output import emit_json, interactive, spinner
 from modelaas.cli.predict import validate
 from modelaas.errors import ModelaasError, NotImplementedByModel, from_model_exception
 from modelaas.model.interface import TrainingContext
@@ -57,7 +57,8 @@ def run_train(ctx: click.Context, target: Target, values: dict[str, Any]) -> int
     progress = _progress() if interactive() else None
     with stdout_to_stderr():
         if warm:
-            adapter.warm()
+            with spinner(f"Warming {target.name}..."):
+                adapter.warm()
         try:
             if progress is not None:
                 with progress:

@@ -22,6 +22,8 @@ def child_env(settings: Settings) -> dict[str, str]:
     """The training's environment; call it in the process that starts the training."""
     env = {**os.environ, **settings.to_env()}
     env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    if settings.train_cuda_visible_devices is not None:  # training on GPUs of its own
+        env["CUDA_VISIBLE_DEVICES"] = settings.train_cuda_visible_devices
     # the training's parent: if it dies before the training watches it, the training still notices
     env[PARENT_PID_ENV] = str(os.getpid())
     return env
