@@ -11,6 +11,10 @@ have a single handler that renders them.
     ├── ModelLoadError                 500 / exit 3   a model failed to import or describe itself
     ├── ClientError                    400 / exit 2   the request is wrong
     │   ├── BadRequest                 400
+    │   │   └── FetchRefused           400            a URL input points somewhere not allowed
+    │   ├── Unauthorized               401            no or unknown token; carries WWW-Authenticate
+    │   ├── Forbidden                  403            the token lacks the scope
+    │   ├── RequestTimeout             408            the client sent too slowly
     │   ├── ValidationError            422            field -> list of messages
     │   ├── NotFound                   404
     │   │   ├── ModelNotFound          404            names the installed models
@@ -20,6 +24,7 @@ have a single handler that renders them.
     │   ├── PayloadTooLarge            413
     │   └── TooManyJobs                429            training queue full; carries Retry-After
     ├── NotImplementedByModel          501            the model lacks this method
+    ├── FetchFailed                    502            a URL input could not be fetched
     ├── ModelError                     500            model code raised; keeps the model's status
     ├── OutputInvalid                  500            model output broke its declared schema
     ├── Overloaded                     503            wait queue full; carries Retry-After
@@ -84,6 +89,25 @@ class BadRequest(ClientError):
     status = 400
 
 
+class FetchRefused(BadRequest):
+    """A URL given as input points to a destination the server will not fetch from."""
+
+
+class Unauthorized(ClientError):
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="modelaas"'}
+
+
+class Forbidden(ClientError):
+    status = 403
+
+
+class RequestTimeout(ClientError):
+    status = 408
+
+
 class ValidationError(ClientError):
     """Arguments failed validation; ``errors`` maps each field to its messages."""
 
@@ -143,6 +167,12 @@ class PayloadTooLarge(ClientError):
 
 class NotImplementedByModel(ModelaasError):
     status = 501
+
+
+class FetchFailed(ModelaasError):
+    """A URL given as input could not be fetched (network error, remote error, too large, too slow)."""
+
+    status = 502
 
 
 class ModelError(ModelaasError):
