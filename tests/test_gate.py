@@ -58,16 +58,27 @@ def anyio_backend():
 
 
 @pytest.mark.anyio
-async def test_gate_does_not_run_for_a_client_that_left():
+async def test_gate_does_not_run_for_a_client_that_left_while_waiting():
     gate = PredictGate()
     ran = []
+    release = threading.Event()
 
     async def gone():
         return True
 
+    busy = asyncio.ensure_future(gate.run(release.wait, 5))
+    await asyncio.sleep(0.01)
+    waiting = asyncio.ensure_future(gate.run(ran.append, 1, gone=gone))
+    await asyncio.sleep(0.01)
+    release.set()
+    await busy
     with pytest.raises(ClientGone):
-        await gate.run(ran.append, 1, gone=gone)
+        await waiting
     assert ran == [] and gate.running == 0
+    # a request that did not have to wait is run at once: its client cannot have left before its turn
+    await gate.run(ran.append, 2, gone=gone)
+    assert ran == [2]
+    gate.close()
 
 
 @pytest.mark.anyio

@@ -47,7 +47,8 @@ class PredictGate:
         gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> Any:
         """Run ``func(*args)`` when a slot is free; raise Overloaded/PredictTimeout/ClientGone."""
-        if self._slots.locked():
+        waited = self._slots.locked()
+        if waited:
             if self._waiting >= self.queue:
                 raise Overloaded(
                     f"The server is busy: {self._running} predictions running and {self._waiting} waiting. "
@@ -64,7 +65,7 @@ class PredictGate:
         release = True
         self._running += 1
         try:
-            if gone is not None and await gone():
+            if waited and gone is not None and await gone():  # only a client that waited can have left
                 raise ClientGone("The client went away before its prediction started.")
             if is_async:
                 return await asyncio.wait_for(func(*args), self.timeout)
