@@ -11,7 +11,6 @@ the jobs of servers that are gone; at stop it stops its jobs and marks them inte
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from modelaas.jobs.backends import Backend
 from modelaas.jobs.records import Job, JobStatus
 from modelaas.jobs.store import JobStore
+from modelaas.processes import pid_alive
 from modelaas.settings import Settings
 
 log = logging.getLogger("modelaas.jobs")
@@ -180,18 +180,3 @@ class Scheduler:
     def _drop_inputs(self, job_id: str) -> None:
         """Uploaded files are kept with a job until it ends."""
         shutil.rmtree(self.settings.jobs_dir / job_id / "inputs", ignore_errors=True)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host runs (a zombie, dead but not reaped yet, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True

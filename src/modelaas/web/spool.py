@@ -7,6 +7,8 @@ import shutil
 import socket
 from pathlib import Path
 
+from modelaas.processes import pid_alive
+
 
 def process_spool(upload_dir: Path) -> Path:
     """This process's own spool directory (``<upload_dir>/<host>-<pid>``)."""
@@ -28,18 +30,8 @@ def sweep(upload_dir: Path) -> list[Path]:
         if not tail.isdigit():
             continue
         pid = int(tail)
-        if pid != os.getpid() and _alive(pid):
+        if pid != os.getpid() and pid_alive(pid):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
