@@ -16,6 +16,7 @@ from modelaas.errors import (
 )
 from modelaas.model.files import File
 from modelaas.model.interface import Input, Model, TrainingContext
+from modelaas.model.urlfile import URLFile
 from modelaas.settings import Settings
 
 TYPE_CHECKING = False
@@ -40,6 +41,7 @@ __all__ = [
     "ServerUnreachable",
     "Settings",
     "TrainingContext",
+    "URLFile",
     "ValidationError",
     "create_app",
 ]

@@ -7,17 +7,33 @@ the runtime, and render the :class:`~modelaas.answers.Answer` or error it gives 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
+import shutil
+import socket
+import tempfile
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from modelaas.answers import Answer, render
-from modelaas.errors import ModelaasError, ModelLoadError, ModelNotFound, NotImplementedByModel, from_model_exception
+from modelaas.destinations import FetchPolicy, check_destination
+from modelaas.errors import (
+    FetchFailed,
+    FetchRefused,
+    ModelaasError,
+    ModelLoadError,
+    ModelNotFound,
+    NotImplementedByModel,
+    from_model_exception,
+)
 from modelaas.gate import PredictGate
 from modelaas.media import negotiate
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.loader import load_models
+from modelaas.model.urlfile import fetch_url_files
 from modelaas.settings import Settings
 
 log = logging.getLogger("modelaas.runtime")
@@ -30,6 +46,8 @@ class Runtime:
         self.gate = PredictGate(
             concurrency=settings.predict_concurrency, queue=settings.predict_queue, timeout=settings.predict_timeout
         )
+        self.fetch_policy = FetchPolicy.from_settings(settings)
+        """How URL inputs are fetched and checked (raises ConfigError for a bad allow-list)."""
         self.ready = False
         self.warm_error: ModelLoadError | None = None
         self._warming: asyncio.Task[None] | None = None
@@ -89,11 +107,14 @@ class Runtime:
         accept: str | None = None,
         gone: Callable[[], Awaitable[bool]] | None = None,
         envelope: bool = True,
+        spool_root: Path | None = None,
     ) -> Answer:
         """Validate ``raw`` argument values, run the model's predict, shape the answer.
 
         ``raw`` maps wire names to text, lists, JSON values or uploaded files; ``accept``
         is the client's Accept header; ``gone`` tells whether the client has left.
+        URL inputs are fetched into a directory under ``spool_root`` (default: this
+        process's upload spool) that is deleted before this returns.
         """
         adapter = self.model(name)
         params = adapter.predict_params
@@ -109,8 +130,25 @@ class Runtime:
         if offered:
             accept_param = params.get("accept")
             media = str(kwargs.get(accept_param.name if accept_param else "accept") or offered[0])
-        output = await self._call(adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone)
-        return render(adapter, output, media, envelope=envelope)
+        for url in adapter.urls_fetched_by_model(kwargs):  # v1 predict_url: check before the model fetches
+            try:
+                await check_destination(url, self.fetch_policy)
+            except FetchRefused as exc:
+                raise FetchRefused(f"Argument 'url': {exc.message}") from None
+            except FetchFailed as exc:  # unresolvable now: nothing to judge; a later answer is DNS rebinding
+                log.info("URL for model %r not checked: %s", name, exc.message)
+        fetch_dir: str | None = None
+        try:
+            if any(p.extra.get("fetch") and kwargs.get(p.name) is not None for p in params):
+                root = spool_root or self.settings.upload_dir / f"{socket.gethostname()}-{os.getpid()}"
+                root.mkdir(parents=True, exist_ok=True)  # the naming of modelaas.web.spool.process_spool
+                fetch_dir = tempfile.mkdtemp(dir=root, prefix="fetch-")
+                kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), self.fetch_policy)
+            output = await self._call(adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone)
+            return _detached(render(adapter, output, media, envelope=envelope), fetch_dir)
+        finally:
+            if fetch_dir is not None:
+                shutil.rmtree(fetch_dir, ignore_errors=True)
 
     async def _call(
         self,
@@ -135,3 +173,14 @@ class Runtime:
 
     def close(self) -> None:
         self.gate.close()
+
+
+def _detached(answer: Answer, fetch_dir: str | None) -> Answer:
+    """An answer that does not point into ``fetch_dir`` (about to be deleted): its bytes instead."""
+    if fetch_dir is None or answer.path is None:
+        return answer
+    path = os.path.realpath(answer.path)
+    if os.path.commonpath([path, os.path.realpath(fetch_dir)]) != os.path.realpath(fetch_dir):
+        return answer
+    with open(path, "rb") as fh:
+        return dataclasses.replace(answer, content=fh.read(), path=None)

@@ -75,6 +75,14 @@ class ModelAdapter:
     def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
         raise NotImplementedByModel(f"Model {self.name!r} does not implement train.")
 
+    def urls_fetched_by_model(self, kwargs: dict[str, Any]) -> list[str]:
+        """URLs in validated predict arguments that the model's own code will fetch.
+
+        The runtime checks their destinations (``modelaas.fetch.check_destination``)
+        before calling the model; it cannot check what the model's code then does.
+        """
+        return []
+
     # ------------------------------------------------------------------- helpers
     def _describe(self, method: str, build: Callable[[Any], ParamSet]) -> ParamSet | None:
         getter = getattr(self.target, method, None)
@@ -147,6 +155,11 @@ class V1Adapter(ModelAdapter):
         urls = kwargs.pop("url", None) or []
         results = [self._predict_file(f, kwargs) for f in files] or [self._predict_url(u, kwargs) for u in urls]
         return results[0] if len(results) == 1 else results
+
+    def urls_fetched_by_model(self, kwargs: dict[str, Any]) -> list[str]:
+        if kwargs.get("data") or not callable(getattr(self.target, "predict_url", None)):
+            return []
+        return [str(u) for u in kwargs.get("url") or []]
 
     def _predict_file(self, upload: Any, kwargs: dict[str, Any]) -> Any:
         if callable(getattr(self.target, "predict_file", None)):

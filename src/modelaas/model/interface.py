@@ -3,7 +3,7 @@
 ::
 
     from typing import Literal
-    from modelaas import File, Input, Model
+    from modelaas import File, Input, Model, URLFile
 
     class Classifier(Model):
         metadata = {"summary": "Tells cats from dogs"}
@@ -15,6 +15,7 @@
             self,
             image: File = Input(description="A photo", media_types=("image/*",)),
             top_k: int = Input(3, ge=1, le=10),
+            reference: URLFile | None = None,  # sent as a URL, fetched by the server
             mode: Literal["fast", "exact"] = "fast",
         ) -> Prediction:  # a pydantic model: it becomes the response schema
             ...
@@ -48,7 +49,8 @@ class InputSpec:
     alias: str | None = None
     """The name clients send, when it cannot be a Python identifier (``demo-str``)."""
     media_types: Sequence[str] = ()
-    """For files: the content types expected (``("image/*",)``); used by docs and the UI."""
+    """For files: the content types expected (``("image/*",)``); used by docs and the UI, and
+    enforced for ``URLFile`` arguments (the server refuses to fetch other content types)."""
 
 
 def Input(
@@ -70,7 +72,8 @@ def Input(
     Use it as the parameter's default (``x: int = Input(3, ge=0)``) or inside
     ``Annotated[int, Input(ge=0)]``. Without a default the argument is required.
     ``alias`` is the name clients send when it cannot be a Python identifier
-    (``demo-str``); ``media_types`` tells docs and the UI what a file should be.
+    (``demo-str``); ``media_types`` tells docs and the UI what a file should be (for a
+    ``URLFile`` the server also refuses a fetched file of another type).
     The return type is ``Any`` so that type checkers accept it as any default.
     """
     return InputSpec(

@@ -58,6 +58,8 @@ def param_schema(param: Param) -> dict[str, Any]:
             pass
     if param.description:
         schema["description"] = param.description
+    if param.extra.get("fetch"):  # a URL the server fetches (URLFile)
+        (schema["items"] if param.kind is Kind.ARRAY else schema)["format"] = "uri"
     if param.media_types and param.is_file:
         schema["contentMediaType"] = param.media_types[0]
     for key in ("example", "examples"):

@@ -16,6 +16,7 @@ from modelaas.errors import ModelLoadError, ValidationError
 from modelaas.model.files import File
 from modelaas.model.interface import InputSpec
 from modelaas.model.params import MISSING, Kind, Param, ParamSet
+from modelaas.model.urlfile import URLFile
 
 _SCALARS: dict[Any, Kind] = {
     str: Kind.STRING,
@@ -92,6 +93,16 @@ def _describe(name: str, annotation: Any, default: Any, *, model: str, method: s
         default = spec.default
 
     annotation, optional = _strip_optional(annotation)
+    fetched = _url_file_annotation(annotation)
+    extra: dict[str, Any] = {}
+    if fetched is not None:
+        if method != "predict":
+            raise ModelLoadError(
+                f"Model {model!r}: argument {name!r} of {method}() is a URLFile; "
+                "URL inputs are fetched for predict only."
+            )
+        # The client sends a URL string; the runtime fetches it (modelaas.fetch) before calling the model.
+        annotation, extra = fetched, {"fetch": True, "format": "uri"}
     kind, item, choices = _kind_of(annotation, model=model, method=method, name=name)
     if spec.choices is not None:
         choices = tuple(spec.choices)
@@ -114,6 +125,7 @@ def _describe(name: str, annotation: Any, default: Any, *, model: str, method: s
         min_length=spec.min_length,
         max_length=spec.max_length,
         media_types=tuple(spec.media_types),
+        extra=extra,
     )
     field_type = _field_type(annotation, choices)
     if optional:
@@ -140,6 +152,15 @@ def _strip_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def _url_file_annotation(annotation: Any) -> Any:
+    """``str`` for ``URLFile``, ``list[str]`` for ``list[URLFile]``; ``None`` for anything else."""
+    if annotation is URLFile:
+        return str
+    if get_origin(annotation) is list and get_args(annotation) == (URLFile,):
+        return list[str]
+    return None
+
+
 def _kind_of(
     annotation: Any, *, model: str, method: str, name: str
 ) -> tuple[Kind, Kind | None, tuple[Any, ...] | None]:
@@ -159,7 +180,7 @@ def _kind_of(
         return Kind.OBJECT, None, None
     raise ModelLoadError(
         f"Model {model!r}: argument {name!r} of {method}() has an unsupported type {annotation!r}; "
-        "use str, int, float, bool, dict, list[...], Literal[...], datetime, File or a pydantic model."
+        "use str, int, float, bool, dict, list[...], Literal[...], datetime, File, URLFile or a pydantic model."
     )
 
 
