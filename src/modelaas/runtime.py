@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -113,8 +112,8 @@ class Runtime:
 
         ``raw`` maps wire names to text, lists, JSON values or uploaded files; ``accept``
         is the client's Accept header; ``gone`` tells whether the client has left.
-        URL inputs are fetched into a directory under ``spool_root`` (default: this
-        process's upload spool) that is deleted before this returns.
+        URL inputs are fetched into a directory under ``spool_root`` (the web layer gives
+        its upload spool; default: the system's temp dir) that is deleted before this returns.
         """
         adapter = self.model(name)
         params = adapter.predict_params
@@ -140,8 +139,8 @@ class Runtime:
         fetch_dir: str | None = None
         try:
             if any(p.extra.get("fetch") and kwargs.get(p.name) is not None for p in params):
-                root = spool_root or self.settings.upload_dir / f"{socket.gethostname()}-{os.getpid()}"
-                root.mkdir(parents=True, exist_ok=True)  # the naming of modelaas.web.spool.process_spool
+                root = spool_root or Path(tempfile.gettempdir())
+                root.mkdir(parents=True, exist_ok=True)
                 fetch_dir = tempfile.mkdtemp(dir=root, prefix="fetch-")
                 kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), self.fetch_policy)
             output = await self._call(adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone)

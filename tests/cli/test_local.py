@@ -118,3 +118,45 @@ def test_metadata_warm_and_models(cli):
     assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)
     r = cli("warm", "--model", "broken_import")
     assert r.returncode == 3 and "a_module_that_does_not_exist_anywhere" in r.stderr.decode()
+
+
+def test_url_inputs_are_fetched_with_the_same_guards(cli, tmp_path):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            body = b"\x89PNG fake image"
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/pics/cat.png"
+    try:
+        refused = cli("predict", "--model", "url_inputs:Image", "--image", url)
+        assert refused.returncode == 2 and "loopback" in refused.stderr.decode()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(MODELS),
+            "MODELAAS_DATA_DIR": str(tmp_path / "d"),
+            "MODELAAS_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
+        }
+        r = subprocess.run(
+            [sys.executable, "-m", "modelaas", "predict", "--model", "url_inputs:Image", "--image", url],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)["predictions"]
+        assert (out["size"], out["content_type"], out["original_filename"]) == (15, "image/png", "cat.png")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import click
 
 from modelaas.answers import render
-from modelaas.cli.modelcmd import ModelCommands, Target, stdout_to_stderr
+from modelaas.cli.modelcmd import ModelCommands, Target, _settings, stdout_to_stderr
 from modelaas.cli.options import raw_values
 from modelaas.cli.output import emit_answer, spinner
 from modelaas.errors import ModelaasError, ValidationError, from_model_exception
@@ -33,6 +36,18 @@ def run_predict(ctx: click.Context, target: Target, values: dict[str, Any]) -> i
     if adapter.media_types:
         raw.setdefault("accept", adapter.media_types[0])
     kwargs = validate(adapter.predict_params, raw)
+    fetch_dir = None
+    if any(p.extra.get("fetch") for p in adapter.predict_params):  # URL inputs: fetched as the server does
+        from modelaas.destinations import FetchPolicy
+        from modelaas.model.urlfile import fetch_url_files
+
+        fetch_dir = tempfile.mkdtemp(prefix="modelaas-fetch-")
+        policy = FetchPolicy.from_settings(_settings(ctx))
+        try:
+            kwargs = asyncio.run(fetch_url_files(adapter.predict_params, kwargs, Path(fetch_dir), policy))
+        except BaseException:
+            shutil.rmtree(fetch_dir, ignore_errors=True)
+            raise
     if adapter.media_types:
         media = str(kwargs.get("accept") or adapter.media_types[0])
     with stdout_to_stderr():
@@ -48,7 +63,11 @@ def run_predict(ctx: click.Context, target: Target, values: dict[str, Any]) -> i
             raise
         except Exception as exc:
             raise from_model_exception(exc, model=target.name, method="predict") from exc
-    emit_answer(render(adapter, output_value, media), output)
+    try:
+        emit_answer(render(adapter, output_value, media), output)
+    finally:
+        if fetch_dir is not None:
+            shutil.rmtree(fetch_dir, ignore_errors=True)
     return 0
 
 

@@ -52,6 +52,7 @@ class PredictEndpoint:
                 accept=request.headers.get("accept"),
                 gone=request.is_disconnected,
                 envelope=not self.v1,
+                spool_root=st.spool_root,
             )
             await answer_response(answer)(scope, receive, send)
         finally:
