@@ -126,3 +126,11 @@ def test_nested_list_errors_keep_json_keys():
 def test_a_non_field_is_a_load_error():
     with pytest.raises(ModelLoadError, match="'x' is a str"):
         params_from_fields({"x": "Int"}, model="m", method="get_predict_args")
+
+
+def test_list_item_choices_are_described():
+    ps = params_from_fields(
+        {"tags": fields.List(fields.Str(validate=validate.OneOf(["a", "b"])))}, model="m", method="get_predict_args"
+    )
+    (tags,) = ps.params
+    assert tags.is_array and tags.choices == ("a", "b")

@@ -70,3 +70,21 @@ def test_unsupported_annotation_is_a_load_error():
 
     with pytest.raises(ModelLoadError, match="unsupported type"):
         params_from_signature(Bad().predict, model="bad", method="predict")
+
+
+def test_choices_of_a_list_apply_to_each_item():
+    class Tags(Model):
+        def predict(
+            self,
+            tags: list[str] = Input(["a"], choices=["a", "b", "c"]),
+            levels: list[Literal[1, 2]] = Input([1]),
+        ) -> dict:
+            return {}
+
+    ps = params_from_signature(Tags().predict, model="m", method="predict")
+    by = {p.wire_name: p for p in ps}
+    assert by["tags"].choices == ("a", "b", "c") and by["levels"].choices == (1, 2)
+    assert ps.validate({"tags": ["a", "c"], "levels": ["2", "1"]}) == {"tags": ["a", "c"], "levels": [2, 1]}
+    with pytest.raises(ValidationError) as err:
+        ps.validate({"tags": ["a", "z"], "levels": ["3"]})
+    assert set(err.value.body()) == {"tags", "levels"}

@@ -149,6 +149,10 @@ def describe_field(name: str, fld: Any) -> Param:
             equal = getattr(v, "equal", None)
             min_length = equal if equal is not None else getattr(v, "min", None)
             max_length = equal if equal is not None else getattr(v, "max", None)
+    if kind is Kind.ARRAY and choices is None:  # List(Str(validate=OneOf(...))): the items' choices
+        inner = getattr(fld, "inner", None) or getattr(fld, "container", None)
+        if inner is not None:
+            choices = describe_field(name, inner).choices
     default = _field_default(fld)
     location = meta.get("location") or getattr(fld, "location", None)
     return Param(

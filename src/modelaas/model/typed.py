@@ -170,8 +170,8 @@ def _kind_of(
         return _SCALARS.get(type(values[0]), Kind.STRING), None, tuple(values)
     if origin in (list, tuple, set, frozenset) or annotation in (list, tuple):
         inner = (get_args(annotation) or (Any,))[0]
-        item_kind, _, _ = _kind_of(inner, model=model, method=method, name=name)
-        return Kind.ARRAY, item_kind, None
+        item_kind, _, item_choices = _kind_of(inner, model=model, method=method, name=name)
+        return Kind.ARRAY, item_kind, item_choices  # choices of an array are its items' choices
     if origin is dict or annotation is dict:
         return Kind.OBJECT, None, None
     if annotation in _SCALARS:
@@ -185,7 +185,13 @@ def _kind_of(
 
 
 def _field_type(annotation: Any, choices: tuple[Any, ...] | None) -> Any:
-    if get_origin(annotation) is Literal:
+    origin = get_origin(annotation)
+    if origin in (list, set, frozenset) and choices is not None:  # the choices are each item's
+        (inner,) = get_args(annotation) or (Any,)
+        return origin[_field_type(inner, choices)]
+    if annotation in (list, set, frozenset) and choices is not None:
+        return annotation[_field_type(Any, choices)]
+    if origin is Literal:
         values = get_args(annotation)
         if all(isinstance(v, str) for v in values):
             return annotation

@@ -1,4 +1,4 @@
-"""API docs: the OpenAPI document, Swagger UI from bundled assets, and ``/ui``."""
+"""API docs: the OpenAPI document, Swagger UI from bundled assets, and ``/ui`` (the web UI)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from modelaas.web import ui
 from modelaas.web.openapi import build_document
 from modelaas.web.render import JSON
 from modelaas.web.state import state
@@ -63,5 +64,16 @@ async def swagger_asset(request: Request) -> Response:
     return Response(data, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
 
 
-async def ui_redirect(request: Request) -> Response:
-    return RedirectResponse(f"{state(request).settings.base_path}/api", status_code=302)
+async def ui_page(request: Request) -> Response:
+    """``GET <b>/ui``: the web UI (see :mod:`modelaas.web.ui`)."""
+    return await ui.page(request)
+
+
+async def ui_asset(request: Request) -> Response:
+    """``GET <b>/ui/static/<asset>``: one of the UI's files."""
+    return await ui.asset(request)
+
+
+async def ui_slash(request: Request) -> Response:
+    """``GET <b>/ui/`` answers 308 to ``<b>/ui``, where the UI is."""
+    return RedirectResponse(request.url.path.rstrip("/"), status_code=308)

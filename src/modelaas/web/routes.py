@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from modelaas.web import debug, docs, health, models, train, versions
+from modelaas.web import debug, docs, health, models, train, ui, versions
 from modelaas.web.predict import PredictEndpoint
 from modelaas.web.state import AppState
 
@@ -15,7 +15,7 @@ def build_routes(st: AppState) -> list[BaseRoute]:
     s = st.settings
     b = s.base_path
     routes: list[BaseRoute] = [
-        Route(f"{b}/", versions.root, methods=["GET"]),
+        Route(f"{b}/", ui.root if s.doc_endpoint else versions.root, methods=["GET"]),
         Route(f"{b}/v2/", versions.v2, methods=["GET"]),
         Route(f"{b}/v2/models/", models.index, methods=["GET"]),
         Route(f"{b}/v2/models/{{model}}/", models.show, methods=["GET"]),
@@ -43,7 +43,8 @@ def build_routes(st: AppState) -> list[BaseRoute]:
             Route(f"{b}/swagger.json", docs.openapi_json, methods=["GET"]),
             Route(f"{b}/api", docs.swagger_ui, methods=["GET"]),
             Route(f"{b}/api/static/{{asset}}", docs.swagger_asset, methods=["GET"]),
-            Route(f"{b}/ui", docs.ui_redirect, methods=["GET"]),
+            Route(f"{b}/ui", docs.ui_page, methods=["GET"]),
+            Route(f"{b}/ui/static/{{asset}}", docs.ui_asset, methods=["GET"]),
         ]
     if st.has_v1:
         routes += [
@@ -55,7 +56,8 @@ def build_routes(st: AppState) -> list[BaseRoute]:
             routes.append(Route(f"{b}/v1/models/{{model}}/predict", PredictEndpoint(v1=True), methods=["POST"]))
         if s.train_endpoint:
             routes.append(Route(f"{b}/v1/models/{{model}}/train", train.SubmitEndpoint(wait=True), methods=["PUT"]))
-    return routes + _slash_redirects(routes, base=b)
+    extra = [Route(f"{b}/ui/", docs.ui_slash, methods=["GET"])] if s.doc_endpoint else []
+    return routes + _slash_redirects(routes, base=b) + extra
 
 
 def _slash_redirects(routes: list[BaseRoute], *, base: str) -> list[BaseRoute]:
