@@ -99,6 +99,42 @@ class Settings:
     train_cuda_visible_devices: str | None = field(
         default=None, metadata=_doc("CUDA_VISIBLE_DEVICES for training processes (default: as the server's).")
     )
+    tokens: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Access tokens, ';'-separated '<scopes> <token or sha256:hex>' entries; scopes predict, train, admin "
+            "(default: none, access control off). Prefer the environment or --tokens-file to a flag.",
+            secret=True,
+        ),
+    )
+    tokens_file: Path | None = field(
+        default=None, metadata=_doc("File of access tokens: one '<scopes> <token or sha256:hex>' entry per line.")
+    )
+    cors_origins: str | None = field(
+        default=None,
+        metadata=_doc("Origins that browsers may call the API from, comma-separated, or * (default: CORS off)."),
+    )
+    body_timeout: float = field(
+        default=60.0, metadata=_doc("Seconds a client may take to send a whole request body (408 beyond it).")
+    )
+    header_timeout: float = field(
+        default=30.0,
+        metadata=_doc("Seconds a client may take to send a request's headers, or stay silent on a new connection."),
+    )
+    max_header_size: int = field(
+        default=64 * 1024, metadata=_doc("Largest request line plus headers, in bytes (431 beyond it).")
+    )
+    keep_alive_timeout: int = field(
+        default=5, metadata=_doc("Seconds an idle keep-alive connection is kept open between requests.")
+    )
+    fetch_allow_networks: str | None = field(
+        default=None,
+        metadata=_doc("Internal networks URL inputs may be fetched from: comma-separated CIDRs (default: none)."),
+    )
+    fetch_max_bytes: int = field(
+        default=100 * 1024 * 1024, metadata=_doc("Largest URL input fetched, in decoded bytes.")
+    )
+    fetch_timeout: float = field(default=30.0, metadata=_doc("Seconds a URL input may take to fetch, in total."))
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -147,6 +183,21 @@ class Settings:
             raise ConfigError("train_workers must be at least 1")
         if self.train_queue < 0:
             raise ConfigError("train_queue cannot be negative")
+        for name in ("body_timeout", "header_timeout", "fetch_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds")
+        if self.keep_alive_timeout < 1:
+            raise ConfigError("keep_alive_timeout must be at least 1 second")
+        if self.max_header_size < 1024:
+            raise ConfigError("max_header_size must be at least 1024 bytes")
+        if self.fetch_max_bytes < 1:
+            raise ConfigError("fetch_max_bytes must be a positive number of bytes")
+        for name in ("tokens", "cors_origins"):  # blank (an empty variable) means not set
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                object.__setattr__(self, name, None)
+        if self.cors_origins is not None:
+            _check_origins(self.cors_origins)
         base = self.base_path.strip()
         if base and not base.startswith("/"):
             base = "/" + base
@@ -171,6 +222,18 @@ class Settings:
             if value is not None:
                 env["MODELAAS_" + f.name.upper()] = str(value)
         return env
+
+
+def _check_origins(text: str) -> None:
+    """``cors_origins`` is ``*`` or a list of ``scheme://host[:port]`` (what browsers send as Origin)."""
+    for origin in (o.strip() for o in text.split(",")):
+        if origin == "*":
+            continue
+        scheme, sep, rest = origin.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or "/" in rest or "@" in rest:
+            raise ConfigError(
+                f"cors_origins: {origin!r} is not an origin; write scheme://host[:port], e.g. https://app.example.org"
+            )
 
 
 def field_names() -> list[str]:

@@ -4,13 +4,17 @@
   server: its traceback is printed and the exit code is 3 (no silent fallback).
 * A serving process that dies later (a crash, a segfault in model code) is replaced,
   with a growing back-off if it keeps dying; the others keep serving meanwhile.
-* SIGTERM/SIGINT: serving processes stop accepting, finish in-flight requests, exit.
+* SIGTERM/SIGINT: serving processes stop accepting and finish in-flight requests while
+  running trainings are stopped and recorded as interrupted (so their event streams end); exit.
 * Serving processes die with the supervisor, even when it is killed with SIGKILL.
+* Access tokens are read before anything starts (a bad tokens file stops start-up); a
+  server that listens beyond loopback without any token says so loudly in its log.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import multiprocessing
 import os
@@ -30,6 +34,7 @@ from modelaas.jobs.store import JobStore, store_url
 from modelaas.serve.logs import configure_logging
 from modelaas.serve.worker import FATAL_EXIT, worker_main
 from modelaas.settings import Settings
+from modelaas.web.auth import load_tokens
 
 log = logging.getLogger("modelaas.serve")
 GRACE_SECONDS = 35.0
@@ -56,6 +61,7 @@ class Supervisor:
 
     def run(self) -> int:
         configure_logging(self.settings.log_level)
+        self._check_access()
         sock = bind_socket(self.settings.listen_ip, self.settings.listen_port)
         scheduler = self._scheduler = self._start_scheduler() if self.settings.train_endpoint else None
         ctx = multiprocessing.get_context("spawn")
@@ -69,12 +75,22 @@ class Supervisor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self._shutdown(slots)
-            if scheduler is not None:
-                scheduler.stop()
-                scheduler.store.close()
+            self._shutdown(slots, scheduler)
             sock.close()
         return self._exit_code
+
+    def _check_access(self) -> None:
+        tokens = load_tokens(self.settings)
+        if tokens.enabled:
+            log.info("Access control is on: %d token(s).", len(tokens))
+        elif not is_loopback(self.settings.listen_ip):
+            log.warning(
+                "Listening on %s without access tokens: anyone who can reach this address can run "
+                "predictions and start, read and delete trainings. Set tokens with the environment "
+                "variable MODELAAS_TOKENS='admin sha256:<hex>' or with --tokens-file PATH "
+                "(see docs/security.md), or listen on 127.0.0.1.",
+                self.settings.listen_ip,
+            )
 
     def _start_scheduler(self) -> Scheduler:
         """The job store is opened (and migrated) before anything serves: a bad URL stops start-up."""
@@ -170,13 +186,26 @@ class Supervisor:
         docs = f"; API docs at {url}/api" if s.doc_endpoint else ""
         log.info("modelaas is ready on %s with %d serving process(es)%s", url, s.workers, docs)
 
-    def _shutdown(self, slots: list[Slot]) -> None:
+    def _shutdown(self, slots: list[Slot], scheduler: Scheduler | None) -> None:
+        """Serving processes stop accepting and finish their requests while trainings are stopped.
+
+        Trainings are stopped (and recorded) before waiting for the serving processes: an
+        open event stream of a training ends only when the training does.
+        """
         alive = [s.process for s in slots if s.process is not None and s.process.is_alive()]
         for process in alive:
             try:
                 os.kill(process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        try:
+            if scheduler is not None:
+                scheduler.stop()
+                scheduler.store.close()
+        finally:
+            self._join(alive, slots)
+
+    def _join(self, alive: list[Any], slots: list[Slot]) -> None:
         deadline = time.monotonic() + GRACE_SECONDS
         for process in alive:
             process.join(max(0.0, deadline - time.monotonic()))
@@ -187,6 +216,19 @@ class Supervisor:
         for slot in slots:
             if slot.conn is not None:
                 slot.conn.close()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False  # a name: it may resolve to anything
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -19,8 +19,10 @@ from modelaas.jobs.store import JobStore, store_url
 from modelaas.runtime import Runtime
 from modelaas.settings import Settings
 from modelaas.web import spool
+from modelaas.web.auth import load_tokens
 from modelaas.web.debug import LogCapture
 from modelaas.web.errors import HANDLERS
+from modelaas.web.middleware import build_middleware, install_log_filter
 from modelaas.web.routes import build_routes
 from modelaas.web.state import AppState
 
@@ -48,8 +50,10 @@ def create_app(
     gave it, the supervisor, runs the scheduler; ``on_job_submitted`` tells it of new jobs).
     """
     settings = settings or Settings.load()
+    tokens = load_tokens(settings)
     runtime = runtime or Runtime.load(settings)
     st = AppState(settings=settings, runtime=runtime, spool_root=spool.process_spool(settings.upload_dir))
+    st.extras["tokens"] = tokens
     scheduler: Scheduler | None = None
     if settings.train_endpoint:
         store = JobStore(store_url(settings.jobs_db, settings.data_dir))
@@ -87,7 +91,14 @@ def create_app(
             if st.debug_log is not None:
                 logging.getLogger().removeHandler(st.debug_log)
 
-    app = Starlette(routes=build_routes(st), exception_handlers=HANDLERS, lifespan=lifespan)
+    routes = build_routes(st)
+    install_log_filter()
+    app = Starlette(
+        routes=routes,
+        middleware=build_middleware(settings, routes, tokens),
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+    )
     app.state.modelaas = st
     return app
 

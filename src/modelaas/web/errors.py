@@ -1,33 +1,130 @@
-"""One place that turns exceptions into JSON error answers."""
+"""One place that turns exceptions into JSON error answers.
+
+Every error body is ``{"message": ..., "request_id": ...}``, except a 422, whose body stays
+the bare field -> messages map that DEEPaaS clients expect (its request id is in the
+``X-Request-ID`` header, as on every answer). Messages that come from model code (and
+every 5xx message) are scrubbed before they leave: no stack traces, absolute paths become
+their base names, and values of environment variables and access tokens become
+``<redacted>``. The full story goes to the server log, under the request id.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+from collections.abc import Iterable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
-from modelaas.errors import ModelaasError
+from modelaas.errors import ModelaasError, ModelError, ValidationError
 
 log = logging.getLogger("modelaas.web")
+
+GENERIC_500 = "Internal server error; the server log has the details."
+REDACTED = "<redacted>"
+MIN_SECRET_LENGTH = 6
+"""Environment values shorter than this are not redacted (``true``, ``1``, ``info``...)."""
+
+_TRACEBACK = "Traceback (most recent call last)"
+# A URL (kept, unless it is a file: URL), a POSIX absolute path, or a Windows one.
+_LOCATION = re.compile(
+    r"(?P<url>\b(?!file:)[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*)"
+    r"|(?P<posix>(?<![\w.~/\\-])(?:file://)?(?:/[^\s/'\"<>,;:()\[\]{}]+)+/?)"
+    r"|(?P<windows>\b[A-Za-z]:\\[^\s'\"<>,;()\[\]{}]*)"
+)
+
+
+def request_id(scope: Scope) -> str | None:
+    """The id given to this request by :class:`~modelaas.web.middleware.RequestContext`."""
+    rid = scope.get("state", {}).get("request_id")
+    return rid if isinstance(rid, str) else None
+
+
+def scrub(message: str, *, public: Iterable[str] = (), extra: Iterable[str] = ()) -> str:
+    """``message`` without stack traces, absolute paths (-> base names) and secrets.
+
+    Secrets are the values of environment variables of at least ``MIN_SECRET_LENGTH``
+    characters, and ``extra``; strings in ``public`` (model names) are never redacted.
+    """
+    cut = message.find(_TRACEBACK)
+    if cut >= 0:
+        message = message[:cut].rstrip() + " (traceback in the server log)"
+    message = _LOCATION.sub(_base_name, message)
+    keep = set(public)
+    secrets = {v for v in (*os.environ.values(), *extra) if len(v) >= MIN_SECRET_LENGTH and v not in keep}
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret in message:
+            message = message.replace(secret, REDACTED)
+    return message
+
+
+def _base_name(match: re.Match[str]) -> str:
+    if match.group("url") is not None:
+        return match.group()
+    path = match.group().rstrip("/\\")
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    name = re.split(r"[/\\]", path)[-1]
+    return name or match.group()
+
+
+def error_response(request: Request, exc: ModelaasError) -> Response:
+    """The JSON answer for ``exc`` (scrubbed, with the request id; 422 bodies as they are)."""
+    body = exc.body()
+    headers = dict(exc.headers())
+    if not isinstance(exc, ValidationError):
+        message = body.get("message")
+        if isinstance(message, str) and (exc.status >= 500 or isinstance(exc, ModelError)):
+            body["message"] = _scrub_for(request, message)
+        rid = request_id(request.scope)
+        if rid is not None:
+            body["request_id"] = rid
+    if exc.status in (408, 413):  # the rest of the body was not read: the connection cannot be reused
+        headers.setdefault("Connection", "close")
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def _scrub_for(request: Request, message: str) -> str:
+    st = getattr(request.app.state, "modelaas", None) if "app" in request.scope else None
+    public = st.runtime.names if st is not None else ()
+    tokens = st.extras.get("tokens") if st is not None else None
+    message = scrub(message, public=public)
+    return tokens.redact(message) if tokens is not None else message
 
 
 async def modelaas_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelaasError)
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+    return error_response(request, exc)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
-    return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    body = {"message": str(exc.detail)}
+    rid = request_id(request.scope)
+    if rid is not None:
+        body["request_id"] = rid
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def internal_error_response(scope: Scope) -> Response:
+    """The answer to an unexpected error: a generic message and the request id, nothing else."""
+    body = {"message": GENERIC_500}
+    rid = request_id(scope)
+    if rid is not None:
+        body["request_id"] = rid
+    return JSONResponse(body, status_code=500)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.error("Unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"message": "Internal server error; the server log has the details."}, status_code=500)
+    rid = request_id(request.scope)
+    log.error("Unexpected error answering %s %s (request %s)", request.method, request.url.path, rid, exc_info=exc)
+    return internal_error_response(request.scope)
 
 
 HANDLERS = {ModelaasError: modelaas_error, HTTPException: http_error, Exception: unexpected_error}

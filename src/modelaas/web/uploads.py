@@ -3,7 +3,11 @@
 ``read_body`` works on the raw ASGI ``receive`` callable: multipart file parts stream to
 a per-request spool directory as the chunks arrive, form fields and JSON are kept in
 memory under ``max_field_size``, and the whole body is bounded by ``max_body``. Whatever
-goes wrong, nothing written for the request is left on disk.
+goes wrong, nothing written for the request is left on disk. A JSON body nested deeper
+than ``JSON_MAX_DEPTH`` levels is refused (400) without recursing into it.
+
+The time a client may take to send the body is bounded one level up, on the ``receive``
+channel itself (:class:`modelaas.web.middleware.RequestContext`, ``body_timeout``): 408.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))', re.DOTALL)
 _ESCAPE = re.compile(r'\\([\\"])')
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}\Z", re.ASCII)
+JSON_MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a JSON body."""
+MAX_PART_HEADERS = 16 * 1024
+"""Largest headers of one multipart part, in bytes (they are held in memory while parsed)."""
 
 
 class ClientDisconnected(ClientError):
@@ -100,7 +108,7 @@ class _Multipart(_Sink):
     def __init__(self, body: RequestBody, boundary: str, spool_root: Path, max_parts: int, max_field_size: int):
         self.body, self.spool_root = body, spool_root
         self.max_parts, self.max_field_size = max_parts, max_field_size
-        self.parts = 0
+        self.parts = self.header_bytes = 0
         self.started = self.done = False
         self.hname, self.hvalue = bytearray(), bytearray()
         self.headers: dict[bytes, bytes] = {}
@@ -132,11 +140,19 @@ class _Multipart(_Sink):
         if self.parts > self.max_parts:
             raise BadRequest(f"Too many parts in the multipart body: limit {self.max_parts} (see --max-parts).")
         self.headers = {}
+        self.header_bytes = 0
+
+    def _count_header(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > MAX_PART_HEADERS:
+            raise BadRequest(f"Malformed multipart body: a part's headers are larger than {MAX_PART_HEADERS} bytes.")
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self.hname += data[start:end]
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self.hvalue += data[start:end]
 
     def on_header_end(self) -> None:
@@ -219,9 +235,38 @@ class _UrlEncoded(_Sink):
         self.value.clear()
 
 
+def json_too_deep(value: Any, limit: int = JSON_MAX_DEPTH) -> bool:
+    """Whether ``value`` (parsed JSON) nests arrays and objects deeper than ``limit`` levels.
+
+    Walks with an explicit stack, so no depth of input can exhaust Python's recursion limit.
+    """
+    stack = [(value, 1)] if isinstance(value, (list, dict)) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (list, dict)))
+    return False
+
+
+def load_json(text: str | bytes, *, what: str, limit: int = JSON_MAX_DEPTH) -> Any:
+    """Parse JSON text; :class:`BadRequest` if it is invalid or nested deeper than ``limit``."""
+    too_deep = f"{what} is not valid JSON for this server: it nests arrays and objects more than {limit} deep."
+    try:
+        value = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except RecursionError:  # deeper than the interpreter's recursion limit: far too deep anyway
+        raise BadRequest(too_deep) from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+    if json_too_deep(value, limit):
+        raise BadRequest(too_deep)
+    return value
+
+
 class _Json(_Sink):
-    def __init__(self, body: RequestBody, max_field_size: int) -> None:
-        self.body, self.max_field_size = body, max_field_size
+    def __init__(self, body: RequestBody, max_field_size: int, max_depth: int) -> None:
+        self.body, self.max_field_size, self.max_depth = body, max_field_size, max_depth
         self.raw = bytearray()
 
     def feed(self, chunk: bytes) -> None:
@@ -230,12 +275,8 @@ class _Json(_Sink):
         self.raw += chunk
 
     def finish(self) -> None:
-        try:
-            self.body.json = json.loads(self.raw.decode("utf-8")) if self.raw else None
-        except RecursionError:
-            raise BadRequest("Request body is not valid JSON: it is nested too deeply.") from None
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+        if self.raw:
+            self.body.json = load_json(bytes(self.raw), what="Request body", limit=self.max_depth)
 
 
 async def read_body(
@@ -246,6 +287,7 @@ async def read_body(
     max_body: int,
     max_parts: int,
     max_field_size: int,
+    max_json_depth: int = JSON_MAX_DEPTH,
 ) -> RequestBody:
     """Read the whole request body; ``headers`` has lower-case names. The caller must call ``cleanup()``."""
     declared = headers.get("content-length")
@@ -267,7 +309,7 @@ async def read_body(
     elif mime == "application/x-www-form-urlencoded":
         sink = _UrlEncoded(body, max_parts, max_field_size)
     elif mime == "application/json" or mime.endswith("+json"):
-        sink = _Json(body, max_field_size)
+        sink = _Json(body, max_field_size, max_json_depth)
 
     try:
         received, more = 0, True

@@ -1,0 +1,228 @@
+"""ASGI middleware around the routes, outermost first.
+
+1. :class:`RequestContext`: gives every request an id (the client's ``X-Request-ID`` when
+   it is a sane token, else a new one) and sends it back on every answer; bounds the time
+   a client may take to send its body (``body_timeout``, 408); turns an unexpected error
+   into a generic 500 and logs its traceback with the request id.
+2. CORS (Starlette's), only with ``cors_origins``.
+3. :class:`AccessControl`: bearer tokens and scopes, only when tokens are configured.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+
+import anyio
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelaas.errors import Forbidden, RequestTimeout, Unauthorized
+from modelaas.settings import Settings
+from modelaas.web.auth import ADMIN, PREDICT, TRAIN, TokenTable, grants
+from modelaas.web.errors import error_response, internal_error_response
+
+log = logging.getLogger("modelaas.web")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/=-]{0,127}\Z", re.ASCII)
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("modelaas_request_id", default=None)
+
+
+def build_middleware(settings: Settings, routes: Sequence[BaseRoute], tokens: TokenTable) -> list[Middleware]:
+    stack = [Middleware(RequestContext, body_timeout=settings.body_timeout)]
+    if settings.cors_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "Accept", "Last-Event-ID", REQUEST_ID_HEADER],
+                expose_headers=[
+                    REQUEST_ID_HEADER,
+                    "Retry-After",
+                    "WWW-Authenticate",
+                    "Content-Disposition",
+                    "X-Next-Offset",
+                    "X-Job-Status",
+                ],
+            )
+        )
+    if tokens.enabled:
+        stack.append(Middleware(AccessControl, tokens=tokens, routes=routes, base_path=settings.base_path))
+    return stack
+
+
+# ---------------------------------------------------------------- request context
+class RequestContext:
+    def __init__(self, app: ASGIApp, *, body_timeout: float) -> None:
+        self.app = app
+        self.body_timeout = body_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        rid = given if given is not None and _SANE_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        token = current_request_id.set(rid)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, _BodyDeadline(receive, self.body_timeout), send_with_id)
+        except Exception as exc:
+            request = Request(scope)
+            if started:  # too late for an error answer: uvicorn closes the connection
+                log.error("Error after the answer to %s %s had started", request.method, scope["path"], exc_info=exc)
+                return
+            log.error("Unexpected error answering %s %s", request.method, scope["path"], exc_info=exc)
+            await internal_error_response(scope)(scope, receive, send_with_id)
+        finally:
+            current_request_id.reset(token)
+
+
+class _BodyDeadline:
+    """``receive`` with a deadline for the whole body, counted from the first read of it."""
+
+    def __init__(self, receive: Receive, timeout: float) -> None:
+        self.receive = receive
+        self.timeout = timeout
+        self.deadline: float | None = None
+        self.done = False
+
+    async def __call__(self) -> Message:
+        if self.done:
+            return await self.receive()
+        now = anyio.current_time()
+        if self.deadline is None:
+            self.deadline = now + self.timeout
+        try:
+            with anyio.fail_after(max(self.deadline - now, 0.0)):
+                message = await self.receive()
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The request body did not arrive within {self.timeout:g} s; "
+                "send it faster, or ask for a larger --body-timeout."
+            ) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.done = True
+        return message
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Prefixes records logged while a request is served with ``[request <id>]``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = current_request_id.get()
+        if rid is not None and not getattr(record, "request_id", None):
+            record.request_id = rid
+            record.msg = f"[request {rid}] {record.msg}"
+        return True
+
+
+def install_log_filter(names: Sequence[str] = ("modelaas.web", "modelaas.runtime")) -> None:
+    """Tag what these loggers log during a request with its id (once per logger)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RequestIdLogFilter) for f in logger.filters):
+            logger.addFilter(RequestIdLogFilter())
+
+
+# ---------------------------------------------------------------- access control
+PUBLIC, ANY_TOKEN = "public", "token"
+_RULES = [
+    (re.compile(r"/v2/debug(/|\Z)"), ADMIN),
+    (re.compile(r"/v[12]/models/[^/]+/predict(/|\Z)"), PREDICT),
+    (re.compile(r"/v[12]/models/[^/]+/train(/|\Z)"), TRAIN),
+    (re.compile(r"/v[12]/models(/|\Z)"), ANY_TOKEN),
+]
+_EVENTS = re.compile(r"/v2/models/[^/]+/train/[^/]+/events\Z")
+
+
+def requirement(path: str, base_path: str = "") -> str:
+    """What ``path`` (a route template or a request path) needs: a scope, any token, or nothing."""
+    if base_path:
+        if path != base_path and not path.startswith(base_path + "/"):
+            return PUBLIC
+        path = path[len(base_path) :]
+    for pattern, need in _RULES:
+        if pattern.match(path):
+            return need
+    return PUBLIC
+
+
+class AccessControl:
+    """Checks the bearer token of requests to protected routes; 401 or 403 otherwise.
+
+    The route is found the way the router finds it (its template decides what is needed),
+    so what is checked is what will run; a path that matches no route is judged by its text.
+    """
+
+    def __init__(self, app: ASGIApp, *, tokens: TokenTable, routes: Sequence[BaseRoute], base_path: str) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.base_path = base_path
+        self.routes = [
+            (r, requirement(r.path, base_path), bool(_EVENTS.search(r.path))) for r in routes if isinstance(r, Route)
+        ]
+
+    def _classify(self, scope: Scope) -> tuple[str, bool]:
+        partial: tuple[str, bool] | None = None
+        for route, need, events in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return need, events
+            if match is Match.PARTIAL and partial is None:
+                partial = (need, events)
+        return partial or (requirement(scope["path"], self.base_path), False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        need, events = self._classify(scope)
+        if need != PUBLIC:
+            refusal = self._refusal(scope, need, query_token=events)
+            if refusal is not None:
+                request = Request(scope, receive)
+                await error_response(request, refusal)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope, need: str, *, query_token: bool) -> Unauthorized | Forbidden | None:
+        token = _bearer(scope)
+        if token is None and query_token:  # EventSource cannot send headers
+            token = QueryParams(scope.get("query_string", b"").decode("latin-1")).get("access_token")
+        if not token:
+            return Unauthorized("This route needs an access token: send the header 'Authorization: Bearer <token>'.")
+        scopes = self.tokens.scopes_for(token)
+        if scopes is None:
+            return Unauthorized("The access token is not valid.")
+        if need != ANY_TOKEN and not grants(scopes, need):
+            return Forbidden(f"This token may not use {need} routes: that needs the {need!r} scope (or 'admin').")
+        return None
+
+
+def _bearer(scope: Scope) -> str | None:
+    value = Headers(scope=scope).get("authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return ""
+    return token.strip()
