@@ -116,8 +116,14 @@ class ServerProcess:
     def worker_pids(self) -> list[int]:
         import psutil
 
-        children = psutil.Process(self.proc.pid).children()
-        return [c.pid for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        pids = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if "resource_tracker" not in " ".join(child.cmdline()):
+                    pids.append(child.pid)
+            except (psutil.Error, OSError):  # a child that is just dying
+                continue
+        return pids
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -54,3 +54,13 @@ def test_bad_values_are_config_errors(env, needle):
 def test_to_env_round_trips(tmp_path: Path):
     s = Settings(listen_port=5123, predict_timeout=1.5, data_dir=tmp_path, warm=False)
     assert Settings.load(environ=s.to_env()) == s
+
+
+def test_tokens_stay_out_of_child_environments_flags_and_reprs(tmp_path: Path):
+    from modelaas.cli.serve import serve
+    from modelaas.jobs.backends.process import child_env
+
+    s = Settings(data_dir=tmp_path, tokens="predict a-very-long-secret-token")
+    assert "MODELAAS_TOKENS" not in s.to_env() and "a-very-long-secret-token" not in repr(s)
+    assert "a-very-long-secret-token" not in child_env(s).values()
+    assert "--tokens" not in {opt for p in serve.params for opt in p.opts}

@@ -101,9 +101,10 @@ class Settings:
     )
     tokens: str | None = field(
         default=None,
+        repr=False,
         metadata=_doc(
             "Access tokens, ';'-separated '<scopes> <token or sha256:hex>' entries; scopes predict, train, admin "
-            "(default: none, access control off). Prefer the environment or --tokens-file to a flag.",
+            "(default: none, access control off). Only from MODELAAS_TOKENS or a config file: never a flag.",
             secret=True,
         ),
     )
@@ -215,11 +216,14 @@ class Settings:
         return self.data_dir / "uploads"
 
     def to_env(self) -> dict[str, str]:
-        """These settings as MODELAAS_* variables (how serving processes receive them)."""
+        """These settings as MODELAAS_* variables (how training processes receive them).
+
+        Secrets (tokens) are left out: only the server needs them.
+        """
         env = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is not None:
+            if value is not None and not f.metadata.get("secret"):
                 env["MODELAAS_" + f.name.upper()] = str(value)
         return env
 

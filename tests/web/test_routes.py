@@ -40,13 +40,15 @@ def test_unknown_model_is_a_json_404_listing_models(make_client):
     for method, path in [("GET", "/v2/models/nope/"), ("POST", "/v2/models/nope/predict/")]:
         r = c.request(method, path)
         assert r.status_code == 404
-        assert r.json() == {"message": "No model named 'nope'. Installed models: v2-basic."}
+        body = r.json()
+        assert body.pop("request_id") == r.headers["x-request-id"]
+        assert body == {"message": "No model named 'nope'. Installed models: v2-basic."}
 
 
 def test_unknown_path_and_method_answer_json(make_client):
     c = make_client("v2_basic")
     r = c.get("/nowhere")
-    assert r.status_code == 404 and r.json() == {"message": "Not Found"}
+    assert r.status_code == 404 and r.json()["message"] == "Not Found" and r.json()["request_id"]
     r = c.put("/v2/models/")
     assert r.status_code == 405 and "message" in r.json()
 

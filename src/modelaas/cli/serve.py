@@ -19,6 +19,8 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
     only overridden by flags the user actually typed.
     """
     for f in reversed(dataclasses.fields(Settings)):
+        if f.metadata.get("secret"):  # never on a command line (ps shows it): env or --tokens-file
+            continue
         kind = field_type(f.name)
         flag = "--" + f.name.replace("_", "-")
         doc = f.metadata.get("doc", "")

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from modelaas.errors import BadRequest, JobNotFound, NotFound, NotImplementedByModel
+from modelaas.errors import BadRequest, JobNotFound, ModelError, NotFound, NotImplementedByModel
 from modelaas.jobs.records import JobStatus, to_record
 from modelaas.jobs.service import JobService
 from modelaas.model.adapters import ModelAdapter
@@ -93,12 +93,9 @@ class SubmitEndpoint:
             if await request.is_disconnected():
                 return  # nobody reads the answer; the job goes on (see the v2 train routes)
             job = await asyncio.to_thread(service.get, adapter.name, job.id)
-        if job.status is JobStatus.DONE:
-            await JSON(job.result)(scope, receive, send)
-        else:
-            await JSON({"message": job.message or f"Training {job.status.value}."}, status_code=500)(
-                scope, receive, send
-            )
+        if job.status is not JobStatus.DONE:
+            raise ModelError(job.message or f"Training {job.status.value}.")
+        await JSON(job.result)(scope, receive, send)
 
 
 async def index(request: Request) -> Response:
