@@ -125,7 +125,7 @@ def test_url_inputs_are_fetched_with_the_same_guards(cli, tmp_path):
     import threading
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the stdlib's name
+        def do_GET(self):
             body = b"\x89PNG fake image"
             self.send_response(200)
             self.send_header("Content-Type", "image/png")

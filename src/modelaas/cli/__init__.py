@@ -12,6 +12,7 @@ from modelaas.cli.jobs import jobs
 from modelaas.cli.models import get_metadata, models, warm
 from modelaas.cli.predict import predict
 from modelaas.cli.serve import serve
+from modelaas.cli.token import token
 from modelaas.cli.train import train
 
 
@@ -21,7 +22,7 @@ def cli() -> None:
     """Serve machine-learning models over the DEEPaaS REST API."""
 
 
-for command in (serve, models, predict, train, jobs, get_metadata, warm):
+for command in (serve, models, predict, train, jobs, token, get_metadata, warm):
     cli.add_command(command)
 
 
