@@ -26,7 +26,7 @@ def test_v1_dicts_become_string_params():
 
 def test_v1_values_reach_the_model_as_strings():
     ps = params_from_v1(V1_ARGS, model="m", method="get_train_args")
-    out = ps.validate({"epochs": 5, "lr_step_schedule": ["[0.1]"]})
+    out = ps.validate({"epochs": 5, "lr_step_schedule": "[0.1]"})
     assert out == {"num_classes": "null", "lr_step_schedule": "[0.1]", "epochs": "5"}
     with pytest.raises(ValidationError) as err:
         ps.validate({})
@@ -134,3 +134,9 @@ def test_list_item_choices_are_described():
     )
     (tags,) = ps.params
     assert tags.is_array and tags.choices == ("a", "b")
+
+
+def test_v1_json_values_reach_the_model_as_their_json_text():
+    ps = params_from_v1(V1_ARGS, model="m", method="get_train_args")
+    out = ps.validate({"epochs": 5, "lr_step_schedule": [0.1, 0.2], "num_classes": None})
+    assert out == {"num_classes": "null", "lr_step_schedule": "[0.1, 0.2]", "epochs": "5"}

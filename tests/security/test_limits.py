@@ -222,6 +222,7 @@ def test_oversized_request_heads_get_431(strict_server):
         answer, took = _raw(srv.port, head)
         assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
         assert b"--max-header-size" in answer and took < 5
+        assert b"\r\nx-request-id: " in answer.lower() and b'"request_id"' in answer  # answered before routing too
     ok, _ = _raw(
         srv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Fine: " + b"a" * 4000 + b"\r\n\r\n"
     )

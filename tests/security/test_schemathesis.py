@@ -43,27 +43,7 @@ DOCUMENT_CHECKS = [
 ]
 
 # (model, "METHOD path", failure code) -> what is wrong and where it gets fixed
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("typed-basic", "POST /v2/models/typed-basic/predict/", "ST202"): (
-        "a required array argument ('features') is documented without minItems: 1, but an empty list "
-        "cannot be sent as repeated multipart parts, so it arrives as missing (422); web/openapi_models.py"
-    ),
-    ("v1-seed", "POST /v2/models/v1-seed/predict/", "ST202"): (
-        "the v1 predict body does not say that one of 'data' and 'url' is needed, never both (400 otherwise); "
-        "web/openapi_models.py should add oneOf [required: [data], required: [url]] and minItems: 1"
-    ),
-    ("v1-seed", "POST /v1/models/v1-seed/predict", "ST202"): "the same, on the DEEPaaS 1.x route",
-    ("v1-seed", "PUT /v1/models/v1-seed/train", "ST201"): (
-        "v1 arguments are documented as strings, but non-string values of a JSON body are accepted and passed "
-        "on as JSON text (model/legacy.py, on purpose); web/openapi_models.py should document v1 arguments of "
-        "JSON bodies as any JSON value, or legacy.py refuse non-strings (422)"
-    ),
-    ("v1-seed", "POST /v2/models/v1-seed/train/", "ST201"): "the same, on the v2 train route",
-    (DEMO, f"POST /v2/models/{DEMO}/predict/", "ST201"): (
-        "an empty ?accept= is taken as 'not given' (runtime.py) but the document's enum refuses it; "
-        "web/openapi_models.py should mark the accept query parameter allowEmptyValue: true"
-    ),
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 _SERVED = {
     "demo": (DEMO, ()),
@@ -72,9 +52,10 @@ _SERVED = {
     "v1_seed": ("v1-seed", ("--model", "v1_seed", "--model-name", "v1-seed")),
     "trainer": ("trainer", ("--model", "trainer:Trainer", "--model-name", "trainer")),
 }
-# every model without tokens; the ones with train routes with tokens on too (sending the admin token)
+# every model without tokens; the ones with train routes (and the v1 routes) with tokens on too (sending the
+# admin token)
 CASES = [pytest.param(*served, False, id=f"{key}-open") for key, served in _SERVED.items()] + [
-    pytest.param(*_SERVED[key], True, id=f"{key}-tokens") for key in ("demo", "trainer")
+    pytest.param(*_SERVED[key], True, id=f"{key}-tokens") for key in ("demo", "trainer", "v1_seed")
 ]
 
 

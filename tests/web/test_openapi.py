@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import pydantic
 import pytest
 from jsonschema import Draft202012Validator
@@ -249,7 +251,7 @@ def test_document_shape(tmp_path: Path) -> None:
     assert "/v1/models/train-only/train" not in paths  # the v1 train route trains v1 models only
     assert set(paths["/v2/debug/"]["get"]["responses"]) == {"204"}
     schemas = doc["components"]["schemas"]
-    assert schemas["Error"]["required"] == ["message"]
+    assert schemas["Error"]["required"] == ["message", "request_id"]
     assert doc["components"]["responses"]["503"]["headers"]["Retry-After"]
     predict = paths["/v2/models/v2-fixture/predict/"]["post"]["responses"]
     assert {"400", "406", "413", "422", "500", "501", "503", "default"} <= set(predict)
@@ -327,10 +329,10 @@ def test_v1_params(tmp_path: Path) -> None:
         doc = document(client)
     for path in ("/v2/models/v1-fixture/predict/", "/v1/models/v1-fixture/predict"):
         body = doc["paths"][path]["post"]["requestBody"]
-        assert body["required"] is False
+        assert body["required"] is True  # data or url
         props = body["content"]["multipart/form-data"]["schema"]["properties"]
         assert props["data"]["items"] == {"type": "string", "format": "binary"}
-        assert props["url"]["items"] == {"type": "string"}
+        assert props["url"]["items"]["type"] == "string" and props["url"]["items"]["pattern"]
         assert props["mode"] == {"type": "string", "enum": ["a", "b"], "default": "a", "description": "The mode."}
         assert props["note"] == {"type": "string"}
 
@@ -578,7 +580,8 @@ def test_job_routes_parameters_and_answers_are_described(tmp_path: Path) -> None
         }
     ]
     ok = logs["responses"]["200"]
-    assert set(ok["content"]) == {"text/plain"} and set(ok["headers"]) == {"X-Next-Offset", "X-Job-Status"}
+    assert set(ok["content"]) == {"text/plain"}
+    assert set(ok["headers"]) == {"X-Next-Offset", "X-Job-Status", "X-Request-ID"}
     events = doc["paths"][prefix + "/events"]["get"]
     assert [(p["name"], p["in"]) for p in events["parameters"]] == [("Last-Event-ID", "header"), ("after", "query")]
     assert set(events["responses"]["200"]["content"]) == {"text/event-stream"}
@@ -663,7 +666,10 @@ def test_v1_train_route_is_described_and_answers_validate(make_client: Any) -> N
     op = doc["paths"][path]["put"]
     assert op["operationId"] == "train_v1_v1_seed" and op["tags"] == ["v1-seed"]
     props = op["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    assert props["epochs"]["type"] == "string" and props["lr_step_schedule"]["default"] == "[0.7, 0.9]"
+    assert "type" not in props["epochs"]  # any JSON value: the model gets its JSON text
+    assert props["lr_step_schedule"] == {"default": "[0.7, 0.9]"}  # any JSON value
+    form = op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["properties"]
+    assert form["epochs"] == {"type": "string", "default": "1"} and form["lr_step_schedule"]["type"] == "string"
     assert {"200", "422", "429", "500"} <= set(op["responses"])
     assert "/v2/models/v1-seed/train/" in doc["paths"]  # a v1 model trains on the v2 routes too
     answer = client.put(path, data={"epochs": "2"})
@@ -675,3 +681,322 @@ def test_v1_train_route_is_described_and_answers_validate(make_client: Any) -> N
     answer = client.put(path)
     assert answer.status_code == 422
     assert_valid(doc, response_schema(doc, path, "put", 422), answer.json())
+
+
+# --------------------------------------------------------------- access control (tokens)
+ADMIN_TOKEN = "openapi-admin-token-0123456789"
+PREDICT_TOKEN = "openapi-predict-token-0123456789"
+TOKENS = f"admin {ADMIN_TOKEN}; predict {PREDICT_TOKEN}"
+METHODS = ("get", "put", "post", "delete")
+
+
+def operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in doc["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def concrete(path: str) -> str:
+    """A documented path with its parameters filled in (a model that exists, a job that does not)."""
+    return path.replace("{model}", "v1-fixture").replace("{job}", "nojob").replace("{path}", "x.txt")
+
+
+def assert_answer_documented(doc: dict[str, Any], op: dict[str, Any], answer: Any) -> dict[str, Any]:
+    """``answer`` is one of ``op``'s responses: its JSON body and every required header as documented."""
+    response = resolve(doc, op["responses"][str(answer.status_code)])
+    assert_valid(doc, response["content"]["application/json"]["schema"], answer.json())
+    for name, header in response.get("headers", {}).items():
+        header = resolve(doc, header)
+        if header.get("required"):
+            assert name in answer.headers, name
+            assert_valid(doc, header["schema"], answer.headers[name])
+    return response
+
+
+def test_without_tokens_the_document_has_no_security(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+    assert "securitySchemes" not in doc["components"] and "security" not in doc
+    assert not {"401", "403"} & set(doc["components"]["responses"])
+    for _, _, op in operations(doc):
+        assert "security" not in op and not {"401", "403"} & set(op["responses"])
+    assert "Access control" not in doc["info"]["description"]
+
+
+def test_with_tokens_the_document_describes_access_control(tmp_path: Path) -> None:
+    with serve(tmp_path, tokens=TOKENS, debug_endpoint=True, base_path="/b") as client:
+        doc = document(client, "/b")
+    assert doc["components"]["securitySchemes"] == {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "accessTokenQuery": {"type": "apiKey", "in": "query", "name": "access_token"},
+    }
+    assert "security" not in doc  # per operation only: the public ones need nothing
+    unauthorized = doc["components"]["responses"]["401"]
+    assert set(unauthorized["headers"]) == {"WWW-Authenticate", "X-Request-ID"}
+    assert unauthorized["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    scopes = {
+        "/b/": None, "/b/v2/": None, "/b/v1/": None, "/b/healthz": None, "/b/readyz": None,
+        "/b/v2/models/": "any", "/b/v2/models/{model}/": "any", "/b/v1/models/": "any", "/b/v1/models/{model}": "any",
+        "/b/v2/debug/": "admin",
+        "/b/v2/models/typed-scorer/predict/": "predict", "/b/v1/models/v1-fixture/predict": "predict",
+        "/b/v2/models/train-only/train/": "train", "/b/v2/models/train-only/train/{job}/files/{path}": "train",
+    }  # fmt: skip
+    for path, scope in scopes.items():
+        for method in METHODS:
+            op = doc["paths"][path].get(method)
+            if op is None:
+                continue
+            if scope is None:
+                assert "security" not in op and "401" not in op["responses"], path
+                continue
+            assert op["security"] == [{"bearer": []}], path
+            assert op["responses"]["401"] == {"$ref": "#/components/responses/401"}
+            assert ("403" in op["responses"]) is (scope != "any"), path  # any valid token will do: never 403
+            assert ("any scope" if scope == "any" else f"the `{scope}` scope") in op["description"], path
+    events = doc["paths"]["/b/v2/models/train-only/train/{job}/events"]["get"]
+    assert events["security"] == [{"bearer": []}, {"accessTokenQuery": []}]
+    assert "access_token=<token>" in events["description"]
+    assert "Access control is on" in doc["info"]["description"]
+
+
+def test_documented_security_is_what_the_middleware_enforces(tmp_path: Path) -> None:
+    """Every operation: 401 without a token exactly when documented; 403 for a predict-only token exactly
+    where a 403 is documented; each refusal is one of the operation's documented answers."""
+    with serve(tmp_path, tokens=TOKENS, debug_endpoint=True) as client:
+        doc = document(client)
+        for path, method, op in operations(doc):
+            url = concrete(path)
+            answer = client.request(method.upper(), url)
+            assert (answer.status_code == 401) is ("security" in op), (method, path, answer.status_code)
+            if answer.status_code == 401:
+                assert_answer_documented(doc, op, answer)
+                assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+                assert answer.json()["request_id"] == answer.headers["X-Request-ID"]
+            answer = client.request(method.upper(), url, headers={"Authorization": f"Bearer {PREDICT_TOKEN}"})
+            refused = "403" in op["responses"] and "`predict` scope" not in op["description"]
+            assert (answer.status_code == 403) is refused, (method, path, answer.status_code)
+            if answer.status_code == 403:
+                assert_answer_documented(doc, op, answer)
+            wrong = client.request(method.upper(), url, headers={"Authorization": "Bearer not-a-known-token-at-all"})
+            assert (wrong.status_code == 401) is ("security" in op)
+        events = "/v2/models/train-only/train/nojob/events"
+        assert client.get(events, params={"access_token": ADMIN_TOKEN}).status_code == 404  # past access control
+        assert client.get(events, params={"access_token": PREDICT_TOKEN}).status_code == 403
+        files = "/v2/models/train-only/train/nojob/files"  # the query token is for the events route only
+        assert client.get(files, params={"access_token": ADMIN_TOKEN}).status_code == 401
+
+
+# ------------------------------------------------------------------ request ids, 408, 431
+def test_every_answer_documents_the_request_id(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+        error = doc["components"]["schemas"]["Error"]
+        assert error["required"] == ["message", "request_id"]
+        assert error["properties"]["request_id"]["type"] == "string"
+        header = doc["components"]["headers"]["X-Request-ID"]
+        assert header["required"] is True and header["schema"]["type"] == "string"
+        shared = doc["components"]["responses"]
+        for name, response in shared.items():
+            assert response["headers"]["X-Request-ID"] == {"$ref": "#/components/headers/X-Request-ID"}, name
+        for path, method, op in operations(doc):
+            for code, response in op["responses"].items():
+                assert "$ref" in response or "X-Request-ID" in response["headers"], (method, path, code)
+        op = doc["paths"]["/v2/models/{model}/"]["get"]
+        answer = client.get("/v2/models/nope/", headers={"X-Request-ID": "my-id.1"})
+        assert answer.status_code == 404
+        assert_answer_documented(doc, op, answer)
+        assert answer.json()["request_id"] == answer.headers["X-Request-ID"] == "my-id.1"
+        answer = client.get("/v2/models/typed-scorer/")
+        assert_answer_documented(doc, op, answer)
+        predict = doc["paths"]["/v2/models/typed-scorer/predict/"]["post"]
+        answer = client.post("/v2/models/typed-scorer/predict/", json={})
+        assert answer.status_code == 422 and "request_id" not in answer.json()  # the bare DEEPaaS map
+        assert_answer_documented(doc, predict, answer)
+    description = doc["info"]["description"]
+    assert "431" in description and "--max-header-size" in description and "--header-timeout" in description
+
+
+def test_operations_with_a_body_document_408(tmp_path: Path) -> None:
+    with serve(tmp_path) as client:
+        doc = document(client)
+    assert doc["components"]["responses"]["408"]["content"]["application/json"]["schema"] == ref_to("Error")
+    for path, method, op in operations(doc):
+        takes_body = method in ("post", "put")
+        assert ("408" in op["responses"]) is takes_body, (method, path)
+
+
+def ref_to(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def test_a_slow_body_answer_validates(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, body_timeout=0.3)
+    app = create_app(s, runtime=Runtime(s, [TypedAdapter("typed-scorer", TypedScorer())]))
+    path = "/v2/models/typed-scorer/predict/"
+    with TestClient(app) as client:
+        doc = document(client)
+    answer: dict[str, Any] = {"body": b""}
+
+    async def receive() -> dict[str, Any]:
+        if answer.get("sent"):
+            await anyio.sleep(3600)  # the rest of the body never comes
+        answer["sent"] = True
+        return {"type": "http.request", "body": b'{"text": ', "more_body": True}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = {k.decode().lower(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 5000), "state": {}, "headers": [(b"content-type", b"application/json")],
+    }  # fmt: skip
+
+    async def drive() -> None:
+        with anyio.fail_after(10):
+            await app(scope, receive, send)
+
+    anyio.run(drive)
+    assert answer["status"] == 408
+    body = json.loads(answer["body"])
+    assert_valid(doc, response_schema(doc, path, "post", 408), body)
+    assert body["request_id"] == answer["headers"]["x-request-id"]
+
+
+# ---------------------------------------------------------- v1 arguments, lists, accept
+def v1_body(doc: dict[str, Any], path: str) -> dict[str, Any]:
+    return doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+
+
+@pytest.mark.parametrize(
+    ("instance", "valid"),
+    [
+        ({"data": ["file"]}, True),
+        ({"url": ["http://example.org/a.png"]}, True),
+        ({"url": ["", "https://example.org/"]}, True),  # empty URLs are dropped
+        ({"data": ["file"], "url": [""]}, True),
+        ({"data": ["file"], "url": ["http://example.org/"]}, False),  # both
+        ({}, False),  # neither
+        ({"data": [], "url": []}, False),
+        ({"url": [""]}, False),
+        ({"url": ["ftp://example.org/"]}, False),
+        ({"data": [], "url": ["http://example.org/"]}, True),  # no data part is sent for an empty list
+    ],
+)
+def test_v1_predict_needs_exactly_one_of_data_and_url(tmp_path: Path, instance: Any, valid: bool) -> None:
+    with serve(tmp_path, [V1Adapter("v1-fixture", V1Model())]) as client:
+        doc = document(client)
+    for path in ("/v2/models/v1-fixture/predict/", "/v1/models/v1-fixture/predict"):
+        schema = v1_body(doc, path)
+        assert set(schema["properties"]) == {"data", "url", "mode", "note"}
+        assert Draft202012Validator(schema).is_valid(instance) is valid, (path, instance)
+
+
+def test_v1_predict_answers_match_exactly_one_of(tmp_path: Path) -> None:
+    path = "/v1/models/v1-fixture/predict"
+    files = [("data", ("x.bin", b"12345", "application/octet-stream"))]
+    with serve(tmp_path, [V1Adapter("v1-fixture", V1Model())]) as client:
+        doc = document(client)
+        schema = v1_body(doc, path)
+        for data, fields, status in (
+            (files, {"url": ""}, 200),
+            (files, {"url": "http://example.org/a"}, 400),
+            ([], {"url": ""}, 400),
+            ([], {"url": "ftp://example.org/a"}, 400),
+        ):
+            answer = client.post(path, files=data or None, data=fields)
+            assert answer.status_code == status, (fields, answer.text)
+            instance = {**({"data": ["file"]} if data else {}), "url": [fields["url"]]}
+            assert Draft202012Validator(schema).is_valid(instance) is (status == 200)
+            if status == 400:
+                assert_valid(doc, response_schema(doc, path, "post", 400), answer.json())
+
+
+def test_v1_arguments_take_any_json_value_in_json_bodies(make_client: Any) -> None:
+    client = make_client("v1_seed")
+    doc = document(client)
+    path = "/v1/models/v1-seed/train"
+    content = doc["paths"][path]["put"]["requestBody"]["content"]
+    json_schema = content["application/json"]["schema"]
+    for media in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        assert all(p["type"] == "string" for p in content[media]["schema"]["properties"].values())
+    validator = Draft202012Validator(json_schema)
+    accepted: list[dict[str, Any]] = [
+        {"epochs": 2, "use_early_stopping": True},
+        {"epochs": "2", "lr_step_schedule": [1]},
+        {"epochs": []},  # a JSON array is a value: the model gets "[]"
+    ]
+    for body in accepted:
+        assert validator.is_valid(body)
+        answer = client.put(path, json=body)
+        assert answer.status_code == 200, answer.text
+    for body in ({"lr_step_schedule": "[1]"},):  # epochs is required
+        assert not validator.is_valid(body)
+        answer = client.put(path, json=body)
+        assert answer.status_code == 422
+        assert_valid(doc, response_schema(doc, path, "put", 422), answer.json())
+
+
+def test_v1_json_values_with_choices_are_exactly_what_the_validator_takes() -> None:
+    from jsonschema import Draft202012Validator as Validator
+
+    from modelaas.errors import ValidationError
+    from modelaas.model.legacy import params_from_v1
+    from modelaas.model.schema import param_schema
+    from modelaas.web.openapi_models import v1_json_value
+
+    choices = ["a", "1", "true", "null", "2.5", "[1, 2]", '{"k": 1}']
+    params = params_from_v1({"x": {"choices": choices, "required": True}}, model="m", method="get_train_args")
+    (param,) = params
+    schema = v1_json_value(param, param_schema(param))
+    for value in ("a", "b", 1, 2, True, False, None, 2.5, "1", "true", [], ["a"], [1], [[1, 2]], [1, 2], ["b"],
+                  {"k": 1}, [{"k": 1}], [["a"]], "[1, 2]", {"k": 2}, [[1, 2], "x"]):  # fmt: skip
+        try:
+            params.validate({"x": value})
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert Validator(schema).is_valid(value) is accepted, value
+
+
+class Lister(Model):
+    def predict(self, xs: list[int], tags: list[str] = Input([], description="Optional.")) -> dict[str, int]:
+        return {"n": len(xs)}
+
+
+def test_required_lists_need_an_item_in_forms_only(make_client: Any) -> None:
+    client = make_client(TypedAdapter("lister", Lister()))
+    doc = document(client)
+    path = "/v2/models/lister/predict/"
+    content = doc["paths"][path]["post"]["requestBody"]["content"]
+    assert "minItems" not in content["application/json"]["schema"]["properties"]["xs"]
+    for media in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        props = content[media]["schema"]["properties"]
+        assert props["xs"]["minItems"] == 1 and "minItems" not in props["tags"], media  # tags: not required
+    answer = client.post(path, data={"tags": "a"})  # an empty list is no repeated key: missing
+    assert answer.status_code == 422 and "xs" in answer.json()
+    assert not Draft202012Validator(content["application/x-www-form-urlencoded"]["schema"]).is_valid({"xs": []})
+    answer = client.post(path, json={"xs": []})  # an empty JSON array is a value
+    assert answer.status_code == 200, answer.text
+    assert Draft202012Validator(content["application/json"]["schema"]).is_valid({"xs": []})
+    assert_valid(doc, response_schema(doc, path, "post", 200), answer.json())
+    typed = make_client("typed_basic:Classifier")  # a file argument: multipart only
+    body = document(typed)["paths"]["/v2/models/typed-basic/predict/"]["post"]["requestBody"]["content"]
+    assert body["multipart/form-data"]["schema"]["properties"]["features"]["minItems"] == 1
+
+
+def test_an_empty_accept_argument_is_documented_and_counts_as_not_given(tmp_path: Path) -> None:
+    path = "/v2/models/modelaas-demo/predict/"
+    with serve(tmp_path, [TypedAdapter("modelaas-demo", DemoModel())]) as client:
+        doc = document(client)
+        (accept,) = doc["paths"][path]["post"]["parameters"]
+        assert accept["allowEmptyValue"] is True and "empty value" in accept["description"]
+        answer = client.post(f"{path}?accept=", files={"image": ("a.png", PNG, "image/png")})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith("application/json")
+        assert_valid(doc, response_schema(doc, path, "post", 200), answer.json())

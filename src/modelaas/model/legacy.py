@@ -59,9 +59,7 @@ def _v1_validator(params: tuple[Param, ...]) -> Any:
         out: dict[str, Any] = {}
         errors: dict[str, list[str]] = {}
         for p in params:
-            value = raw.get(p.wire_name, MISSING)
-            if isinstance(value, list):
-                value = value[0] if value else MISSING
+            value = raw.get(p.wire_name, MISSING)  # a list only comes from a JSON body: its JSON text
             if value is MISSING:
                 if p.required:
                     errors[p.wire_name] = ["Missing data for required field."]

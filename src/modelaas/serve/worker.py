@@ -21,6 +21,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -181,9 +182,12 @@ def bounded_http_protocol(max_head: int, head_timeout: float) -> type[asyncio.Pr
         def _refuse(self, status: int, reason: str, message: str) -> None:
             self._refused = True
             self._stop_head_timer()
-            body = json.dumps({"message": message}).encode()
+            request_id = uuid.uuid4().hex  # answered before routing, like every answer: with an id
+            log.info("[request %s] %s %s: %s", request_id, status, reason, message)
+            body = json.dumps({"message": message, "request_id": request_id}).encode()
             head = (
                 f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+                f"x-request-id: {request_id}\r\n"
                 f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
             )
             self.transport.write(head.encode("ascii") + body)

@@ -151,7 +151,7 @@ _RULES = [
     (re.compile(r"/v[12]/models/[^/]+/train(/|\Z)"), TRAIN),
     (re.compile(r"/v[12]/models(/|\Z)"), ANY_TOKEN),
 ]
-_EVENTS = re.compile(r"/v2/models/[^/]+/train/[^/]+/events\Z")
+EVENTS_ROUTE = re.compile(r"/v2/models/[^/]+/train/[^/]+/events\Z")
 
 
 def requirement(path: str, base_path: str = "") -> str:
@@ -178,7 +178,9 @@ class AccessControl:
         self.tokens = tokens
         self.base_path = base_path
         self.routes = [
-            (r, requirement(r.path, base_path), bool(_EVENTS.search(r.path))) for r in routes if isinstance(r, Route)
+            (r, requirement(r.path, base_path), bool(EVENTS_ROUTE.search(r.path)))
+            for r in routes
+            if isinstance(r, Route)
         ]
 
     def _classify(self, scope: Scope) -> tuple[str, bool]:

@@ -6,9 +6,13 @@ the routes literally (no ``servers`` entry). Predict and train have paths per mo
 :mod:`modelaas.web.openapi_train` for train); routes that switch off
 (``--nopredict-endpoint``, ``--notrain-endpoint``) or do not apply (v1 routes without a v1
 model, train routes of a model without train) are absent. Errors are described as
-answered: ``{"message": ...}`` bodies, and the bare field -> messages map of a 422.
-Redirects (308 to the slashed path) and the docs pages themselves are left out.
-:mod:`modelaas.web.docs` caches the result.
+answered: ``{"message": ..., "request_id": ...}`` bodies, and the bare field -> messages map
+of a 422; every answer documents the ``X-Request-ID`` header. With access tokens configured,
+:mod:`modelaas.web.openapi_security` adds the security schemes and the 401/403 answers of
+the guarded operations. The 431 and 408 that the server itself answers before any route
+(request head too large or too slow) are told once, in ``info.description``. Redirects (308
+to the slashed path) and the docs pages themselves are left out. :mod:`modelaas.web.docs`
+caches the result.
 """
 
 from __future__ import annotations
@@ -19,6 +23,14 @@ from typing import Any
 
 from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
 from modelaas.web.openapi_models import Components, predict_operation, ref, unique_id
+from modelaas.web.openapi_security import (
+    ACCESS_HEADERS,
+    ACCESS_RESPONSES,
+    METHODS,
+    SECURITY_SCHEMES,
+    secure,
+    tokens_of,
+)
 from modelaas.web.openapi_train import TRAIN_RESPONSES, TRAIN_SCHEMAS, train_paths
 from modelaas.web.state import AppState
 
@@ -27,8 +39,15 @@ _STRING = {"type": "string"}
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
-        "required": ["message"],
-        "properties": {"message": {"type": "string", "description": "What went wrong and what to do next."}},
+        "required": ["message", "request_id"],
+        "properties": {
+            "message": {"type": "string", "description": "What went wrong and what to do next."},
+            "request_id": {
+                "type": "string",
+                "description": "The request's id, as in the X-Request-ID header; the server log records what "
+                "happened under it.",
+            },
+        },
     },
     "ValidationErrors": {
         "type": "object",
@@ -82,13 +101,23 @@ _ERRORS = {
     "of data and url).",
     "404": "No such model; the message names the installed models.",
     "406": "The Accept header allows none of the types the model answers.",
+    "408": "The request body did not arrive within the server's --body-timeout; the connection is closed.",
     "413": "The body (--client-max-size) or a form field or JSON body (--max-field-size) is over the limit.",
-    "500": "The model failed, its output broke its declared schema, or the server failed.",
+    "500": "The model failed, its output broke its declared schema or cannot be sent as JSON (NaN or an "
+    "infinity), or the server failed.",
     "501": "The model does not implement this method.",
     "503": "Too many predictions are waiting; retry after the number of seconds in Retry-After.",
     "504": "The prediction ran past the server's predict timeout.",
 }
-_HEADERS = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+_HEADERS: dict[str, Any] = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "X-Request-ID": {
+        "description": "The request's id: the client's own X-Request-ID when it is a sane token (letters, digits "
+        "and ._:+/=-, at most 128 characters, starting with a letter or digit), else a new one.",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    },
+}
 
 
 def build_document(st: AppState) -> dict[str, Any]:
@@ -128,9 +157,23 @@ def build_document(st: AppState) -> dict[str, Any]:
     if settings.train_endpoint:
         components.schemas.update(copy.deepcopy(TRAIN_SCHEMAS))
         paths.update(train_paths(models, base=base, v1_routes=st.has_v1, used=used))
+    responses = _error_responses(train=settings.train_endpoint)
+    headers = copy.deepcopy(_HEADERS)
+    extra: dict[str, Any] = {}
+    guarded = tokens_of(st).enabled
+    if guarded:
+        secure(paths, base=base)
+        responses.update(copy.deepcopy(ACCESS_RESPONSES))
+        headers.update(copy.deepcopy(ACCESS_HEADERS))
+        extra["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)
+    _with_request_id(paths, responses)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "modelaas", "version": _package_version(), "description": _description(models, summaries)},
+        "info": {
+            "title": "modelaas",
+            "version": _package_version(),
+            "description": _description(models, summaries, guarded=guarded),
+        },
         "tags": [
             *(
                 {"name": m.name, "description": summaries[m.name] or f"The {m.interface} model {m.name}."}
@@ -139,11 +182,7 @@ def build_document(st: AppState) -> dict[str, Any]:
             *(copy.deepcopy(tag) for tag in _TAGS if tag["name"] not in summaries),
         ],
         "paths": paths,
-        "components": {
-            "schemas": components.schemas,
-            "responses": _error_responses(train=settings.train_endpoint),
-            "headers": copy.deepcopy(_HEADERS),
-        },
+        "components": {"schemas": components.schemas, "responses": responses, "headers": headers, **extra},
     }
 
 
@@ -227,6 +266,15 @@ def _error_responses(*, train: bool) -> dict[str, Any]:
     return responses
 
 
+def _with_request_id(paths: dict[str, Any], responses: dict[str, Any]) -> None:
+    """Every answer documents the X-Request-ID header (shared answers once, in the components)."""
+    header = {"$ref": "#/components/headers/X-Request-ID"}
+    answers = [r for item in paths.values() for m in METHODS if m in item for r in item[m]["responses"].values()]
+    for answer in [*answers, *responses.values()]:
+        if "$ref" not in answer:
+            answer["headers"] = {"X-Request-ID": dict(header), **answer.get("headers", {})}
+
+
 def _summary(adapter: ModelAdapter) -> str:
     try:
         meta = adapter.metadata()
@@ -240,16 +288,27 @@ def _summary(adapter: ModelAdapter) -> str:
     return ""
 
 
-def _description(models: list[ModelAdapter], summaries: dict[str, str]) -> str:
+def _description(models: list[ModelAdapter], summaries: dict[str, str], *, guarded: bool) -> str:
     served = "\n".join(
         f"- `{m.name}` ({m.interface} interface)" + (f": {summaries[m.name]}" if summaries[m.name] else "")
         for m in models
     )
+    access = (
+        "Access control is on: the operations that need an access token say which scope; send it as "
+        "`Authorization: Bearer <token>` (401 without a valid token, 403 without the scope).\n\n"
+        if guarded
+        else ""
+    )
     return (
         "Models served over the DEEPaaS-compatible REST API by modelaas:\n\n"
-        f"{served or '- none'}\n\n"
-        'Errors answer JSON `{"message": "..."}`; invalid arguments answer 422 with a map of argument -> messages. '
-        "A path without its trailing slash answers 308 to the slashed path (method kept)."
+        f"{served or '- none'}\n\n{access}"
+        'Errors answer JSON `{"message": "...", "request_id": "..."}`; invalid arguments answer 422 with a map of '
+        "argument -> messages. Every answer carries the request's id in the X-Request-ID header (send your own "
+        "X-Request-ID to choose it). A path without its trailing slash answers 308 to the slashed path (method "
+        "kept).\n\n"
+        "Before any route, the server answers 431 to a request line plus headers over its --max-header-size, and "
+        '408 to a request head that takes longer than its --header-timeout: `{"message": "..."}` only, without '
+        "a request id, and the connection is closed. These two are not repeated under each operation."
     )
 
 

@@ -8,11 +8,13 @@ clash with other models' and every ``$ref`` to them is rewritten.
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from typing import Any
 
 from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
-from modelaas.model.params import Kind, ParamSet
+from modelaas.model.params import Kind, Param, ParamSet
 from modelaas.model.schema import object_schema
 
 SCHEMAS = "#/components/schemas/"
@@ -105,8 +107,13 @@ def _rewrite_refs(node: Any, renamed: dict[str, str]) -> Any:
 # ------------------------------------------------------------------------ request
 
 
-def request_body(params: ParamSet) -> dict[str, Any] | None:
-    """The ``requestBody`` for ``params`` (``accept`` already removed), or None without params."""
+def request_body(params: ParamSet, *, v1: bool = False) -> dict[str, Any] | None:
+    """The ``requestBody`` for ``params`` (``accept`` already removed), or None without params.
+
+    Form and multipart schemas give required lists ``minItems: 1`` (an empty list is no
+    repeated key, so it arrives as missing). ``v1``: the model's string arguments take any
+    JSON value in a JSON body (see :func:`v1_json_value`).
+    """
     if not len(params):
         return None
     schema = object_schema(params)
@@ -116,21 +123,110 @@ def request_body(params: ParamSet) -> dict[str, Any] | None:
             encoding[p.wire_name] = {"contentType": ", ".join(p.media_types)}
         elif p.kind is Kind.OBJECT:
             encoding[p.wire_name] = {"contentType": JSON_MEDIA}
-    form = {"schema": schema, **({"encoding": encoding} if encoding else {})}
+    form = {"schema": form_schema(schema, params), **({"encoding": encoding} if encoding else {})}
     if params.has_files:
         content = {MULTIPART: form}
         where = "Send the arguments as multipart/form-data: files as file parts, lists as repeated parts."
     else:
-        content = {JSON_MEDIA: {"schema": schema}, FORM: form, MULTIPART: form}
+        json_schema = copy.deepcopy(schema)
+        if v1:
+            for p in params:
+                if p.kind is Kind.STRING:
+                    json_schema["properties"][p.wire_name] = v1_json_value(p, json_schema["properties"][p.wire_name])
+        content = {JSON_MEDIA: {"schema": json_schema}, FORM: form, MULTIPART: copy.deepcopy(form)}
         where = (
             "Send the arguments as a JSON object, or as form fields (lists as repeated keys or one JSON array, "
             "objects as JSON text)."
         )
+        if v1:
+            where += (
+                " The model receives every argument as a string: a string as it is, another JSON value as "
+                "its JSON text."
+            )
     return {
         "description": where + " Non-file arguments may also be given in the query string.",
         "required": any(p.required for p in params),
         "content": content,
     }
+
+
+def form_schema(schema: dict[str, Any], params: ParamSet) -> dict[str, Any]:
+    """``schema`` for form fields: a required list needs at least one item (repeated key)."""
+    out = copy.deepcopy(schema)
+    for p in params:
+        if p.required and p.is_array:
+            prop = out["properties"][p.wire_name]
+            prop["minItems"] = max(prop.get("minItems", 0), 1)
+    return out
+
+
+def v1_json_value(param: Param, schema: dict[str, Any]) -> dict[str, Any]:
+    """A v1 (string) argument in a JSON body: what the v1 validator takes (model/legacy.py).
+
+    A string is kept; any other value becomes its JSON text (``json.dumps``). Choices are
+    compared with that text, so a choice that is the JSON text of a value accepts the value too.
+    """
+    out = {key: value for key, value in schema.items() if key not in ("type", "enum", "minLength", "maxLength")}
+    if param.choices is None:
+        return out
+    choices: list[Any] = list(param.choices)
+    for choice in param.choices:
+        try:
+            value = json.loads(choice)
+        except ValueError:
+            continue
+        if isinstance(value, str) or json.dumps(value) != choice or not _same_text_when_equal(value):
+            continue
+        choices.append(value)
+    out["enum"] = choices
+    return out
+
+
+def _same_text_when_equal(value: Any) -> bool:
+    """Whether every JSON value equal to ``value`` (as JSON schema compares) has its JSON text.
+
+    Not so with a whole float (1.0 equals 1, but json.dumps(1) is "1") or an object of several
+    keys (equal in any order, but json.dumps keeps the order).
+    """
+    if isinstance(value, float):
+        return not value.is_integer()
+    if isinstance(value, list):
+        return all(_same_text_when_equal(v) for v in value)
+    if isinstance(value, dict):
+        return len(value) <= 1 and all(_same_text_when_equal(v) for v in value.values())
+    return True
+
+
+def v1_predict_schema(schema: dict[str, Any], *, urls_checked: bool) -> dict[str, Any]:
+    """The v1 predict arguments: exactly one of ``data`` (files) and ``url`` (non-empty strings).
+
+    An empty list is sent as nothing and an empty URL is dropped, so ``data`` needs an item
+    and ``url`` a non-empty one to count. ``urls_checked``: the server checks the URLs before
+    the model fetches them (only http and https URLs pass).
+    """
+    out = copy.deepcopy(schema)
+    if urls_checked:
+        out["properties"]["url"]["items"] = dict(URL_ITEM)
+    out["not"] = copy.deepcopy(_BOTH_OR_NEITHER)
+    return out
+
+
+_DATA = {"required": ["data"], "properties": {"data": {"minItems": 1}}}
+_URL = {"required": ["url"], "properties": {"url": {"contains": {"minLength": 1}}}}
+_BOTH_OR_NEITHER = {
+    "description": "Exactly one of data and url: not both, and not neither.",
+    "anyOf": [{"allOf": [_DATA, _URL]}, {"not": {"anyOf": [_DATA, _URL]}}],
+}
+
+
+_HOST = r"[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z][A-Za-z0-9-]*)*(?::[0-9]{1,4})?"
+_REST = r"(?:[/?#][A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]*)?"
+URL_ITEM = {
+    "type": "string",
+    # an http(s) URL of a named host, or empty (dropped); (?![\s\S]) is the end of the text in every dialect
+    "pattern": rf"^(?:[Hh][Tt][Tt][Pp][Ss]?://{_HOST}{_REST})?(?![\s\S])",
+    "description": "An http or https URL. A URL whose host is not a public address is refused (400).",
+}
 
 
 def accept_parameter(adapter: ModelAdapter) -> dict[str, Any]:
@@ -143,10 +239,11 @@ def accept_parameter(adapter: ModelAdapter) -> dict[str, Any]:
         "in": "query",
         "required": False,
         "schema": {"type": "string", "enum": media},
+        "allowEmptyValue": True,
         "description": (
             "The type of the answer." + extra + " The Accept request header chooses it too (q-values honoured; "
             f"*/* or no header picks {media[0]}); this query argument, or an `accept` form or JSON field, "
-            "takes precedence over the header. None acceptable: 406."
+            "takes precedence over the header; an empty value counts as not given. None acceptable: 406."
         ),
     }
 
@@ -189,11 +286,17 @@ def predict_operation(
     if media:
         op["parameters"] = [accept_parameter(adapter)]
         params = params.without("accept")
-    body = request_body(params)
+    body = request_body(params, v1=adapter.interface == "v1")
     if body is not None:
+        if adapter.interface == "v1" and params.get("data") is not None and params.get("url") is not None:
+            urls_checked = bool(adapter.urls_fetched_by_model({"url": ["http://example.org/"]}))
+            for content in body["content"].values():
+                content["schema"] = v1_predict_schema(content["schema"], urls_checked=urls_checked)
+            body["required"] = True
         op["requestBody"] = body
     responses: dict[str, Any] = {"200": ok_response(adapter, components.output_schema(adapter), v1=v1)}
-    codes = ["400", *(["406"] if media else []), "413", "422", "500", "501", "503", *(["504"] if timeout else [])]
+    codes = ["400", *(["406"] if media else []), "408", "413", "422", "500", "501", "503"]
+    codes += ["504"] if timeout else []
     responses.update({code: {"$ref": f"#/components/responses/{code}"} for code in codes})
     responses["default"] = {"$ref": "#/components/responses/ModelStatus"}
     op["responses"] = responses
@@ -205,7 +308,8 @@ def _predict_description(adapter: ModelAdapter, *, v1: bool) -> str:
     if adapter.interface == "v1":
         lines.append(
             "Give exactly one of `data` (files) or `url` (URLs, also as repeated query arguments); "
-            "both or neither answers 400."
+            "both or neither answers 400, and so does a URL the server will not fetch (not http or https, "
+            "or a host that is not a public address)."
         )
     if adapter.output_schema is not None:
         lines.append("A JSON answer is validated against the model's declared schema; an invalid one answers 500.")

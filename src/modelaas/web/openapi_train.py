@@ -153,6 +153,7 @@ def train_paths(models: list[ModelAdapter], *, base: str, v1_routes: bool, used:
                 {
                     "200": _ok(ref("JobRecord"), "The job is queued: its record (status queued or running)."),
                     "400": _error("The request is malformed (invalid JSON or multipart, too many parts)."),
+                    "408": _shared("408"),
                     "413": _shared("413"),
                     "422": _shared("422"),
                     "429": _shared("TooManyJobs"),
@@ -319,7 +320,7 @@ class _Operations:
 
 def _body(m: ModelAdapter) -> dict[str, Any]:
     assert m.train_params is not None
-    body = request_body(m.train_params)
+    body = request_body(m.train_params, v1=m.interface == "v1")
     return {"requestBody": body} if body is not None else {}
 
 
@@ -329,7 +330,7 @@ def _submit_description(m: ModelAdapter) -> str:
         "with the job's routes: its record, logs, events and output files."
     )
     if m.interface == "v1":
-        text += " A v1 model receives every argument as a string (JSON text)."
+        text += " A v1 model receives every argument as a string (another JSON value as its JSON text)."
     return text
 
 
@@ -346,6 +347,7 @@ def _v1_train(m: ModelAdapter, used: set[str]) -> dict[str, Any]:
         "responses": {
             "200": _ok({}, "The training's output (what train returned), once the job is done."),
             "400": _error("The request is malformed (invalid JSON or multipart, too many parts)."),
+            "408": _shared("408"),
             "413": _shared("413"),
             "422": _shared("422"),
             "429": _shared("TooManyJobs"),
