@@ -29,6 +29,23 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SCHEMES = ("http", "https")
 _MAX_URL = 8192
 
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_HOST = rf"(?:[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z][A-Za-z0-9-]*)*|{_OCTET}(?:\.{_OCTET}){{3}})(?::{_PORT})?"
+_REST = r"(?:[/?#][A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]*)?"
+PLAIN_URL_PATTERN = rf"^(?:[Hh][Tt][Tt][Pp][Ss]?://{_HOST}{_REST})?(?![\s\S])"
+r"""An http(s) URL of a host name or dotted IPv4 address (no user info), printable ASCII, or empty.
+
+What v1 ``url`` arguments must look like: the API document carries it as a JSON Schema
+``pattern`` (``(?![\s\S])`` is the end of the text in every regex dialect).
+"""
+_PLAIN_URL = re.compile(PLAIN_URL_PATTERN)
+
+
+def is_plain_url(text: str) -> bool:
+    """Whether ``text`` matches :data:`PLAIN_URL_PATTERN`."""
+    return _PLAIN_URL.match(text) is not None
+
 
 def _table(rows: dict[str, str]) -> tuple[tuple[IPNetwork, str], ...]:
     return tuple((ipaddress.ip_network(net), why) for nets, why in rows.items() for net in nets.split())

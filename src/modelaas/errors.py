@@ -182,7 +182,13 @@ class ModelError(ModelaasError):
 
 
 class OutputInvalid(ModelaasError):
+    """The model's answer broke its declared schema or cannot be sent."""
+
     status = 500
+
+    def of_model(self, model: str) -> OutputInvalid:
+        """This error, its message naming the model whose answer it is."""
+        return OutputInvalid(f"Model {model!r} failed in predict: {self.message[:1].lower()}{self.message[1:]}")
 
 
 class Overloaded(ModelaasError):

@@ -341,9 +341,13 @@ def test_keeper_reports_how_the_training_ended(code: str, status: bytes) -> None
 
 
 def test_keeper_leaves_sigterm_to_the_training(tmp_path: Path) -> None:
-    code = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(7)); time.sleep(60)"
+    code = (
+        "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(7)); "
+        "pathlib.Path(sys.argv[1], 'handler-set').touch(); time.sleep(60)"
+    )
     keeper, read_fd = start_keeper(code, str(tmp_path))
     [training] = wait_until(lambda: job_processes(str(tmp_path))[1:], 10, "the training")  # [keeper, training]
+    wait_until(lambda: (tmp_path / "handler-set").exists(), 10, "the training's SIGTERM handler")
     os.killpg(keeper.pid, signal.SIGTERM)
     assert keeper.wait(timeout=10) == 0
     assert os.read(read_fd, 32) == b"7\n"

@@ -22,7 +22,7 @@ import httpcore
 import pytest
 from starlette.testclient import TestClient
 
-from modelaas import destinations, fetch
+from modelaas import destinations, fetch, runtime
 from modelaas.destinations import FetchPolicy, parse_networks, refusal
 from modelaas.errors import FetchRefused
 from modelaas.settings import Settings
@@ -219,6 +219,25 @@ def test_v1_unresolvable_host_is_left_to_the_model(canary: Any, make_client: Cal
     assert canary.count == 0
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://no-such-host.invalid*/",
+        "http://no-such-host.invalid/caf\u00e9",
+        "http://[2606:4700::1111]/",
+        "http://u@a.invalid/",
+    ],
+)
+def test_v1_url_that_is_not_plain_is_refused_as_the_document_says(
+    url: str, canary: Any, make_client: Callable[..., TestClient]
+) -> None:
+    """Unresolvable names go to the model, but only in the form the API document gives for ``url``."""
+    client = make_client("url_v1")
+    r = client.post("/v2/models/url-v1/predict/", data={"url": url})
+    assert r.status_code == 400, r.text
+    assert "is not a plain http or https URL" in r.json()["message"]
+
+
 # ------------------------------------------------------------------ defence removed
 REACHING = [e for e in CORPUS if e.reaches_canary]
 REACHING_V1 = [e for e in REACHING if not e.redirect and "@" not in e.url]  # urllib cannot do user info
@@ -253,9 +272,16 @@ def test_defence_removed_address_check_typed_model_reaches_canary(
 
 @pytest.mark.parametrize("entry", REACHING_V1, ids=_ids(REACHING_V1))
 def test_defence_removed_address_check_v1_reaches_canary(
-    entry: Hostile, canary: Any, origin: Any, make_client: Callable[..., TestClient], no_address_check: None
+    entry: Hostile,
+    canary: Any,
+    origin: Any,
+    make_client: Callable[..., TestClient],
+    no_address_check: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Both v1 defences off: the address check, and the URL form (which stops some spellings too)."""
     _skip_without_ipv6(entry, canary)
+    monkeypatch.setattr(runtime, "is_plain_url", lambda url: True)
     client = make_client("url_v1", fetch_allow_networks=origin.ALLOW)
     r = client.post("/v2/models/url-v1/predict/", data={"url": _url(entry, canary, origin)})
     assert canary.wait_for_hit() >= 1, r.text
@@ -315,6 +341,10 @@ def test_defence_removed_scheme_check_lets_v1_model_speak_ftp(
     assert r.status_code == 400 and "only http and https" in r.json()["message"]
     assert origin.connections == 0
     monkeypatch.setattr(destinations, "SCHEMES", ("http", "https", "ftp"))
+    r = client.post("/v2/models/url-v1/predict/", data={"url": url})
+    assert r.status_code == 400 and "not a plain http or https URL" in r.json()["message"]  # the second defence
+    assert origin.connections == 0
+    monkeypatch.setattr(runtime, "is_plain_url", lambda url: True)
     client.post("/v2/models/url-v1/predict/", data={"url": url})
     assert origin.connections >= 1
 

@@ -2,7 +2,8 @@
 
 Non-file arguments are read from the query string, then form fields (urlencoded or
 multipart), then a JSON object body; files from multipart parts. Lists come as repeated
-keys or as one JSON array; objects as JSON text or JSON values.
+keys or as one JSON array; objects as JSON text or JSON values. JSON text nested deeper
+than ``JSON_MAX_DEPTH`` levels is refused (400), as in JSON bodies.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from modelaas.errors import ValidationError
+from modelaas.errors import BadRequest, ValidationError
 from modelaas.model.files import File
 from modelaas.model.params import Kind, Param, ParamSet
+from modelaas.web.uploads import JSON_MAX_DEPTH, json_too_deep
 
 
 def collect(
@@ -64,17 +66,29 @@ def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 def _from_text(param: Param, values: list[str]) -> Any:
     if param.is_array:
         if len(values) == 1 and values[0].lstrip().startswith("["):
-            try:
-                parsed = json.loads(values[0])
-            except ValueError:
-                return values
+            parsed = _json(param.wire_name, values[0])
             if isinstance(parsed, list):
                 return parsed
         return values
     value = values[0]
     if param.kind is Kind.OBJECT and value.lstrip().startswith("{"):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
+        parsed = _json(param.wire_name, value)
+        return value if parsed is _INVALID else parsed
+    return value
+
+
+_INVALID: Any = object()
+
+
+def _json(name: str, text: str) -> Any:
+    """``text`` parsed as JSON, or _INVALID (then the text itself is validated); 400 if nested too deep."""
+    too_deep = f"Argument {name!r} nests arrays and objects more than {JSON_MAX_DEPTH} deep."
+    try:
+        value = json.loads(text)
+    except RecursionError:  # deeper than the interpreter's recursion limit: far too deep anyway
+        raise BadRequest(too_deep) from None
+    except ValueError:
+        return _INVALID
+    if json_too_deep(value):
+        raise BadRequest(too_deep)
     return value

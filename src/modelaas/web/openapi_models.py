@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+from modelaas.destinations import PLAIN_URL_PATTERN
 from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
 from modelaas.model.params import Kind, Param, ParamSet
 from modelaas.model.schema import object_schema
@@ -219,13 +220,13 @@ _BOTH_OR_NEITHER = {
 }
 
 
-_HOST = r"[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z][A-Za-z0-9-]*)*(?::[0-9]{1,4})?"
-_REST = r"(?:[/?#][A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]*)?"
 URL_ITEM = {
     "type": "string",
-    # an http(s) URL of a named host, or empty (dropped); (?![\s\S]) is the end of the text in every dialect
-    "pattern": rf"^(?:[Hh][Tt][Tt][Pp][Ss]?://{_HOST}{_REST})?(?![\s\S])",
-    "description": "An http or https URL. A URL whose host is not a public address is refused (400).",
+    "pattern": PLAIN_URL_PATTERN,  # an http(s) URL of a named host, or empty (dropped)
+    "description": (
+        "An http or https URL of a host name or dotted IPv4 address (no user info, printable ASCII: "
+        "percent-encode the rest). A URL whose host is not a public address is refused (400)."
+    ),
 }
 
 
