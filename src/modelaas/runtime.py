@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelaas.answers import Answer, render
-from modelaas.destinations import FetchPolicy, check_destination
+from modelaas.destinations import FetchPolicy, check_destination, is_plain_url, shown
 from modelaas.errors import (
     FetchFailed,
     FetchRefused,
@@ -26,6 +26,7 @@ from modelaas.errors import (
     ModelLoadError,
     ModelNotFound,
     NotImplementedByModel,
+    OutputInvalid,
     from_model_exception,
 )
 from modelaas.gate import PredictGate
@@ -42,9 +43,7 @@ class Runtime:
     def __init__(self, settings: Settings, models: Iterable[ModelAdapter]) -> None:
         self.settings = settings
         self._models = {m.name: m for m in models}
-        self.gate = PredictGate(
-            concurrency=settings.predict_concurrency, queue=settings.predict_queue, timeout=settings.predict_timeout
-        )
+        self.gate = PredictGate.from_settings(settings)
         self.fetch_policy = FetchPolicy.from_settings(settings)
         """How URL inputs are fetched and checked (raises ConfigError for a bad allow-list)."""
         self.ready = False
@@ -86,11 +85,11 @@ class Runtime:
             raise
 
     async def _warm_all(self) -> None:
-        """Call every model's ``warm()`` (in a thread) if settings ask for it; then be ready."""
+        """Call every model's ``warm()`` (on the thread its predictions run on) if settings ask; then be ready."""
         if self.settings.warm:
             for adapter in self._models.values():
                 try:
-                    await asyncio.to_thread(adapter.warm)
+                    await self.gate.call_on_model_thread(adapter.warm)
                 except Exception as exc:
                     raise ModelLoadError(
                         f"Model {adapter.name!r} failed in warm(): {exc}", traceback_text=traceback.format_exc()
@@ -136,6 +135,11 @@ class Runtime:
                 raise FetchRefused(f"Argument 'url': {exc.message}") from None
             except FetchFailed as exc:  # unresolvable now: nothing to judge; a later answer is DNS rebinding
                 log.info("URL for model %r not checked: %s", name, exc.message)
+            if not is_plain_url(url):  # after the destination check, so that its reasons come first
+                raise FetchRefused(
+                    f"Argument 'url': {shown(url)} is not a plain http or https URL: a host name or dotted IPv4 "
+                    "address, no user info, printable ASCII (percent-encode the rest)."
+                )
         fetch_dir: str | None = None
         try:
             if any(p.extra.get("fetch") and kwargs.get(p.name) is not None for p in params):
@@ -144,7 +148,11 @@ class Runtime:
                 fetch_dir = tempfile.mkdtemp(dir=root, prefix="fetch-")
                 kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), self.fetch_policy)
             output = await self._call(adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone)
-            return _detached(render(adapter, output, media, envelope=envelope), fetch_dir)
+            try:
+                answer = render(adapter, output, media, envelope=envelope)
+            except OutputInvalid as exc:
+                raise exc.of_model(name) from None
+            return _detached(answer, fetch_dir)
         finally:
             if fetch_dir is not None:
                 shutil.rmtree(fetch_dir, ignore_errors=True)

@@ -71,6 +71,13 @@ class Settings:
     predict_timeout: float | None = field(
         default=None, metadata=_doc("Seconds a prediction may run before the client gets 504 (default: no limit).")
     )
+    predict_inline: str = field(
+        default="never",
+        metadata=_doc(
+            "Run sync predict on the event loop thread: never, always (fastest; for fast, loop-safe models: no "
+            "timeout, a slow call stalls the server) or auto (once 100 calls proved fast)."
+        ),
+    )
     max_parts: int = field(default=1000, metadata=_doc("Most multipart parts accepted in one request."))
     max_field_size: int = field(
         default=1024 * 1024, metadata=_doc("Largest non-file form field or JSON body, in bytes.")
@@ -178,6 +185,8 @@ class Settings:
             raise ConfigError("predict_queue cannot be negative")
         if self.predict_timeout is not None and self.predict_timeout <= 0:
             raise ConfigError("predict_timeout must be positive")
+        if self.predict_inline not in ("never", "always", "auto"):
+            raise ConfigError(f"predict_inline must be 'never', 'always' or 'auto', not {self.predict_inline!r}")
         if self.jobs_backend not in ("process", "ray"):
             raise ConfigError(f"jobs_backend must be 'process' or 'ray', not {self.jobs_backend!r}")
         if self.train_workers < 1:

@@ -6,9 +6,22 @@ import json
 from typing import Any
 
 from starlette.responses import FileResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from modelaas.answers import Answer
 from modelaas.errors import OutputInvalid
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+"""Compact UTF-8 JSON; NaN and infinities refused. Built once: json.dumps with options builds one per call."""
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+def json_bytes(content: Any) -> bytes:
+    """``content`` as compact UTF-8 JSON (OutputInvalid for NaN, infinities and non-JSON values)."""
+    try:
+        return _ENCODER.encode(content).encode("utf-8")
+    except ValueError as exc:
+        raise OutputInvalid(f"The answer cannot be sent as JSON: {exc}") from None
 
 
 class JSON(Response):
@@ -17,10 +30,7 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        try:
-            return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-        except ValueError as exc:
-            raise OutputInvalid(f"The answer cannot be sent as JSON: {exc}") from None
+        return json_bytes(content)
 
 
 def answer_response(answer: Answer) -> Response:
@@ -31,3 +41,15 @@ def answer_response(answer: Answer) -> Response:
     if answer.content is not None:
         return Response(answer.content, media_type=answer.media_type)
     return JSON(answer.json)
+
+
+async def send_answer(answer: Answer, scope: Scope, receive: Receive, send: Send) -> None:
+    """Send ``answer``: the same bytes and headers as :func:`answer_response`, JSON without a Response object."""
+    if answer.path is not None or answer.content is not None:
+        await answer_response(answer)(scope, receive, send)
+        return
+    body = json_bytes(answer.json)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body)), _JSON_TYPE]}
+    )
+    await send({"type": "http.response.body", "body": body})

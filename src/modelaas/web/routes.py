@@ -14,7 +14,10 @@ from modelaas.web.state import AppState
 def build_routes(st: AppState) -> list[BaseRoute]:
     s = st.settings
     b = s.base_path
-    routes: list[BaseRoute] = [
+    routes: list[BaseRoute] = []
+    if s.predict_endpoint:  # first: the hot path, matched before the rest is tried
+        routes.append(Route(f"{b}/v2/models/{{model}}/predict/", PredictEndpoint(), methods=["POST"]))
+    routes += [
         Route(f"{b}/", ui.root if s.doc_endpoint else versions.root, methods=["GET"]),
         Route(f"{b}/v2/", versions.v2, methods=["GET"]),
         Route(f"{b}/v2/models/", models.index, methods=["GET"]),
@@ -23,8 +26,6 @@ def build_routes(st: AppState) -> list[BaseRoute]:
         Route(f"{b}/healthz", health.healthz, methods=["GET"]),
         Route(f"{b}/readyz", health.readyz, methods=["GET"]),
     ]
-    if s.predict_endpoint:
-        routes.append(Route(f"{b}/v2/models/{{model}}/predict/", PredictEndpoint(), methods=["POST"]))
     if s.train_endpoint:
         m = f"{b}/v2/models/{{model}}/train"
         routes += [
