@@ -1,12 +1,14 @@
 """modelaas against DEEPaaS 2.6.0 and a bare Starlette ceiling, in one run, on this machine.
 
-    python bench/run.py                 # the full run (about 5 minutes), prints the table
+    python bench/run.py                 # the full run (about 6 minutes), prints the tables
     python bench/run.py --write         # ... and rewrites docs/benchmarks.md and its plot
     python bench/run.py --quick         # a tiny run (seconds), to check the command works
 
 Needs wrk (Debian package) and network access to PyPI the first time (DEEPaaS is installed
 into a cached virtual environment under ~/.cache/modelaas-bench). Everything listens on
-127.0.0.1 and stops by itself.
+127.0.0.1 and stops by itself. A full run first waits (up to --wait seconds) for the
+1-minute load average to drop below --max-load, and records what else used the CPU during
+each measurement ("other CPU"): figures are only comparable within one run.
 """
 
 from __future__ import annotations
@@ -15,114 +17,182 @@ import argparse
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     BENCH,
     MIB,
     MODELS,
+    PREDICT,
     Server,
     deepaas_venv,
     free_port,
-    latencies,
-    median,
     this_python,
     training_probe,
     upload,
+    wait_for_quiet,
     wrk,
 )
 
 ROOT = BENCH.parent
-PREDICT = "/v2/models/trivial/predict/?x=3"
+MODELAAS_FLAGS = {
+    "modelaas": [],
+    "modelaas-2": ["--workers", "2"],
+    "modelaas-inline": ["--predict-inline", "always"],
+}
 
 
-def servers(kind: str, model: str, data_dir: Path, cache: Path) -> Server:
+def server(kind: str, model: str, data_dir: Path, cache: Path) -> Server:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(MODELS)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(MODELS), os.environ.get("PYTHONPATH")]))}
     if kind == "deepaas":
         venv = deepaas_venv(cache)
         cmd = [str(venv / "bin" / "deepaas-run"), "--listen-ip", "127.0.0.1", "--listen-port", str(port)]
         return Server(kind, [*cmd, "--model-name", model], {**os.environ}, port)
     if kind == "hello":
-        cmd = [this_python(), "-m", "uvicorn", "hello:app", "--port", str(port), "--no-access-log"]
-        return Server(kind, [*cmd, "--log-level", "warning", "--app-dir", str(BENCH)], env, port)
-    workers = "2" if kind == "modelaas-2" else "1"
-    cmd = [this_python(), "-m", "modelaas", "serve", "--listen-port", str(port), "--data-dir", str(data_dir)]
-    cmd += ["--model", f"bench_models.{model}", "--model-name", model, "--workers", workers, "--log-level", "warning"]
-    return Server(kind, cmd, env, port)
+        cmd = [this_python(), "-m", "uvicorn", "hello:app", "--host", "127.0.0.1", "--port", str(port)]
+        return Server(kind, [*cmd, "--no-access-log", "--log-level", "warning", "--app-dir", str(BENCH)], env, port)
+    cmd = [this_python(), "-m", "modelaas", "serve", "--listen-ip", "127.0.0.1", "--listen-port", str(port)]
+    cmd += ["--data-dir", str(data_dir), "--model", f"bench_models.{model}", "--model-name", model]
+    return Server(kind, [*cmd, "--log-level", "warning", *MODELAAS_FLAGS[kind]], env, port)
+
+
+def inline_supported() -> bool:
+    """Whether this modelaas has the ``predict_inline`` setting (``--predict-inline``)."""
+    from modelaas.settings import field_names
+
+    return "predict_inline" in field_names()
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    systems = ["deepaas", "modelaas", "modelaas-2", "hello"] if not args.no_deepaas else ["modelaas", "hello"]
+    systems = ["hello", "modelaas", "modelaas-2"]
+    if inline_supported():
+        systems.append("modelaas-inline")
+    if not args.no_deepaas:
+        deepaas_venv(args.cache)  # build it (once) before anything is measured
+        systems.insert(1, "deepaas")
     conns = [16] if args.quick else [1, 16, 64]
     seconds = 1.0 if args.quick else args.seconds
-    upload_size = (16 if args.quick else 512) * MIB
-    results: dict[str, Any] = {"machine": _machine(), "predict": {}, "ready_s": {}, "upload": {}, "training": {}}
+    rounds = 1 if args.quick else args.rounds
+    upload_size = (16 if args.quick else args.upload_mib) * MIB
+    train_probe = ["modelaas"] if args.quick else ["deepaas", "modelaas", "modelaas-2"]
+    load = os.getloadavg()[0] if args.quick else wait_for_quiet(args.max_load, args.wait)
+    results: dict[str, Any] = {
+        "machine": _machine(load),
+        "command": args.command,
+        "predict": {},
+        "ready_s": {},
+        "upload": {},
+        "training": {},
+    }
+    measured: dict[str, dict[int, list[dict[str, float]]]] = {s: {c: [] for c in conns} for s in systems}
+    ready: dict[str, list[float]] = {s: [] for s in systems}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in systems:
-            srv = servers(kind, "trivial", Path(tmp) / kind, args.cache)
+        for number in range(rounds):
+            for kind in systems:
+                srv = server(kind, "trivial", Path(tmp) / f"{kind}-{number}", args.cache)
+                srv.start()
+                try:
+                    ready[kind].append(srv.wait_predict(PREDICT))
+                    wrk(srv, PREDICT, 4, 1)  # warm up
+                    for c in conns:
+                        measured[kind][c].append(wrk(srv, PREDICT, c, seconds))
+                    if number == 0 and kind in train_probe:
+                        results["training"][kind] = training_probe(
+                            srv, train_seconds=30, predict_seconds=1 if args.quick else 2
+                        )
+                finally:
+                    srv.stop()
+                _say(f"{kind} (round {number + 1}/{rounds}): done")
+        for kind in [s for s in ("deepaas", "modelaas") if s in systems]:
+            srv = server(kind, "upload", Path(tmp) / f"{kind}-upload", args.cache)
             srv.start()
             try:
-                results["ready_s"][kind] = srv.wait_predict(PREDICT)
-                wrk(srv.url, PREDICT, 4, 0.5)  # warm up
-                results["predict"][kind] = {c: wrk(srv.url, PREDICT, c, seconds) for c in conns}
-                if kind in ("deepaas", "modelaas-2"):
-                    idle = median(latencies(srv.url, 50 if args.quick else 200))
-                    probe = training_probe(srv, is_modelaas=kind != "deepaas", train_seconds=30)
-                    results["training"][kind] = {"idle_p50_ms": idle, **probe}
-            finally:
-                srv.stop()
-            print(f"  {kind}: done", file=sys.stderr)
-        for kind in [s for s in systems if s in ("deepaas", "modelaas")]:
-            srv = servers(kind, "upload", Path(tmp) / f"{kind}-upload", args.cache)
-            srv.start()
-            try:
-                _wait_get(srv, "/v2/models/")
+                srv.wait_get("/v2/models/")
                 results["upload"][kind] = upload(srv, "/v2/models/upload/predict/", upload_size)
-                results["upload"][kind]["size_mib"] = upload_size / MIB
             finally:
                 srv.stop()
+            _say(f"{kind} upload: done")
+    for kind in systems:
+        results["ready_s"][kind] = statistics.median(ready[kind])
+        results["predict"][kind] = {c: _median_run(measured[kind][c]) for c in conns}
+    results["machine"]["load_end"] = os.getloadavg()[0]
     return results
 
 
-def _wait_get(srv: Server, path: str) -> None:
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(srv.url + path, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    raise RuntimeError(f"{srv.name} did not start")
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median requests/s (its latencies and CPU figures belong together)."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    chosen = dict(ordered[len(ordered) // 2])
+    chosen["rounds"] = len(runs)
+    return chosen
 
 
-def _machine() -> dict[str, Any]:
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+def _say(text: str) -> None:
+    print(f"  {text}", file=sys.stderr, flush=True)
+
+
+def _machine(load: float) -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    except OSError:
+        wrk_version = "?"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        commit, dirty = "", ""
+    return {
+        "commit": f"{commit} (with uncommitted changes)" if commit and dirty else commit,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "wrk": wrk_version.split(" [")[0].strip(),
+        "load_start": load,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works")
     parser.add_argument("--no-deepaas", action="store_true", help="skip DEEPaaS (no PyPI access needed)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per measurement")
+    parser.add_argument("--seconds", type=float, default=6.0, help="wrk duration per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="measure each system this many times; report medians")
+    parser.add_argument("--upload-mib", type=int, default=512, help="size of the large upload")
+    parser.add_argument("--max-load", type=float, default=0.7, help="wait for a 1-minute load average below this")
+    parser.add_argument("--wait", type=float, default=900, help="... but at most this many seconds")
     parser.add_argument("--write", action="store_true", help="rewrite docs/benchmarks.md and docs/img/benchmarks.png")
     parser.add_argument("--json", type=Path, help="also save the raw results here")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "modelaas-bench")
     args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args.command = " ".join(["python bench/run.py", *[a for a in given if a not in ("--write",)]])
     from report import render_markdown, write_plot
 
     results = run(args)
-    text = render_markdown(results, command="python bench/run.py" + (" --quick" if args.quick else ""))
+    text = render_markdown(results)
     print(text)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
