@@ -345,7 +345,7 @@ def training_probe(server: Server, *, train_seconds: float, predict_seconds: flo
     try:
         cancel_answer = answer.json().get("status")
     except ValueError:
-        cancel_answer = answer.text[:60]
+        cancel_answer = " ".join(answer.text[:60].split())  # one line: it goes into a table cell
     return {
         "submit_to_running_s": to_running,
         "idle_p50_ms": idle["p50"],

@@ -3,25 +3,24 @@
 The public surface; everything else may change between releases.
 """
 
-from modelaas.errors import (
-    BadRequest,
-    ConfigError,
-    ModelaasError,
-    ModelError,
-    ModelLoadError,
-    ModelNotFound,
-    NotImplementedByModel,
-    ServerUnreachable,
-    ValidationError,
-)
-from modelaas.model.files import File
-from modelaas.model.interface import Input, Model, TrainingContext
-from modelaas.model.urlfile import URLFile
-from modelaas.settings import Settings
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from modelaas.client import Client, Event, Job
+    from modelaas.errors import (
+        BadRequest,
+        ConfigError,
+        ModelaasError,
+        ModelError,
+        ModelLoadError,
+        ModelNotFound,
+        NotImplementedByModel,
+        ServerUnreachable,
+        ValidationError,
+    )
+    from modelaas.model.files import File
+    from modelaas.model.interface import Input, Model, TrainingContext
+    from modelaas.model.urlfile import URLFile
+    from modelaas.settings import Settings
     from modelaas.web.app import create_app
 
 __all__ = [
@@ -47,15 +46,41 @@ __all__ = [
 ]
 
 
+_WHERE = {
+    "BadRequest": "modelaas.errors",
+    "ConfigError": "modelaas.errors",
+    "ModelaasError": "modelaas.errors",
+    "ModelError": "modelaas.errors",
+    "ModelLoadError": "modelaas.errors",
+    "ModelNotFound": "modelaas.errors",
+    "NotImplementedByModel": "modelaas.errors",
+    "ServerUnreachable": "modelaas.errors",
+    "ValidationError": "modelaas.errors",
+    "File": "modelaas.model.files",
+    "Input": "modelaas.model.interface",
+    "Model": "modelaas.model.interface",
+    "TrainingContext": "modelaas.model.interface",
+    "URLFile": "modelaas.model.urlfile",
+    "Settings": "modelaas.settings",
+    "Client": "modelaas.client",
+    "Event": "modelaas.client",
+    "Job": "modelaas.client",
+    "create_app": "modelaas.web.app",
+}
+"""Where each public name lives: imported when first asked for, so that ``import modelaas``
+(which every serving process and every model module does) costs next to nothing."""
+
+
 def __getattr__(name: str) -> object:
-    # The web stack is imported only when asked for, so that a model module doing
-    # ``from modelaas import Model`` stays cheap to import.
-    if name in ("Client", "Event", "Job"):
-        from modelaas import client
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelaas' has no attribute {name!r}")
+    import importlib
 
-        return getattr(client, name)
-    if name == "create_app":
-        from modelaas.web.app import create_app
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return create_app
-    raise AttributeError(f"module 'modelaas' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

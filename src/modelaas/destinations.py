@@ -15,12 +15,13 @@ import socket
 import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from modelaas.errors import ConfigError, FetchFailed, FetchRefused
+
+if TYPE_CHECKING:
+    import httpx
 
 MIB = 1024 * 1024
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -167,6 +168,8 @@ def parse_url(text: str, label: str = "") -> httpx.URL:
         raise FetchRefused(f"Refused to fetch {label}: only http and https URLs are fetched, not {scheme!r}.")
     if "\\" in text or any(ord(c) <= 32 or ord(c) == 127 for c in text):
         raise FetchRefused(f"Refused to fetch {label}: URLs with spaces, control characters or backslashes.")
+    import httpx  # here: a serving process only needs it once a URL comes
+
     try:
         url, split = httpx.URL(text), urlsplit(text)
         default = 443 if url.scheme == "https" else 80

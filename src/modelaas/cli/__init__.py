@@ -1,29 +1,53 @@
-"""The ``modelaas`` command line: thin commands over the runtime."""
+"""The ``modelaas`` command line: thin commands over the runtime.
+
+Each command's module is imported only when that command runs (or ``--help`` lists
+them): ``modelaas serve`` starts its serving processes without first importing what
+``predict``, ``train`` or ``jobs`` need, and neither do the serving processes, which
+import the main module again.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
 import click
 
 from modelaas.cli.errors import run_cli
-from modelaas.cli.jobs import jobs
-from modelaas.cli.models import get_metadata, models, warm
-from modelaas.cli.predict import predict
-from modelaas.cli.serve import serve
-from modelaas.cli.token import token
-from modelaas.cli.train import train
+
+COMMANDS = {
+    "serve": ("modelaas.cli.serve", "serve"),
+    "models": ("modelaas.cli.models", "models"),
+    "predict": ("modelaas.cli.predict", "predict"),
+    "train": ("modelaas.cli.train", "train"),
+    "jobs": ("modelaas.cli.jobs", "jobs"),
+    "token": ("modelaas.cli.token", "token"),
+    "get_metadata": ("modelaas.cli.models", "get_metadata"),
+    "warm": ("modelaas.cli.models", "warm"),
+}
+"""Command name -> (module, attribute), in the order ``--help`` lists them."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group whose commands are imported when looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        command = getattr(importlib.import_module(target[0]), target[1])
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="modelaas", prog_name="modelaas")
 def cli() -> None:
     """Serve machine-learning models over the DEEPaaS REST API."""
-
-
-for command in (serve, models, predict, train, jobs, token, get_metadata, warm):
-    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -147,11 +147,11 @@ class Scheduler:
             if how is None and not force:
                 continue
             self.backend.forget(job_id)
-            del self._running[job_id]
             job = self.store.get(job_id)
             if job is not None and job.status.is_active:
                 self._record_end(job, running, how or "stopped")
             self._drop_inputs(job_id)
+            del self._running[job_id]  # last: a job no longer running has its end recorded and inputs gone
             self._next_claim = 0.0  # a slot is free
 
     def _record_end(self, job: Job, running: Running, how: str) -> None:

@@ -9,28 +9,58 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelaas.errors import BadRequest, JobNotFound, NotFound, NotImplementedByModel, TooManyJobs
 from modelaas.jobs.records import InputFile, Job, JobStatus, new_job_id
-from modelaas.jobs.store import Event, JobStore
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.files import File
 from modelaas.model.outputs import to_jsonable
 from modelaas.settings import Settings
+
+if TYPE_CHECKING:
+    from modelaas.jobs.store import Event, JobStore
 
 CANCEL_WAIT_EXTRA = 5.0
 """Seconds a cancel waits for the job to end beyond the SIGTERM grace period."""
 
 
 class JobService:
-    def __init__(self, settings: Settings, store: JobStore, server_id: str) -> None:
+    def __init__(self, settings: Settings, store: JobStore | None, server_id: str) -> None:
+        """``store`` None: the settings' job store, opened (and migrated) on first use.
+
+        Serving processes start that way: the store and SQLAlchemy stay out of their start-up.
+        """
         self.settings = settings
-        self.store = store
+        self._store = store
+        self._opening = threading.Lock()
         self.server_id = server_id
+
+    @property
+    def store(self) -> JobStore:
+        store = self._store
+        if store is None:
+            with self._opening:
+                if self._store is None:
+                    from modelaas.jobs.store import JobStore, store_url
+
+                    opened = JobStore(store_url(self.settings.jobs_db, self.settings.data_dir))
+                    opened.migrate()
+                    self._store = opened
+                store = self._store
+        return store
+
+    @property
+    def store_open(self) -> bool:
+        return self._store is not None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
     # ---------------------------------------------------------------- submit
     def submit(self, adapter: ModelAdapter, raw: Mapping[str, Any]) -> Job:

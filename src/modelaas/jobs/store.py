@@ -9,10 +9,12 @@ list, which the events stream and the logs endpoint read.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,25 @@ class Event:
     at: dt.datetime
 
 
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """For a SQLite file, a lock file beside it held during migration (PostgreSQL uses an advisory lock).
+
+    pysqlite starts no transaction before DDL, so two processes migrating a new file would
+    both try to create the tables.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def store_url(jobs_db: str | None, data_dir: Path) -> str:
     """The SQLAlchemy URL for ``--jobs-db`` (default: SQLite in the data directory)."""
     if not jobs_db:
@@ -57,8 +78,10 @@ class JobStore:
             raise ConfigError(f"Cannot use job store {_safe(url)}: {exc}{hint}") from None
 
     def migrate(self) -> int:
+        """Bring the schema up to date; several processes may call it at once (they take turns)."""
         try:
-            return schema.migrate(self.engine)
+            with _sqlite_migration_lock(self.engine):
+                return schema.migrate(self.engine)
         except sa.exc.OperationalError as exc:
             raise ConfigError(f"Cannot open job store {_safe(self.url)}: {exc.orig}") from None
 

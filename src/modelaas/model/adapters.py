@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelaas.errors import BadRequest, ModelError, ModelLoadError, NotImplementedByModel, ValidationError
-from modelaas.model import legacy, typed
+from modelaas.model import legacy
 from modelaas.model.interface import Model
 from modelaas.model.outputs import MarshmallowOutput, OutputSchema, PydanticOutput
 from modelaas.model.params import Kind, Param, ParamSet
@@ -217,6 +217,8 @@ class TypedAdapter(ModelAdapter):
     interface = "typed"
 
     def __init__(self, name: str, target: Any) -> None:
+        from modelaas.model import typed  # pydantic: only for typed models
+
         super().__init__(name, target)
         self._context_param: str | None = None
         predict = getattr(target, "predict", None)

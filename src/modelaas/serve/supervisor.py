@@ -24,17 +24,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelaas.errors import ConfigError
-from modelaas.jobs.backends import make_backend
 from modelaas.jobs.ids import new_server_id
-from modelaas.jobs.scheduler import Scheduler
-from modelaas.jobs.store import JobStore, store_url
 from modelaas.serve.logs import configure_logging
 from modelaas.serve.worker import FATAL_EXIT, worker_main
 from modelaas.settings import Settings
 from modelaas.web.auth import load_tokens
+
+if TYPE_CHECKING:
+    from modelaas.jobs.scheduler import Scheduler
 
 log = logging.getLogger("modelaas.serve")
 GRACE_SECONDS = 35.0
@@ -63,13 +63,16 @@ class Supervisor:
         configure_logging(self.settings.log_level)
         self._check_access()
         sock = bind_socket(self.settings.listen_ip, self.settings.listen_port)
-        scheduler = self._scheduler = self._start_scheduler() if self.settings.train_endpoint else None
         ctx = multiprocessing.get_context("spawn")
         slots = [Slot(i) for i in range(self.settings.workers)]
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        scheduler = None
         try:
+            # Serving processes first: their start-up (imports, the model) overlaps the job store's.
             for slot in slots:
                 self._spawn(ctx, slot, sock)
+            if self.settings.train_endpoint:
+                scheduler = self._scheduler = self._start_scheduler()
             while not self._stopping:
                 self._step(ctx, slots, sock)
         finally:
@@ -93,7 +96,11 @@ class Supervisor:
             )
 
     def _start_scheduler(self) -> Scheduler:
-        """The job store is opened (and migrated) before anything serves: a bad URL stops start-up."""
+        """The job store is opened (and migrated); a bad URL stops start-up (and the serving processes)."""
+        from modelaas.jobs.backends import make_backend
+        from modelaas.jobs.scheduler import Scheduler
+        from modelaas.jobs.store import JobStore, store_url
+
         store = JobStore(store_url(self.settings.jobs_db, self.settings.data_dir))
         store.migrate()
         scheduler = Scheduler(self.settings, store, self.server_id, make_backend(self.settings))

@@ -7,15 +7,13 @@ import contextlib
 import logging
 import shutil
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 
 from modelaas.errors import ModelLoadError
-from modelaas.jobs.backends import make_backend
 from modelaas.jobs.ids import new_server_id
-from modelaas.jobs.scheduler import Scheduler
 from modelaas.jobs.service import JobService
-from modelaas.jobs.store import JobStore, store_url
 from modelaas.runtime import Runtime
 from modelaas.settings import Settings
 from modelaas.web import spool
@@ -25,6 +23,9 @@ from modelaas.web.errors import HANDLERS
 from modelaas.web.middleware import build_middleware, install_log_filter
 from modelaas.web.routes import build_routes
 from modelaas.web.state import AppState
+
+if TYPE_CHECKING:
+    from modelaas.jobs.scheduler import Scheduler
 
 log = logging.getLogger("modelaas.web")
 
@@ -56,14 +57,20 @@ def create_app(
     st.extras["tokens"] = tokens
     scheduler: Scheduler | None = None
     if settings.train_endpoint:
-        store = JobStore(store_url(settings.jobs_db, settings.data_dir))
-        if server_id is None:
+        if server_id is None:  # on its own: a scheduler here, and the store opened at start-up
+            from modelaas.jobs.backends import make_backend
+            from modelaas.jobs.scheduler import Scheduler
+            from modelaas.jobs.store import JobStore, store_url
+
             server_id = new_server_id()
+            store = JobStore(store_url(settings.jobs_db, settings.data_dir))
             scheduler = Scheduler(settings, store, server_id, make_backend(settings))
             on_job_submitted = scheduler.wake
+            st.jobs = JobService(settings, store, server_id)
+        else:  # a serving process: the supervisor has opened the store; open it here when ready
+            st.jobs = JobService(settings, None, server_id)
         if on_job_submitted is not None:
             st.extras["wake_scheduler"] = on_job_submitted
-        st.jobs = JobService(settings, store, server_id)
     if settings.debug_endpoint:
         st.debug_log = LogCapture()
         logging.getLogger().addHandler(st.debug_log)
@@ -73,11 +80,11 @@ def create_app(
         removed = spool.sweep(settings.upload_dir)
         if removed:
             log.info("Removed %d upload folder(s) left by stopped processes.", len(removed))
-        if st.jobs is not None:
-            await asyncio.to_thread(st.jobs.store.migrate)
         if scheduler is not None:
+            assert st.jobs is not None
+            await asyncio.to_thread(st.jobs.store.migrate)
             await asyncio.to_thread(scheduler.start)
-        task = asyncio.create_task(_warm(runtime, on_fatal, on_ready))
+        task = asyncio.create_task(_warm(runtime, on_fatal, on_ready, st.jobs))
         try:
             yield
         finally:
@@ -85,7 +92,7 @@ def create_app(
             if scheduler is not None:
                 await asyncio.to_thread(scheduler.stop)
             if st.jobs is not None:
-                st.jobs.store.close()
+                st.jobs.close()
             runtime.close()
             shutil.rmtree(st.spool_root, ignore_errors=True)
             if st.debug_log is not None:
@@ -107,6 +114,7 @@ async def _warm(
     runtime: Runtime,
     on_fatal: Callable[[ModelLoadError], None] | None,
     on_ready: Callable[[], None] | None,
+    jobs: JobService | None,
 ) -> None:
     try:
         await runtime.warm()
@@ -117,3 +125,8 @@ async def _warm(
         return
     if on_ready is not None:
         on_ready()
+    if jobs is not None and not jobs.store_open:  # now, rather than on the first train request
+        try:
+            await asyncio.to_thread(lambda: jobs.store)
+        except Exception as exc:  # the train routes will say it again, to their clients
+            log.error("Cannot open the job store: %s", exc)

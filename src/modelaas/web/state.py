@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from modelaas.jobs.service import JobService
-from modelaas.runtime import Runtime
-from modelaas.settings import Settings
+if TYPE_CHECKING:
+    from modelaas.jobs.service import JobService
+    from modelaas.runtime import Runtime
+    from modelaas.settings import Settings
 
 
 @dataclass
