@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             srv.start()
             try:
                 srv.wait_get("/v2/models/")
+                time.sleep(1.0)  # settled: what a server loads after its first answer is not the upload's
                 results["upload"][kind] = upload(srv, "/v2/models/upload/predict/", upload_size)
             finally:
                 srv.stop()

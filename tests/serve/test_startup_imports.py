@@ -52,3 +52,37 @@ def test_a_serving_process_of_a_v2_model_starts_without_the_job_store_the_fetche
         ["sqlalchemy", "httpx", "pydantic", "modelaas.jobs.store"],
     )
     assert not any(imported.values()), imported
+
+
+def test_a_serving_process_app_opens_its_job_store_after_ready_then_settles(settings, tmp_path) -> None:
+    """Under a supervisor (a server id given) the store opens after ``on_ready``, before ``on_settled``."""
+    import threading
+
+    from starlette.testclient import TestClient
+    from tests.conftest import load_fixture
+
+    from modelaas.runtime import Runtime
+    from modelaas.web.app import create_app
+
+    calls: list[tuple[str, bool]] = []
+    settled = threading.Event()
+    runtime = Runtime(settings, [load_fixture("trainer:Trainer")])
+    holder: dict[str, object] = {}
+
+    def note(what: str) -> None:
+        calls.append((what, holder["app"].state.modelaas.jobs.store_open))  # type: ignore[attr-defined]
+        if what == "settled":
+            settled.set()
+
+    app = create_app(
+        settings,
+        runtime=runtime,
+        server_id="supervised",
+        on_ready=lambda: note("ready"),
+        on_settled=lambda: note("settled"),
+    )
+    holder["app"] = app
+    with TestClient(app) as client:
+        assert settled.wait(30)
+        assert calls == [("ready", False), ("settled", True)]
+        assert client.get("/v2/models/trainer/train/").status_code == 200  # the store it opened

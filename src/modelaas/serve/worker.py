@@ -65,11 +65,15 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection, serve
         gc.freeze()
         _send(conn, ("ready",))
 
+    def on_settled() -> None:
+        gc.freeze()  # again: the job store, loaded after the first freeze, lives as long
+
     app = create_app(
         settings,
         runtime=runtime,
         on_fatal=on_fatal,
         on_ready=on_ready,
+        on_settled=on_settled,
         server_id=server_id,
         on_job_submitted=lambda: _send(conn, ("job-submitted",)),
     )

@@ -36,6 +36,7 @@ def create_app(
     runtime: Runtime | None = None,
     on_fatal: Callable[[ModelLoadError], None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    on_settled: Callable[[], None] | None = None,
     server_id: str | None = None,
     on_job_submitted: Callable[[], None] | None = None,
 ) -> Starlette:
@@ -44,7 +45,8 @@ def create_app(
     Models are imported now (a failing import raises :class:`ModelLoadError`); ``warm()``
     runs in the background once the server starts, and ``/readyz`` answers 200 after it.
     ``on_fatal`` is called if warming fails (a serving process uses it to exit),
-    ``on_ready`` once the models are warm.
+    ``on_ready`` once the models are warm, ``on_settled`` after that once what is loaded
+    in the background (the job store) is loaded.
 
     Training jobs are queued in the job store under ``server_id``; the scheduler that
     runs them is started here too unless a ``server_id`` is given (then the process that
@@ -84,7 +86,7 @@ def create_app(
             assert st.jobs is not None
             await asyncio.to_thread(st.jobs.store.migrate)
             await asyncio.to_thread(scheduler.start)
-        task = asyncio.create_task(_warm(runtime, on_fatal, on_ready, st.jobs))
+        task = asyncio.create_task(_warm(runtime, on_fatal, on_ready, on_settled, st.jobs))
         try:
             yield
         finally:
@@ -114,6 +116,7 @@ async def _warm(
     runtime: Runtime,
     on_fatal: Callable[[ModelLoadError], None] | None,
     on_ready: Callable[[], None] | None,
+    on_settled: Callable[[], None] | None,
     jobs: JobService | None,
 ) -> None:
     try:
@@ -130,3 +133,5 @@ async def _warm(
             await asyncio.to_thread(lambda: jobs.store)
         except Exception as exc:  # the train routes will say it again, to their clients
             log.error("Cannot open the job store: %s", exc)
+    if on_settled is not None:
+        on_settled()
