@@ -123,7 +123,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             lines.append(
                 f"| {s} | {_fmt(t['submit_to_running_s'], 3)} | {t['cancel_status']} {t['cancel_answer']} | "
                 f"{_fmt(t['cancel_to_gone_s'], 2)} | {_fmt(t['idle_p50_ms'], 2)} | {shown} | "
-                f"{_fmt(busy / t['idle_p50_ms'], 2)}x |"
+                f"{_fmt(busy / t['idle_p50_ms'], 2) + 'x' if busy == busy else 'n/a'} |"
             )
         lines += [
             "",

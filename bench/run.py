@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "modelaas-bench")
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
-    args.command = " ".join(["python bench/run.py", *[a for a in given if a not in ("--write",)]])
+    args.command = " ".join(["python bench/run.py", *_measuring_options(given)])
     from report import render_markdown, write_plot
 
     results = run(args)
@@ -201,6 +201,20 @@ def main(argv: list[str] | None = None) -> int:
         (ROOT / "docs" / "benchmarks.md").write_text(text)
         write_plot(results, ROOT / "docs" / "img" / "benchmarks.png")
     return 0
+
+
+def _measuring_options(given: list[str]) -> list[str]:
+    """The options that change what is measured: without --write, --json and --json's path."""
+    out: list[str] = []
+    skip = False
+    for arg in given:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif arg != "--write" and not arg.startswith("--json="):
+            out.append(arg)
+    return out
 
 
 if __name__ == "__main__":
