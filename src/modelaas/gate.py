@@ -169,8 +169,7 @@ class PredictGate:
         args: tuple[Any, ...],
         gone: Callable[[], Awaitable[bool]] | None,
     ) -> Any:
-        if self._waiters or not self._free():
-            await self._wait(loop, "inline")  # counted in _loop_running from now on
+        if await self._take_loop_slot(loop, "inline"):
             try:
                 if gone is not None and await gone():
                     raise ClientGone("The client went away before its prediction started.")
@@ -178,8 +177,6 @@ class PredictGate:
                 self._loop_running -= 1
                 self._dispatch()
                 raise
-        else:
-            self._loop_running += 1
         started = time.monotonic()
         try:
             return contextvars.copy_context().run(func, *args)
@@ -197,10 +194,7 @@ class PredictGate:
         args: tuple[Any, ...],
         gone: Callable[[], Awaitable[bool]] | None,
     ) -> Any:
-        if not self._waiters and self._free():
-            self._loop_running += 1
-        else:
-            await self._wait(loop, "async")  # counted in _loop_running from now on
+        await self._take_loop_slot(loop, "async")
         try:
             if gone is not None and await gone():
                 raise ClientGone("The client went away before its prediction started.")
@@ -210,6 +204,14 @@ class PredictGate:
         finally:
             self._loop_running -= 1
             self._dispatch()
+
+    async def _take_loop_slot(self, loop: asyncio.AbstractEventLoop, kind: str) -> bool:
+        """Take a slot for code that runs on the event loop (counted in ``_loop_running``); True if it waited."""
+        if not self._waiters and self._free():
+            self._loop_running += 1
+            return False
+        await self._wait(loop, kind)
+        return True
 
     async def _wait(self, loop: asyncio.AbstractEventLoop, kind: str) -> None:
         """Wait for a slot, first come first served; it is counted as taken on return."""
