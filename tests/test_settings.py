@@ -64,3 +64,16 @@ def test_tokens_stay_out_of_child_environments_flags_and_reprs(tmp_path: Path):
     assert "MODELAAS_TOKENS" not in s.to_env() and "a-very-long-secret-token" not in repr(s)
     assert "a-very-long-secret-token" not in child_env(s).values()
     assert "--tokens" not in {opt for p in serve.params for opt in p.opts}
+
+
+def test_settings_with_choices_are_choices_on_the_command_line_and_checked_everywhere():
+    from click.testing import CliRunner
+
+    from modelaas.cli.serve import serve
+
+    r = CliRunner().invoke(serve, ["--predict-inline", "sometimes"])
+    assert r.exit_code == 2 and "'sometimes' is not one of 'never', 'always', 'auto'" in r.output
+    r = CliRunner().invoke(serve, ["--jobs-backend", "slurm"])
+    assert r.exit_code == 2 and "'slurm' is not one of 'process', 'ray'" in r.output
+    with pytest.raises(ConfigError, match="jobs_backend must be 'process' or 'ray', not 'slurm'"):
+        Settings.load(environ={"MODELAAS_JOBS_BACKEND": "slurm"})

@@ -75,7 +75,8 @@ class Settings:
         default="never",
         metadata=_doc(
             "Run sync predict on the event loop thread: never, always (fastest; for fast, loop-safe models: no "
-            "timeout, a slow call stalls the server) or auto (once 100 calls proved fast)."
+            "timeout, a slow call stalls the server) or auto (once 100 calls proved fast).",
+            choices=("never", "always", "auto"),
         ),
     )
     max_parts: int = field(default=1000, metadata=_doc("Most multipart parts accepted in one request."))
@@ -87,7 +88,9 @@ class Settings:
         default=None,
         metadata=_doc("Job store: postgresql://user@host/db (default: SQLite file jobs.sqlite3 in the data dir)."),
     )
-    jobs_backend: str = field(default="process", metadata=_doc("Where trainings run: process (local) or ray."))
+    jobs_backend: str = field(
+        default="process", metadata=_doc("Where trainings run: process (local) or ray.", choices=("process", "ray"))
+    )
     ray_address: str | None = field(
         default=None,
         metadata=_doc(
@@ -185,10 +188,11 @@ class Settings:
             raise ConfigError("predict_queue cannot be negative")
         if self.predict_timeout is not None and self.predict_timeout <= 0:
             raise ConfigError("predict_timeout must be positive")
-        if self.predict_inline not in ("never", "always", "auto"):
-            raise ConfigError(f"predict_inline must be 'never', 'always' or 'auto', not {self.predict_inline!r}")
-        if self.jobs_backend not in ("process", "ray"):
-            raise ConfigError(f"jobs_backend must be 'process' or 'ray', not {self.jobs_backend!r}")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+                raise ConfigError(f"{f.name} must be {listed}, not {getattr(self, f.name)!r}")
         if self.train_workers < 1:
             raise ConfigError("train_workers must be at least 1")
         if self.train_queue < 0:

@@ -30,6 +30,8 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
         if kind is bool:
             decls = [f"{flag}/--no{f.name.replace('_', '-')}"]
             option = click.option(*decls, f.name, default=None, help=doc)
+        elif f.metadata.get("choices"):
+            option = click.option(*decls, f.name, type=click.Choice(f.metadata["choices"]), default=None, help=doc)
         else:
             ptype: Any = {int: int, float: float, Path: click.Path(path_type=Path)}.get(kind, str)
             option = click.option(*decls, f.name, type=ptype, default=None, help=doc, metavar=_metavar(kind))
