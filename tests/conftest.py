@@ -17,10 +17,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from modelaas.model.adapters import ModelAdapter
-from modelaas.model.loader import ModelRef, load
 from modelaas.runtime import Runtime
 from modelaas.settings import Settings
 from modelaas.web.app import create_app
+from support import load_fixture
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODELS = FIXTURES / "models"
@@ -43,12 +43,6 @@ def _fixture_models_importable() -> Iterator[None]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
-
-
-def load_fixture(target: str, name: str | None = None, interface: str | None = None) -> ModelAdapter:
-    """Load a fixture model as if it were installed: ``target`` is ``module[:attr]``."""
-    name = name or target.split(":")[0].split(".")[0].replace("_", "-")
-    return load(ModelRef(name, target, interface, "test"))
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import psutil
 import pytest
 from starlette.testclient import TestClient
 
+import support
 from modelaas.errors import ConfigError
 from modelaas.jobs.backends import make_backend
 from modelaas.jobs.backends.ray_task import keeper_command, training_env
@@ -74,14 +75,7 @@ def helper_started(job_id: str) -> list[psutil.Process]:
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.05)
+    return support.wait_for(check, timeout=timeout, what=what)
 
 
 def runner(client: TestClient, job_id: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -15,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from modelaas.settings import Settings
+from support import spool_files
 
 URL = "/v2/models/trainer/train/"
 TIMEOUT = 30.0
@@ -24,11 +24,6 @@ LONG = {"epochs": "1000", "seconds": "0.05"}
 
 
 # ----------------------------------------------------------------------------- helpers
-def spool_files(root: Path) -> list[Path]:
-    """Every file left under the upload spool."""
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-
-
 def wait_for(client: TestClient, url: str, statuses: set[str], timeout: float = TIMEOUT) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     record: dict[str, Any] = {}

@@ -21,12 +21,9 @@ from modelaas.runtime import Runtime
 from modelaas.settings import Settings
 from modelaas.web.app import create_app
 from modelaas.web.uploads import JSON_MAX_DEPTH, MAX_PART_HEADERS, json_too_deep, load_json
+from support import spool_files
 
 PREDICT = "/v2/models/v2-basic/predict/"
-
-
-def spool_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 def nested(depth: int) -> Any:

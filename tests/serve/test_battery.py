@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,21 +21,12 @@ import httpx
 import psutil
 import pytest
 
+from support import spool_files, wait_for
+
 pytestmark = pytest.mark.slow
 
 MIB = 1024 * 1024
 T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 def serving_pids(srv: Any) -> set[int]:
@@ -51,11 +42,6 @@ def serving_pids(srv: Any) -> set[int]:
         if "resource_tracker" not in command and "modelaas.jobs.child" not in command:
             pids.add(child.pid)
     return pids
-
-
-def spool_files(data_dir: Path) -> list[Path]:
-    root = data_dir / "uploads"
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 # ==================================================================== model faults
@@ -246,7 +232,7 @@ def test_hostile_uploads_answer_4xx_in_bounded_time_and_leave_nothing_behind(upl
         abort_upload(srv.port, declared=10 * MIB, sent=MIB)
 
     assert httpx.get(srv.url + "/healthz").status_code == 200
-    wait_for(lambda: spool_files(data_dir) == [], timeout=10, what="the upload spool to be empty")
+    wait_for(lambda: spool_files(data_dir / "uploads") == [], timeout=10, what="the upload spool to be empty")
     wait_for(lambda: process.num_fds() <= fds, timeout=10, what=f"open files back to {fds}")
     grown = process.memory_info().rss - rss
     print(

@@ -12,7 +12,7 @@ import signal
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +23,7 @@ import pytest
 
 from modelaas.jobs.records import JobStatus
 from modelaas.jobs.store import JobStore, store_url
+from support import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,18 +39,6 @@ T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------- helpers
-def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.05) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
-
-
 def submit(url: str, **args: Any) -> dict[str, Any]:
     r = httpx.post(url + TRAIN, data={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in args.items()})
     assert r.status_code == 200, r.text

@@ -59,10 +59,10 @@ def test_a_serving_process_app_opens_its_job_store_after_ready_then_settles(sett
     import threading
 
     from starlette.testclient import TestClient
-    from tests.conftest import load_fixture
 
     from modelaas.runtime import Runtime
     from modelaas.web.app import create_app
+    from support import load_fixture
 
     calls: list[tuple[str, bool]] = []
     settled = threading.Event()

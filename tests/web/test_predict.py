@@ -5,7 +5,8 @@ import os
 import time
 
 import pytest
-from tests_support import spool_files
+
+from support import spool_files
 
 
 def test_arguments_from_query_form_and_json(make_client):

@@ -1,0 +1,38 @@
+"""Helpers shared by tests in every folder (``from support import ...``: pytest puts tests/ on the path)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from modelaas.model.adapters import ModelAdapter
+from modelaas.model.loader import ModelRef, load
+
+T = TypeVar("T")
+
+
+def load_fixture(target: str, name: str | None = None, interface: str | None = None) -> ModelAdapter:
+    """Load a fixture model (tests/fixtures/models) as if it were installed: ``target`` is ``module[:attr]``."""
+    name = name or target.split(":")[0].split(".")[0].replace("_", "-")
+    return load(ModelRef(name, target, interface, "test"))
+
+
+def spool_files(root: Path) -> list[Path]:
+    """Every file left under an upload spool."""
+    if not root.exists():
+        return []
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy (and return that); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
