@@ -40,6 +40,15 @@ def attach_picture(page: Any, name: str = "tiny.png") -> None:
     page.set_input_files("#predict-f-image", files=[{"name": name, "mimeType": "image/png", "buffer": PICTURE}])
 
 
+def submit_predict(page: Any) -> None:
+    page.click("#predict-form button[type=submit]")
+
+
+def wait_done(page: Any, job: Any) -> None:
+    """Until the job's list item says ``done``."""
+    page.wait_for_function("el => el.dataset.status === 'done'", arg=job.element_handle(), timeout=30_000)
+
+
 def start_training(page: Any, **args: str) -> Any:
     """Fill the train form with ``args``, submit, and answer the new job's list item."""
     before = page.locator("li.job").count()
@@ -114,7 +123,7 @@ def test_prediction_with_a_file_shows_json_then_an_image(server, open_ui, shoot)
     assert "tiny.png" in field(page, "image").locator(".preview").inner_text()
 
     page.select_option("#predict-f-label", "dog")
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     page.wait_for_selector("#predict-result:not([hidden])")
     answer = json.loads(page.locator("#answer pre.json").text_content())
     assert answer["status"] == "OK"
@@ -127,7 +136,7 @@ def test_prediction_with_a_file_shows_json_then_an_image(server, open_ui, shoot)
     shoot(page, "ui-predict-json.png")
 
     page.select_option("#predict-f-accept", "image/png")
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     image = page.locator("#answer img.answer-media")
     image.wait_for()
     page.wait_for_function("() => document.querySelector('#answer img.answer-media').naturalWidth > 0")
@@ -145,7 +154,7 @@ def test_invalid_arguments_show_their_messages_next_to_their_fields(server, open
     ui = open_ui(srv.url)
     page = ui.page
     page.fill("#predict-f-top_k", "1000")
-    page.click("#predict-form button[type=submit]")  # no file either
+    submit_predict(page)  # no file either
 
     image_error = field(page, "image").locator(".field-error")
     image_error.wait_for()
@@ -166,7 +175,7 @@ def test_invalid_arguments_show_their_messages_next_to_their_fields(server, open
     nested = {"weights": {"1": ["Not a valid number."]}, "_schema": ["Give fewer weights than top_k."]}
     page.route("**/predict/**", lambda route: route.fulfill(status=422, json=nested), times=1)
     attach_picture(page)
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     item_error = field(page, "weights").locator(".list-item").nth(1).locator(".field-error")
     item_error.wait_for()
     assert item_error.inner_text() == "Not a valid number."
@@ -180,13 +189,13 @@ def test_invalid_arguments_show_their_messages_next_to_their_fields(server, open
         lambda route: route.fulfill(status=500, json={"message": "The model broke."}),
         times=1,
     )
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     page.wait_for_function("document.getElementById('predict-message').textContent.includes('The model broke.')")
     assert page.locator("#predict-form .field-error:visible").count() == 0
 
     # fixed: the messages go away and the answer comes
     page.fill("#predict-f-top_k", "2")
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     page.wait_for_selector("#predict-result:not([hidden])")
     assert page.locator("#predict-form .field-error:visible").count() == 0
 
@@ -202,7 +211,7 @@ def test_training_shows_progress_to_completion_and_can_be_cancelled(server, open
 
     job = start_training(page, epochs="5", epoch_seconds="0.3")
     bar = job.get_by_role("progressbar")
-    page.wait_for_function("el => el.dataset.status === 'done'", arg=job.element_handle(), timeout=30_000)
+    wait_done(page, job)
     assert bar.get_attribute("aria-valuenow") == "100"
     assert job.locator(".status").inner_text() == "done"
     chart = job.locator('figure.metric-chart[data-metric="loss"]')
@@ -239,13 +248,13 @@ def test_phone_width_has_no_horizontal_scroll(server, open_ui, shoot):
     page = ui.page
     assert page.evaluate(NO_SIDE_SCROLL)
     attach_picture(page, "a-picture-with-a-rather-long-file-name-that-could-overflow.png")
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     page.wait_for_selector("#predict-result:not([hidden])")
     assert page.evaluate(NO_SIDE_SCROLL)
     shoot(page, "ui-phone.png")
     page.get_by_role("tab", name="Train").click()
     job = start_training(page, epochs="2", epoch_seconds="0.1")
-    page.wait_for_function("el => el.dataset.status === 'done'", arg=job.element_handle(), timeout=30_000)
+    wait_done(page, job)
     job.locator('figure.metric-chart[data-metric="loss"]').wait_for()
     assert page.evaluate(NO_SIDE_SCROLL)
     shoot(page, "ui-phone-training.png")
@@ -269,12 +278,12 @@ def test_works_behind_a_base_path(server, open_ui):
     ui = open_ui(srv.url, "/foo/")  # a browser asking for the root gets the UI
     page = ui.page
     attach_picture(page)
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     page.wait_for_selector("#predict-result:not([hidden])")
     assert "tiny.png" in page.inner_text("#answer")
     page.get_by_role("tab", name="Train").click()
     job = start_training(page, epochs="2", epoch_seconds="0.1")
-    page.wait_for_function("el => el.dataset.status === 'done'", arg=job.element_handle(), timeout=30_000)
+    wait_done(page, job)
     job.locator('figure.metric-chart[data-metric="loss"]').wait_for()
     paths = [u[len(srv.url) :] for u in ui.requests if u.startswith("http")]
     assert paths and [p for p in paths if not p.startswith("/foo/")] == []
@@ -303,13 +312,13 @@ def test_with_access_control_a_token_is_asked_for_and_sent(server, open_ui):
     assert page.get_by_role("button", name="Forget token").is_visible()
 
     attach_picture(page)
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     page.wait_for_selector("#predict-result:not([hidden])")
     assert "tiny.png" in page.inner_text("#answer")
 
     page.get_by_role("tab", name="Train").click()
     job = start_training(page, epochs="2", epoch_seconds="0.2")
-    page.wait_for_function("el => el.dataset.status === 'done'", arg=job.element_handle(), timeout=30_000)
+    wait_done(page, job)
     assert job.locator('figure.metric-chart[data-metric="loss"]').get_attribute("data-points") == "2"
     events = [u for u in ui.requests if "/events" in u]
     assert events and all(u.endswith(f"access_token={TOKEN}") for u in events)
@@ -326,7 +335,7 @@ def test_without_the_events_route_jobs_are_polled(server, open_ui):
     ui = open_ui(srv.url, "/ui#modelaas-demo/train", routes={"**/events*": lambda route: route.fulfill(status=401)})
     page = ui.page
     job = start_training(page, epochs="2", epoch_seconds="0.2")
-    page.wait_for_function("el => el.dataset.status === 'done'", arg=job.element_handle(), timeout=30_000)
+    wait_done(page, job)
     page.wait_for_function("el => el.textContent.includes('epoch 2/2')", arg=job.locator("pre.log").element_handle())
     assert job.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
     assert job.locator('figure.metric-chart[data-metric="loss"]').count() == 1
@@ -344,7 +353,7 @@ def test_train_only_model_lists_its_artefacts(server, open_ui):
     assert page.locator("#train-f-data").get_attribute("type") == "file"
     assert page.locator("#train-f-fail").get_attribute("type") == "checkbox"
     job = start_training(page, epochs="2")
-    page.wait_for_function("el => el.dataset.status === 'done'", arg=job.element_handle(), timeout=30_000)
+    wait_done(page, job)
     links = job.locator(".files a")
     links.first.wait_for()
     assert sorted(links.all_inner_texts()) == ["sub/log.csv", "weights.txt"]
@@ -400,7 +409,7 @@ def test_every_kind_of_argument_and_answer(server, open_ui, shoot):
     page.fill("#predict-f-at", "2024-02-03T04:05:06")
     page.fill("#predict-f-options", '{"a": [1, 2]')  # broken JSON: said next to the field, nothing sent
     sent = len(ui.requests)
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     assert "not valid JSON" in field(page, "options").locator(".field-error").inner_text()
     assert len(ui.requests) == sent
     page.fill("#predict-f-options", '{"a": [1, 2]}')
@@ -416,7 +425,7 @@ def test_every_kind_of_argument_and_answer(server, open_ui, shoot):
     )
     field(page, "sound").locator(".preview audio").wait_for(state="attached")
 
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     page.wait_for_selector("#predict-result:not([hidden])")
     answer = json.loads(page.locator("#answer pre.json").text_content())
     assert answer["predictions"]["args"] == {
@@ -435,19 +444,19 @@ def test_every_kind_of_argument_and_answer(server, open_ui, shoot):
     assert picture.get_attribute("src") == ui_models.PICTURE_URI
 
     page.select_option("#predict-f-accept", "audio/wav")
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     audio = page.locator("#answer audio.answer-media")
     audio.wait_for(state="attached")
     assert audio.get_attribute("src").startswith("blob:") and audio.get_attribute("controls") is not None
     page.wait_for_function("() => document.querySelector('#answer audio').duration > 0.1")
 
     page.select_option("#predict-f-accept", "text/csv")
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     page.wait_for_selector("#answer pre.text-answer")
     assert page.inner_text("#answer pre.text-answer").strip() == "name,colours\nAda,red green"
 
     page.select_option("#predict-f-accept", "application/zip")
-    page.click("#predict-form button[type=submit]")
+    submit_predict(page)
     link = page.get_by_role("link", name="Download kinds-answer.zip")
     with page.expect_download() as download:
         link.click()
@@ -477,7 +486,7 @@ def test_several_models_are_picked_from_a_list(tmp_path, open_ui):
         assert page.inner_text("#model-title") == "kinds"
         assert page.locator("#predict-f-image").count() == 0
         page.fill("#predict-f-name", "Bo")
-        page.click("#predict-form button[type=submit]")
+        submit_predict(page)
         page.wait_for_selector("#predict-result:not([hidden])")
         assert '"Bo"' in page.inner_text("#answer")
         page.go_back()  # the address names the model: history works
