@@ -86,7 +86,7 @@ def create_app(
             assert st.jobs is not None
             await asyncio.to_thread(st.jobs.store.migrate)
             await asyncio.to_thread(scheduler.start)
-        task = asyncio.create_task(_warm(runtime, on_fatal, on_ready, on_settled, st.jobs))
+        task = asyncio.create_task(_warm_then_settle(runtime, on_fatal, on_ready, on_settled, st.jobs))
         try:
             yield
         finally:
@@ -112,13 +112,14 @@ def create_app(
     return app
 
 
-async def _warm(
+async def _warm_then_settle(
     runtime: Runtime,
     on_fatal: Callable[[ModelLoadError], None] | None,
     on_ready: Callable[[], None] | None,
     on_settled: Callable[[], None] | None,
     jobs: JobService | None,
 ) -> None:
+    """Warm the models (then ``on_ready``), open the job store if it is not open (then ``on_settled``)."""
     try:
         await runtime.warm()
     except ModelLoadError as exc:
