@@ -180,3 +180,30 @@ def test_event_writers_of_one_job_commit_in_id_order(store):
     writer.join(10)
     lines = [(e.id, e.data["line"]) for e in store.events(job.id, kinds=["log"])]
     assert [line for _, line in lines] == ["first", "second"] and lines[0][0] == first
+
+
+def _migrate_at(url: str, start: float) -> str:
+    import time
+
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        JobStore(url).migrate()
+        return "ok"
+    except ConfigError as exc:
+        return exc.message
+
+
+def test_processes_migrating_a_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """A supervisor and its serving processes may all migrate a new job store at start-up."""
+    import multiprocessing
+    import time
+
+    url = store_url(None, tmp_path)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(6) as pool:
+        start = time.time() + 3  # after every process has imported SQLAlchemy
+        results = pool.starmap(_migrate_at, [(url, start)] * 6)
+    assert results == ["ok"] * 6
+    from modelaas.jobs.schema import LATEST
+
+    assert JobStore(url).migrate() == LATEST  # found at the latest version: migrated once, completely
