@@ -4,7 +4,9 @@ A :class:`ModelAdapter` is what the rest of modelaas sees of a model: its name a
 interface, metadata, ``warm()``, the parameter descriptions of predict and train, and
 ``predict(kwargs)`` / ``train(kwargs, context)`` taking validated keyword arguments.
 Argument descriptions are read once, when the adapter is built, so a model whose
-``get_*_args()`` fails is reported at start-up with its name, method and traceback.
+``get_*_args()`` fails is reported at start-up with its name, method and traceback; they
+are read in a forked child (:mod:`modelaas.model.describe`), so that, as under DEEPaaS,
+the process that runs ``warm()``, ``predict()`` and ``train()`` never ran ``get_*_args()``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 from modelaas.errors import BadRequest, ModelError, ModelLoadError, NotImplementedByModel, ValidationError
 from modelaas.model import legacy
+from modelaas.model.describe import Described, read_descriptions
+from modelaas.model.files import as_deepaas_files, deepaas_file_class
 from modelaas.model.interface import Model
 from modelaas.model.outputs import MarshmallowOutput, OutputSchema, PydanticOutput
 from modelaas.model.params import Kind, Param, ParamSet
@@ -35,6 +39,7 @@ class ModelAdapter:
         self.train_params: ParamSet | None = None
         self.output_schema: OutputSchema | None = None
         self.predict_is_async = False
+        self._described: dict[str, Described] = {}
 
     # ---------------------------------------------------------------- describing
     @property
@@ -84,19 +89,27 @@ class ModelAdapter:
         return []
 
     # ------------------------------------------------------------------- helpers
+    def _read_descriptions(self, *methods: str) -> None:
+        """Call the model's ``get_*_args()`` methods, in a process that is not this one."""
+        self._described = read_descriptions(self.target, methods, model=self.name)
+
     def _describe(self, method: str, build: Callable[[Any], ParamSet]) -> ParamSet | None:
-        getter = getattr(self.target, method, None)
-        if getter is None:
+        described = self._described.get(method)
+        if described is None or described.not_implemented:
             return None
+        if described.error is not None:
+            raise ModelLoadError(
+                f"Model {self.name!r} failed in {method}(): {described.error}",
+                traceback_text=described.traceback_text,
+            )
         try:
-            return build(getter())
+            return build(described.value)
         except ModelLoadError:
             raise
-        except NotImplementedError:
-            return None
         except Exception as exc:
             raise ModelLoadError(
-                f"Model {self.name!r} failed in {method}(): {exc}", traceback_text=traceback.format_exc()
+                f"Model {self.name!r}: what {method}() returned cannot be used: {exc}",
+                traceback_text=traceback.format_exc(),
             ) from exc
 
 
@@ -107,6 +120,8 @@ class V2Adapter(ModelAdapter):
 
     def __init__(self, name: str, target: Any) -> None:
         super().__init__(name, target)
+        wanted = [("predict", "get_predict_args"), ("train", "get_train_args")]
+        self._read_descriptions(*(getter for method, getter in wanted if callable(getattr(target, method, None))))
         if callable(getattr(target, "predict", None)):
             self.predict_params = self._describe(
                 "get_predict_args", lambda a: legacy.params_from_fields(a, model=name, method="get_predict_args")
@@ -119,12 +134,17 @@ class V2Adapter(ModelAdapter):
         schema = getattr(target, "schema", None)
         if schema is not None:
             self.output_schema = MarshmallowOutput(schema, model=name)
+        # files reach the model as DEEPaaS's own UploadedFile when DEEPaaS is installed
+        self._predict_files = self.predict_params is not None and self.predict_params.has_files
+        self._train_files = self.train_params is not None and self.train_params.has_files
+        if self._predict_files or self._train_files:
+            deepaas_file_class()  # looked up now, not during the first request
 
     def predict(self, kwargs: dict[str, Any]) -> Any:
-        return self.target.predict(**kwargs)
+        return self.target.predict(**(as_deepaas_files(kwargs) if self._predict_files else kwargs))
 
     def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
-        return self.target.train(**kwargs)
+        return self.target.train(**(as_deepaas_files(kwargs) if self._train_files else kwargs))
 
 
 class V1Adapter(ModelAdapter):
@@ -140,12 +160,15 @@ class V1Adapter(ModelAdapter):
     def __init__(self, name: str, target: Any) -> None:
         super().__init__(name, target)
         t = target
-        if any(callable(getattr(t, m, None)) for m in ("predict_file", "predict_data", "predict_url")):
+        predicts = any(callable(getattr(t, m, None)) for m in ("predict_file", "predict_data", "predict_url"))
+        trains = callable(getattr(t, "train", None))
+        self._read_descriptions(*(["get_test_args"] if predicts else []), *(["get_train_args"] if trains else []))
+        if predicts:
             test = self._describe(
                 "get_test_args", lambda a: legacy.params_from_v1(a, model=name, method="get_test_args")
             ) or ParamSet((), lambda raw: {})
             self.predict_params = _with_data_and_url(test)
-        if callable(getattr(t, "train", None)):
+        if trains:
             self.train_params = self._describe(
                 "get_train_args", lambda a: legacy.params_from_v1(a, model=name, method="get_train_args")
             ) or ParamSet((), lambda raw: {})

@@ -1,0 +1,171 @@
+"""Reading a model's argument descriptions in a process that never runs the model.
+
+DEEPaaS calls ``get_predict_args()``/``get_train_args()`` in its main process and runs
+``warm()``, ``predict()`` and ``train()`` in worker processes that never called them; real
+models rely on it (they fill module-level configuration in ``get_*_args()`` and their
+``warm()`` checks a saved configuration against the pristine one). modelaas validates and
+runs the model in the same process, so it reads the descriptions in a forked child: the
+child calls the methods and sends back what they returned (marshmallow fields, v1 dicts),
+copied with cloudpickle; the calling process never runs them. A fork costs a few
+milliseconds (the model is already imported); the child exits at once.
+
+Where ``os.fork`` does not exist, or a description cannot be copied between processes,
+the method runs in the calling process instead, with a warning in the log saying so.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import pickle
+import struct
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modelaas.errors import ModelLoadError
+
+log = logging.getLogger("modelaas.model")
+
+_LENGTH = struct.Struct("!Q")
+
+
+@dataclass(frozen=True)
+class Described:
+    """What one ``get_*_args()`` call gave: its value, or why there is none."""
+
+    value: Any = None
+    not_implemented: bool = False
+    """The method raised ``NotImplementedError`` (the model has no such arguments)."""
+    error: str | None = None
+    """``str()`` of what the method raised, if it failed."""
+    traceback_text: str | None = None
+
+
+def read_descriptions(target: Any, methods: Sequence[str], *, model: str) -> dict[str, Described]:
+    """Call each of ``methods`` the target has, in a forked child; what each gave, by name."""
+    present = [m for m in methods if callable(getattr(target, m, None))]
+    if not present:
+        return {}
+    if not hasattr(os, "fork"):  # pragma: no cover - every platform modelaas serves on has fork
+        log.warning("Model %r: %s run in the serving process (no fork here).", model, ", ".join(present))
+        return {m: _call(target, m) for m in present}
+    results, unsent = _in_child(target, present, model=model)
+    for method, reason in unsent.items():
+        log.warning(
+            "Model %r: what %s() returned cannot be copied from a separate process (%s); it ran again in "
+            "this process, so its side effects reach warm(), predict() and train() here.",
+            model,
+            method,
+            reason,
+        )
+        results[method] = _call(target, method)
+    return results
+
+
+def _call(target: Any, method: str) -> Described:
+    try:
+        return Described(value=getattr(target, method)())
+    except NotImplementedError:
+        return Described(not_implemented=True)
+    except Exception as exc:
+        return Described(error=str(exc) or type(exc).__name__, traceback_text=traceback.format_exc())
+
+
+def _in_child(target: Any, methods: list[str], *, model: str) -> tuple[dict[str, Described], dict[str, str]]:
+    """Fork, call the methods in the child, read back ``(results, {method: why it could not be sent})``."""
+    sys.stdout.flush()  # what is buffered now must not be written twice (by the child too)
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        _child(target, methods, write_fd)
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd, "rb") as pipe:
+            head = pipe.read(_LENGTH.size)
+            payload = pipe.read(_LENGTH.unpack(head)[0]) if len(head) == _LENGTH.size else b""
+    finally:
+        _, status = os.waitpid(pid, 0)
+    if not payload:
+        raise ModelLoadError(
+            f"Model {model!r}: the process reading its {', '.join(m + '()' for m in methods)} ended "
+            f"({_ending(status)}) without an answer."
+        )
+    try:
+        sent: dict[str, tuple[Any, ...]] = pickle.loads(payload)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Model {model!r}: what its {', '.join(m + '()' for m in methods)} returned cannot be read back: {exc}",
+            traceback_text=traceback.format_exc(),
+        ) from exc
+    results: dict[str, Described] = {}
+    unsent: dict[str, str] = {}
+    for method, (kind, *rest) in sent.items():
+        if kind == "unsent":
+            unsent[method] = rest[0]
+        else:
+            results[method] = rest[0]
+    return results, unsent
+
+
+def _child(target: Any, methods: list[str], write_fd: int) -> None:
+    code = 0
+    try:
+        out: dict[str, tuple[Any, ...]] = {}
+        for method in methods:
+            described = _call(target, method)
+            try:
+                _dumps(described)
+                out[method] = ("ok", described)
+            except Exception as exc:
+                out[method] = ("unsent", f"{type(exc).__name__}: {exc}")
+        data = _dumps(out)
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(_LENGTH.pack(len(data)) + data)
+    except BaseException:
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()  # what the model printed
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _dumps(obj: Any) -> bytes:
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            # marshmallow tells "no default" by the identity of its `missing` object: keep it
+            if type(obj).__module__.startswith("marshmallow") and obj is _marshmallow_missing():
+                return _marshmallow_missing, ()
+            return super().reducer_override(obj)
+
+    buf = io.BytesIO()
+    Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buf.getvalue()
+
+
+def _marshmallow_missing() -> Any:
+    try:
+        from marshmallow.utils import missing
+    except ImportError:  # pragma: no cover - only called for marshmallow's own objects
+        return None
+    return missing
+
+
+def _ending(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        import signal
+
+        try:
+            return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+        except ValueError:
+            return f"signal {os.WTERMSIG(status)}"
+    return f"exit code {os.WEXITSTATUS(status)}"
