@@ -64,6 +64,9 @@ def run(job_id: str, settings: Settings) -> int:
             raise Stopped()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Processes the model forks (multiprocessing pools) must not inherit that handler: a pool
+    # stops its workers with SIGTERM, and a worker raising Stopped would hang the pool.
+    os.register_at_fork(after_in_child=_default_sigterm)
     try:
         try:
             os.nice(settings.train_nice)
@@ -103,6 +106,11 @@ def run(job_id: str, settings: Settings) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         capture.stop()
         store.close()
+
+
+def _default_sigterm() -> None:
+    """In a process forked by the training: SIGTERM ends it quietly, as in any fresh process."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _load(name: str, settings: Settings) -> Any:
