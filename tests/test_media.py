@@ -29,3 +29,17 @@ def test_negotiation(header, expected):
 def test_nothing_acceptable_names_the_offer():
     with pytest.raises(NotAcceptable, match="image/png"):
         negotiate("text/html, application/json;q=0", OFFERED)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("image/png", "image/*"),  # the offered range that covers the requested type
+        ("image/jpeg;q=0.9, application/json;q=0.5", "image/*"),
+        ("audio/wav", "audio/*"),
+        ("*/*", "application/json"),
+        ("image/png, audio/*", "image/*"),
+    ],
+)
+def test_an_offered_range_covers_concrete_requests(header, expected):
+    assert negotiate(header, ["application/json", "image/*", "audio/*"]) == expected

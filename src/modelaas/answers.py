@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from modelaas.errors import OutputInvalid
@@ -32,9 +32,14 @@ def render(adapter: ModelAdapter, output: Any, media_type: str | None, *, envelo
 
     A non-JSON ``media_type`` answers the output raw; else a declared schema validates the
     output, which is answered as is; else ``{"status": "OK", "predictions": output}``.
+    A raw answer never carries a wildcard type: for an offered ``image/*`` it is the type of
+    the bytes when known (file name, leading bytes), else ``application/octet-stream``.
     """
     if media_type and not _is_json(media_type):
-        return _raw(output, media_type)
+        answer = _raw(output, media_type)
+        if "*" in answer.media_type:
+            answer = replace(answer, media_type=sniff(answer) or "application/octet-stream")
+        return answer
     if adapter.output_schema is not None:
         return Answer(json=adapter.output_schema.validate(output))
     data = to_jsonable(output)
@@ -51,8 +56,8 @@ def _raw(output: Any, media_type: str) -> Answer:
         return Answer(media_type=media_type, content=output.encode("utf-8"))
     if isinstance(output, (bytes, bytearray, memoryview)):
         return Answer(media_type=media_type, content=bytes(output))
-    if isinstance(output, io.BytesIO):
-        return Answer(media_type=media_type, content=output.getvalue())
+    if isinstance(output, io.BytesIO):  # a name it carries is the file name to give the client
+        return Answer(media_type=media_type, content=output.getvalue(), filename=_given_name(output))
     path = file_path_of(output)
     if path is None and hasattr(output, "read"):
         name = getattr(output, "name", None)
@@ -62,7 +67,8 @@ def _raw(output: Any, media_type: str) -> Answer:
         else:
             data = output.read()
             _close(output)
-            return Answer(media_type=media_type, content=data if isinstance(data, bytes) else str(data).encode())
+            content = data if isinstance(data, bytes) else str(data).encode()
+            return Answer(media_type=media_type, content=content, filename=_given_name(output))
     if path is not None:
         if not os.path.isfile(path):
             raise OutputInvalid(f"The model returned a file that does not exist: {os.path.basename(path)}")
@@ -70,6 +76,52 @@ def _raw(output: Any, media_type: str) -> Answer:
     raise OutputInvalid(
         f"The model returned a {type(output).__name__} for {media_type}; expected str, bytes, a file or a path."
     )
+
+
+def _given_name(obj: Any) -> str | None:
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return os.path.basename(name.replace("\\", "/")) or None
+
+
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"BM", 0, "image/bmp"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+    (b"WEBP", 8, "image/webp"),
+    (b"%PDF-", 0, "application/pdf"),
+    (b"WAVE", 8, "audio/wav"),
+    (b"fLaC", 0, "audio/flac"),
+    (b"OggS", 0, "audio/ogg"),
+    (b"ID3", 0, "audio/mpeg"),
+    (b"ftyp", 4, "video/mp4"),
+    (b"PK\x03\x04", 0, "application/zip"),
+)
+"""Leading bytes of common model outputs (images, audio, reports): enough to name what a
+model answered for an offered wildcard; anything else is ``application/octet-stream``."""
+
+
+def sniff(answer: Answer) -> str | None:
+    """The type of a raw answer's bytes: from its file name, else from its first bytes."""
+    import mimetypes
+
+    if answer.filename:
+        guessed = mimetypes.guess_type(answer.filename)[0]
+        if guessed:
+            return guessed
+    head = answer.content[:16] if answer.content is not None else b""
+    if answer.path is not None:
+        with open(answer.path, "rb") as fh:
+            head = fh.read(16)
+    for signature, offset, media_type in _SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            return media_type
+    return None
 
 
 def _close(obj: Any) -> None:

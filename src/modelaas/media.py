@@ -32,11 +32,12 @@ def parse_accept(header: str) -> list[tuple[str, float, int]]:
 
 
 def _matches(media_range: str, media_type: str) -> bool:
+    """Whether a client's range accepts an offered type; an offered ``image/*`` covers ``image/png``."""
     if media_range == "*/*":
         return True
     major, _, minor = media_range.partition("/")
     t_major, _, t_minor = media_type.lower().partition("/")
-    return major == t_major and (minor == "*" or minor == t_minor)
+    return major == t_major and (minor == "*" or t_minor in ("*", minor))
 
 
 def negotiate(header: str | None, offered: Sequence[str]) -> str:

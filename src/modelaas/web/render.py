@@ -39,8 +39,19 @@ def answer_response(answer: Answer) -> Response:
             answer.path, media_type=answer.media_type, filename=answer.filename, content_disposition_type="attachment"
         )
     if answer.content is not None:
-        return Response(answer.content, media_type=answer.media_type)
+        headers = {"content-disposition": content_disposition(answer.filename)} if answer.filename else None
+        return Response(answer.content, media_type=answer.media_type, headers=headers)
     return JSON(answer.json)
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with the file name, as Starlette's FileResponse writes it (RFC 6266 / 5987)."""
+    from urllib.parse import quote
+
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
 
 
 async def send_answer(answer: Answer, scope: Scope, receive: Receive, send: Send) -> None:
