@@ -55,7 +55,7 @@ def build_options(params: Iterable[Param], *, taken: Iterable[str] = ()) -> list
         item = p.item if p.is_array else p.kind
         if p.is_file:
             ptype: Any = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
-        elif p.choices is not None and all(isinstance(c, str) for c in p.choices):
+        elif p.choices is not None and p.choices_checked and all(isinstance(c, str) for c in p.choices):
             ptype = click.Choice([str(c) for c in p.choices])
         elif item is Kind.BOOLEAN:
             ptype = click.BOOL
@@ -85,7 +85,7 @@ def describe(p: Param) -> str:
         kind += " (repeat the option)"
     facts = [kind]
     if p.choices is not None:
-        facts.append("one of: " + ", ".join(str(c) for c in p.choices))
+        facts.append(("one of: " if p.choices_checked else "usually one of: ") + ", ".join(str(c) for c in p.choices))
     if p.minimum is not None or p.maximum is not None:
         low = "" if p.minimum is None else f"{p.minimum}{' <' if p.exclusive_minimum else ' <='} "
         high = "" if p.maximum is None else f"{' <' if p.exclusive_maximum else ' <='} {p.maximum}"

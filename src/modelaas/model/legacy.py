@@ -131,14 +131,15 @@ def describe_field(name: str, fld: Any) -> Param:
     """One marshmallow field -> one :class:`Param` (marshmallow 3 or 4, webargs 5+)."""
     meta: Mapping[str, Any] = getattr(fld, "metadata", None) or {}
     kind, item = field_kind(fld)
-    choices = meta.get("enum")
+    enum = meta.get("enum")  # documentation only, in DEEPaaS: not checked
+    one_of = None
     minimum = maximum = None
     exclusive_min = exclusive_max = False
     min_length = max_length = None
     for v in _validators(fld):
         vname = type(v).__name__
-        if vname == "OneOf" and choices is None:
-            choices = list(getattr(v, "choices", []) or [])
+        if vname == "OneOf" and one_of is None:
+            one_of = list(getattr(v, "choices", []) or [])
         elif vname == "Range":
             minimum, maximum = getattr(v, "min", None), getattr(v, "max", None)
             exclusive_min = not getattr(v, "min_inclusive", True)
@@ -147,10 +148,13 @@ def describe_field(name: str, fld: Any) -> Param:
             equal = getattr(v, "equal", None)
             min_length = equal if equal is not None else getattr(v, "min", None)
             max_length = equal if equal is not None else getattr(v, "max", None)
+    choices = one_of if one_of is not None else enum
+    checked = one_of is not None or enum is None
     if kind is Kind.ARRAY and choices is None:  # List(Str(validate=OneOf(...))): the items' choices
         inner = getattr(fld, "inner", None) or getattr(fld, "container", None)
         if inner is not None:
-            choices = describe_field(name, inner).choices
+            described = describe_field(name, inner)
+            choices, checked = described.choices, described.choices_checked
     default = _field_default(fld)
     location = meta.get("location") or getattr(fld, "location", None)
     return Param(
@@ -162,6 +166,7 @@ def describe_field(name: str, fld: Any) -> Param:
         default=default,
         description=str(meta.get("description") or meta.get("help") or ""),
         choices=tuple(choices) if choices is not None else None,
+        choices_checked=checked,
         minimum=minimum,
         maximum=maximum,
         exclusive_minimum=exclusive_min,

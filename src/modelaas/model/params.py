@@ -64,6 +64,9 @@ class Param:
     default: Any = MISSING
     description: str = ""
     choices: tuple[Any, ...] | None = None
+    choices_checked: bool = True
+    """False when ``choices`` only document usual values (a DEEPaaS ``enum`` in field metadata):
+    other values are accepted, as DEEPaaS accepts them."""
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False

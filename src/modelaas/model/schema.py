@@ -42,9 +42,9 @@ def param_schema(param: Param) -> dict[str, Any]:
                 schema["minLength"] = param.min_length
             if param.max_length is not None:
                 schema["maxLength"] = param.max_length
-    if param.choices is not None:
+    if param.choices is not None:  # checked: an enum; else the usual values, as examples
         target = schema["items"] if param.kind is Kind.ARRAY else schema
-        target["enum"] = [to_jsonable(c) for c in param.choices]
+        target["enum" if param.choices_checked else "examples"] = [to_jsonable(c) for c in param.choices]
     if _finite(param.minimum):
         schema["exclusiveMinimum" if param.exclusive_minimum else "minimum"] = param.minimum
     if _finite(param.maximum):
@@ -60,6 +60,8 @@ def param_schema(param: Param) -> dict[str, Any]:
         schema["description"] = param.description
     if param.extra.get("fetch"):  # a URL the server fetches (URLFile)
         (schema["items"] if param.kind is Kind.ARRAY else schema)["format"] = "uri"
+    if isinstance(param.extra.get("format"), str) and "format" not in schema:  # e.g. "password"
+        schema["format"] = param.extra["format"]
     if param.media_types and param.is_file:
         schema["contentMediaType"] = param.media_types[0]
     for key in ("example", "examples"):

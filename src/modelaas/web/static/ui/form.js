@@ -326,7 +326,7 @@ class Field {
         break;
       }
       default: {
-        const type = { date: "date", datetime: "datetime-local" }[this.kind] || "text";
+        const type = s.format === "password" ? "password" : { date: "date", datetime: "datetime-local" }[this.kind] || "text";
         let value = s.default !== undefined && s.default !== null ? String(s.default) : "";
         if (type === "datetime-local") value = value.replace(/Z$|[+-]\d\d:\d\d$/, "").slice(0, 19);
         this.input = h("input", {
@@ -339,6 +339,12 @@ class Field {
           step: type === "datetime-local" ? "1" : null,
         });
         control = [this.labelEl(this.id), help, this.input];
+        if (type === "text" && Array.isArray(s.examples) && s.examples.length) {
+          // usual values (not enforced): offered as suggestions, any text still accepted
+          const list = h("datalist", { id: `${this.id}-usual` }, ...s.examples.map((v) => h("option", { value: String(v) })));
+          this.input.setAttribute("list", list.id);
+          control.push(list);
+        }
       }
     }
     this.el = wrap([control, this.error]);
