@@ -133,8 +133,14 @@ class Runtime:
                 await check_destination(url, self.fetch_policy)
             except FetchRefused as exc:
                 raise FetchRefused(f"Argument 'url': {exc.message}") from None
-            except FetchFailed as exc:  # unresolvable now: nothing to judge; a later answer is DNS rebinding
-                log.info("URL for model %r not checked: %s", name, exc.message)
+            except FetchFailed as exc:  # unresolvable here: the model may resolve it elsewhere (its hosts file)
+                if not self.settings.pass_unresolved_urls:
+                    raise FetchRefused(
+                        f"Argument 'url': {shown(url)} is refused: {exc.message} The model fetches URLs itself, "
+                        "so where this one leads cannot be checked (operators can allow such URLs with "
+                        "--pass-unresolved-urls)."
+                    ) from None
+                log.info("URL for model %r passed unchecked (--pass-unresolved-urls): %s", name, exc.message)
             if not is_plain_url(url):  # after the destination check, so that its reasons come first
                 raise FetchRefused(
                     f"Argument 'url': {shown(url)} is not a plain http or https URL: a host name or dotted IPv4 "

@@ -146,6 +146,13 @@ class Settings:
         default=100 * 1024 * 1024, metadata=_doc("Largest URL input fetched, in decoded bytes.")
     )
     fetch_timeout: float = field(default=30.0, metadata=_doc("Seconds a URL input may take to fetch, in total."))
+    pass_unresolved_urls: bool = field(
+        default=False,
+        metadata=_doc(
+            "Hand v1 predict_url models URLs whose host does not resolve here (default: refused with 400, "
+            "since the model fetches them itself, unchecked)."
+        ),
+    )
 
     # ------------------------------------------------------------------ loading
     @classmethod

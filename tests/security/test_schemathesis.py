@@ -135,11 +135,13 @@ def _schema_at(case: Any, line: str) -> dict[str, Any]:
 
 
 def _destination_refused(failure: Failure, response: Any) -> bool:
-    """A valid URL refused for where it points (loopback, private...): the document's 400, not a schema matter."""
+    """A valid URL refused for where it points (loopback, private...) or for a host that does not resolve
+    (generated names): the document's 400, not a schema matter."""
     if failure.code != "ST202" or response.status_code != 400:
         return False
     message = response.json().get("message", "")
-    return message.startswith("Argument 'url': Refused to fetch") and " points to " in message
+    pointed = message.startswith("Argument 'url': Refused to fetch") and " points to " in message
+    return pointed or (message.startswith("Argument 'url': ") and "cannot resolve" in message)
 
 
 def _fuzz(operation: Any, url: str, headers: dict[str, str], found: Findings, **fixed: Any) -> None:

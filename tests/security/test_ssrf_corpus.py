@@ -211,11 +211,22 @@ def test_v1_limitation_the_model_follows_its_own_redirects(
     assert canary.wait_for_hit() >= 1
 
 
-def test_v1_unresolvable_host_is_left_to_the_model(canary: Any, make_client: Callable[..., TestClient]) -> None:
-    """Nothing to judge: the model gets the URL (a name that resolves later is the rebinding case)."""
+def test_v1_unresolvable_host_is_refused(canary: Any, make_client: Callable[..., TestClient]) -> None:
+    """The model might resolve it elsewhere (its own hosts file): fail closed, saying why and how to allow it."""
     client = make_client("url_v1")
     r = client.post("/v2/models/url-v1/predict/", data={"url": "http://no-such-host.invalid/"})
-    assert r.status_code == 500 and "failed in predict" in r.json()["message"], r.text
+    assert r.status_code == 400, r.text
+    message = r.json()["message"]
+    assert "cannot resolve 'no-such-host.invalid'" in message and "--pass-unresolved-urls" in message
+    assert canary.count == 0
+
+
+def test_v1_unresolvable_host_goes_to_the_model_when_allowed(
+    canary: Any, make_client: Callable[..., TestClient]
+) -> None:
+    client = make_client("url_v1", pass_unresolved_urls=True)
+    r = client.post("/v2/models/url-v1/predict/", data={"url": "http://no-such-host.invalid/"})
+    assert r.status_code == 500 and "failed in predict" in r.json()["message"], r.text  # the model's own fetch
     assert canary.count == 0
 
 
@@ -231,8 +242,8 @@ def test_v1_unresolvable_host_is_left_to_the_model(canary: Any, make_client: Cal
 def test_v1_url_that_is_not_plain_is_refused_as_the_document_says(
     url: str, canary: Any, make_client: Callable[..., TestClient]
 ) -> None:
-    """Unresolvable names go to the model, but only in the form the API document gives for ``url``."""
-    client = make_client("url_v1")
+    """Unresolvable names go to the model when allowed, but only in the form the API document gives for ``url``."""
+    client = make_client("url_v1", pass_unresolved_urls=True)
     r = client.post("/v2/models/url-v1/predict/", data={"url": url})
     assert r.status_code == 400, r.text
     assert "is not a plain http or https URL" in r.json()["message"]
