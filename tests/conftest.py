@@ -57,7 +57,7 @@ def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
             overrides.setdefault("model_name", targets[0].split(":")[0].split(".")[0].replace("_", "-"))
         s = Settings(**{**settings.__dict__, **overrides})
         name = s.model_name if len(targets) == 1 else None
-        adapters = [t if isinstance(t, ModelAdapter) else load_fixture(t, name) for t in targets]
+        adapters = [t if isinstance(t, ModelAdapter) else load_fixture(t, name, settings=s) for t in targets]
         client = TestClient(create_app(s, runtime=Runtime(s, adapters)), raise_server_exceptions=False)
         client.__enter__()
         opened.append(client)

@@ -9,14 +9,17 @@ from typing import TypeVar
 
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.loader import ModelRef, load
+from modelaas.settings import Settings
 
 T = TypeVar("T")
 
 
-def load_fixture(target: str, name: str | None = None, interface: str | None = None) -> ModelAdapter:
+def load_fixture(
+    target: str, name: str | None = None, interface: str | None = None, settings: Settings | None = None
+) -> ModelAdapter:
     """Load a fixture model (tests/fixtures/models) as if it were installed: ``target`` is ``module[:attr]``."""
     name = name or target.split(":")[0].split(".")[0].replace("_", "-")
-    return load(ModelRef(name, target, interface, "test"))
+    return load(ModelRef(name, target, interface, "test"), settings)
 
 
 def spool_files(root: Path) -> list[Path]:

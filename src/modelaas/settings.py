@@ -146,6 +146,14 @@ class Settings:
         default=100 * 1024 * 1024, metadata=_doc("Largest URL input fetched, in decoded bytes.")
     )
     fetch_timeout: float = field(default=30.0, metadata=_doc("Seconds a URL input may take to fetch, in total."))
+    v1_call_form: str = field(
+        default="auto",
+        metadata=_doc(
+            "How v1 models are called: auto (from each function's signature), dict (DEEPaaS 0.5-1.3: one dict "
+            "with files, urls and test args), seed (predict_file(path, **kw), predict_data(bytes, **kw)).",
+            choices=("auto", "dict", "seed"),
+        ),
+    )
     pass_unresolved_urls: bool = field(
         default=False,
         metadata=_doc(

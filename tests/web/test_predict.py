@@ -171,7 +171,7 @@ def test_text_for_a_file_argument_is_refused(make_client):
 
 
 def test_v1_model_on_v2_routes(make_client):
-    c = make_client("v1_seed")
+    c = make_client("v1_seed", pass_unresolved_urls=True)  # a.example: the model's to resolve
     url = "/v2/models/v1-seed/predict/"
     r = c.post(url, files=[("data", ("a.txt", b"abc")), ("data", ("b.txt", b"abcdef"))], data={"scale": "1"})
     assert r.json() == {

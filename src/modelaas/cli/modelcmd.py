@@ -193,10 +193,11 @@ def _resolve(ctx: click.Context, name: str, method: str) -> Target:
         return remote_target(params, name, method)
     from modelaas.model.loader import load, select_models
 
-    refs = {ref.name: ref for ref in select_models(_settings(ctx))}
+    settings = _settings(ctx)
+    refs = {ref.name: ref for ref in select_models(settings)}
     if name not in refs:
         raise ModelNotFound(name, list(refs))
-    adapter = load(refs[name])
+    adapter = load(refs[name], settings)
     described = adapter.predict_params if method == "predict" else adapter.train_params
     return Target(name=name, params=tuple(described or ()), adapter=adapter)
 

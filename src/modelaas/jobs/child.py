@@ -116,7 +116,7 @@ def _default_sigterm() -> None:
 def _load(name: str, settings: Settings) -> Any:
     for ref in select_models(settings):
         if ref.name == name:
-            return load(ref)
+            return load(ref, settings)
     raise ModelLoadError(f"Model {name!r} is not served by this server any more.")
 
 

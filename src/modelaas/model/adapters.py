@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelaas.errors import BadRequest, ModelError, ModelLoadError, NotImplementedByModel, ValidationError
-from modelaas.model import legacy
+from modelaas.model import legacy, v1calls
 from modelaas.model.describe import Described, read_descriptions
 from modelaas.model.files import as_deepaas_files, deepaas_file_class
 from modelaas.model.interface import Model
@@ -148,16 +148,17 @@ class V2Adapter(ModelAdapter):
 
 
 class V1Adapter(ModelAdapter):
-    """DEEPaaS v1 (the seed): ``predict_file``/``predict_data``/``predict_url``, ``train(user_conf)``.
+    """DEEPaaS v1: ``predict_data``/``predict_url`` (and ``predict_file``), ``train(args)``.
 
-    On the v2 routes predict takes ``data`` (one or more files) or ``url`` (one or more
-    strings), never both, plus the model's ``get_test_args()``. Each item is predicted in
-    turn; several items answer a list of results.
+    On every route predict takes ``data`` (one or more files) or ``url`` (one or more
+    strings), never both, plus the model's ``get_test_args()``. Functions in the dict form
+    of DEEPaaS 0.5 to 1.3 get one dict per request; functions in the seed form get one call
+    per file or URL, and several items answer a list of results (see :mod:`modelaas.model.v1calls`).
     """
 
     interface = "v1"
 
-    def __init__(self, name: str, target: Any) -> None:
+    def __init__(self, name: str, target: Any, *, call_form: str = "auto") -> None:
         super().__init__(name, target)
         t = target
         predicts = any(callable(getattr(t, m, None)) for m in ("predict_file", "predict_data", "predict_url"))
@@ -172,10 +173,26 @@ class V1Adapter(ModelAdapter):
             self.train_params = self._describe(
                 "get_train_args", lambda a: legacy.params_from_v1(a, model=name, method="get_train_args")
             ) or ParamSet((), lambda raw: {})
+        data, url, file = (_callable(t, m) for m in ("predict_data", "predict_url", "predict_file"))
+        self._data_dict = v1calls.uses_dict_form(data, call_form)
+        self._url_dict = v1calls.uses_dict_form(url, call_form)
+        # the seed's predict_file, unless the model is written for DEEPaaS 1.x (which never called it)
+        seed_file = file is not None and (call_form == "seed" or not v1calls.uses_dict_form(file, call_form))
+        self._file_func = file if seed_file and not self._data_dict else None
+        self._train_bare = trains and v1calls.takes_no_arguments(t.train)
 
     def predict(self, kwargs: dict[str, Any]) -> Any:
         files = kwargs.pop("data", None) or []
         urls = kwargs.pop("url", None) or []
+        if files and self._data_dict:
+            args, opened = v1calls.dict_for_files(files, kwargs)
+            try:
+                return self.target.predict_data(args)
+            finally:
+                for upload in opened:
+                    upload.close()
+        if urls and self._url_dict:
+            return self.target.predict_url(v1calls.dict_for_urls(urls, kwargs))
         results = [self._predict_file(f, kwargs) for f in files] or [self._predict_url(u, kwargs) for u in urls]
         return results[0] if len(results) == 1 else results
 
@@ -185,20 +202,25 @@ class V1Adapter(ModelAdapter):
         return [str(u) for u in kwargs.get("url") or []]
 
     def _predict_file(self, upload: Any, kwargs: dict[str, Any]) -> Any:
-        if callable(getattr(self.target, "predict_file", None)):
-            return self.target.predict_file(upload.filename, **kwargs)
+        if self._file_func is not None:
+            return v1calls.call_seed(self._file_func, upload.filename, kwargs)
         if callable(getattr(self.target, "predict_data", None)):
             with open(upload.filename, "rb") as fh:
-                return self.target.predict_data(fh.read(), **kwargs)
-        raise NotImplementedByModel(f"Model {self.name!r} cannot predict from files (no predict_file/predict_data).")
+                return v1calls.call_seed(self.target.predict_data, fh.read(), kwargs)
+        raise NotImplementedByModel(f"Model {self.name!r} cannot predict from files (no predict_data).")
 
     def _predict_url(self, url: str, kwargs: dict[str, Any]) -> Any:
         if callable(getattr(self.target, "predict_url", None)):
-            return self.target.predict_url(url, **kwargs)
+            return v1calls.call_seed(self.target.predict_url, url, kwargs)
         raise NotImplementedByModel(f"Model {self.name!r} cannot predict from URLs (no predict_url).")
 
     def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
-        return self.target.train(dict(kwargs))
+        return self.target.train() if self._train_bare else self.target.train(dict(kwargs))
+
+
+def _callable(target: Any, name: str) -> Callable[..., Any] | None:
+    func = getattr(target, name, None)
+    return func if callable(func) else None
 
 
 def _with_data_and_url(test: ParamSet) -> ParamSet:

@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from modelaas.errors import ModelLoadError
-from modelaas.model.adapters import ADAPTERS, ModelAdapter, detect_interface
+from modelaas.model.adapters import ADAPTERS, ModelAdapter, V1Adapter, detect_interface
 from modelaas.model.interface import Model
 from modelaas.settings import Settings
 
@@ -70,8 +70,8 @@ def select_models(settings: Settings) -> list[ModelRef]:
     return [ModelRef(DEMO_NAME, "modelaas.model.demo:DemoModel", "typed", "builtin")]
 
 
-def load(ref: ModelRef) -> ModelAdapter:
-    """Import a model, instantiate it if it is a class, and describe it."""
+def load(ref: ModelRef, settings: Settings | None = None) -> ModelAdapter:
+    """Import a model, instantiate it if it is a class, and describe it (``settings``: how to call it)."""
     target = import_target(ref)
     if inspect.isclass(target):
         try:
@@ -81,6 +81,8 @@ def load(ref: ModelRef) -> ModelAdapter:
                 f"Model {ref.name!r}: creating {ref.target} failed: {exc}", traceback_text=traceback.format_exc()
             ) from exc
     interface = "typed" if isinstance(target, Model) else ref.interface or detect_interface(target)
+    if interface == "v1":
+        return V1Adapter(ref.name, target, call_form=settings.v1_call_form if settings else "auto")
     return ADAPTERS[interface](ref.name, target)
 
 
@@ -99,4 +101,4 @@ def import_target(ref: ModelRef) -> Any:
 
 
 def load_models(settings: Settings) -> list[ModelAdapter]:
-    return [load(ref) for ref in select_models(settings)]
+    return [load(ref, settings) for ref in select_models(settings)]

@@ -1,7 +1,9 @@
 """Raw argument values from a request, guided by the parameter description.
 
 Non-file arguments are read from the query string, then form fields (urlencoded or
-multipart), then a JSON object body; files from multipart parts. Lists come as repeated
+multipart), then a JSON object body, then (for arguments declared with DEEPaaS's
+``location: headers``) the request header of their name; files from multipart parts.
+An ``accept`` argument read from the ``Accept`` header is negotiated against its choices. Lists come as repeated
 keys or as one JSON array; objects as JSON text or JSON values. JSON text nested deeper
 than ``JSON_MAX_DEPTH`` levels is refused (400), as in JSON bodies.
 """
@@ -24,8 +26,13 @@ def collect(
     fields: Iterable[tuple[str, str]],
     files: Iterable[tuple[str, File]],
     json_body: Any,
+    headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> dict[str, Any]:
-    """Gather each declared argument's raw value by wire name (undeclared ones are ignored)."""
+    """Gather each declared argument's raw value by wire name (undeclared ones are ignored).
+
+    ``headers`` are the raw request headers (ASGI: lower-case names), read only for
+    arguments declared in headers.
+    """
     by_query = _group(query)
     by_form = _group(fields)
     by_file: dict[str, list[File]] = {}
@@ -51,9 +58,29 @@ def collect(
             raw[name] = _from_text(p, by_form[name])
         elif name in body:
             raw[name] = body[name]
+        elif p.location in ("headers", "header"):
+            value = _header(headers, name)
+            if value is not None:
+                raw[name] = _from_header(p, value)
     if errors:
         raise ValidationError(errors)
     return raw
+
+
+def _header(headers: Iterable[tuple[bytes, bytes]], name: str) -> str | None:
+    wanted = name.lower().encode("latin-1", "replace")
+    for key, value in headers:
+        if key.lower() == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+def _from_header(param: Param, value: str) -> Any:
+    if param.wire_name.lower() == "accept" and param.choices:  # what to answer: negotiated, as predict does
+        from modelaas.media import negotiate
+
+        return negotiate(value, [str(c) for c in param.choices])
+    return _from_text(param, [v.strip() for v in value.split(",")] if param.is_array else [value])
 
 
 def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:

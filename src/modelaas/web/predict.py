@@ -72,7 +72,7 @@ class PredictEndpoint:
             body = _NO_BODY
         try:
             query = _query(scope["query_string"].decode("latin-1"))
-            raw = collect(params, query, body.fields, body.files, body.json)
+            raw = collect(params, query, body.fields, body.files, body.json, scope["headers"])
             answer = await st.runtime.predict(
                 name,
                 raw,
