@@ -54,7 +54,8 @@ _NETWORK_TROUBLE = re.compile(
 
 def model_packages() -> dict[str, Path]:
     """The model packages installed beside DEEPaaS and modelaas, by label."""
-    corpus = {p.name: p for p in sorted(CORPUS.iterdir()) if (p / "pyproject.toml").is_file()}
+    found = sorted(CORPUS.iterdir()) if CORPUS.is_dir() else []
+    corpus = {p.name: p for p in found if (p / "pyproject.toml").is_file()}
     return {"demo-app": DEMO_APP, **corpus}
 
 

@@ -2,8 +2,9 @@
 
 compat-image-wildcard offers ``accept`` choices ``application/json`` and ``image/*``, and
 answers a PNG for any image type. Equal under both servers: ``Accept: application/json``
-answers 200 with the same JSON. Where modelaas departs on purpose (defect 4.7 of the
-reference: DEEPaaS compares the Accept header with the choices as plain strings):
+answers 200 with the same JSON. Where modelaas departs on purpose (docs/guide.md, "What
+modelaas does differently": DEEPaaS compares the Accept header with the choices as plain
+strings, where modelaas negotiates):
 
 * ``Accept: image/png`` (a type inside the offered ``image/*``): DEEPaaS answers 422; modelaas
   answers 200 with the image and ``Content-Type: image/png``;

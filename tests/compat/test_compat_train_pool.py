@@ -1,13 +1,13 @@
 """A training that opens a ``multiprocessing`` pool (fork) per round (corpus package compat-train-pool).
 
 Equal under both servers: 40 rounds of ``with Pool(2) as pool: pool.map(...)`` end ``done``
-within a bounded time (60 s), with the same output. modelaas also keeps the training's log: it must
-hold no traceback (pool workers stopped by a signal handler they inherited print one).
+within a bounded time (60 s), with the same output. modelaas also keeps the training's log:
+it must hold no traceback (pool workers stopped by a signal handler they inherited print one).
 
 Cancelling is checked on modelaas only: DEEPaaS 2.6.0 answers a DELETE of a running training
-with a 500 (defect 4.2 of the reference) and leaves the pool's workers running, orphaned;
-both are pinned here. modelaas must answer the record, ``cancelled``, and stop the training
-and every worker of its pool.
+with a 500 (docs/guide.md, "What modelaas does differently") and leaves the pool's workers
+running, orphaned; both are pinned here. modelaas must answer the record, ``cancelled``, and
+stop the training and every worker of its pool.
 """
 
 from __future__ import annotations

@@ -8,13 +8,14 @@ Equal under both servers:
 
 * predict with one file: status 200 and the whole JSON answer, which is the expected report.
 
-Where modelaas departs on purpose (DEEPaaS defect 4.5 of the reference: it cannot hand a list
-of files to its worker process, nor any file to a training):
+Where modelaas departs on purpose (docs/guide.md, "What modelaas does differently": DEEPaaS
+cannot hand a list of files to its worker process, nor any file to a training):
 
 * predict with a list of files: DEEPaaS answers a text/plain 500; modelaas answers 200 with
   the report of every file, each an ``UploadedFile``;
-* train with one file: DEEPaaS's job ends in ``error`` ("I/O operation on closed file.");
-  modelaas's ends ``done`` with the report as its output;
+* train with one file: DEEPaaS's job ends in ``error`` (the aiohttp upload it hands its
+  worker is closed by then: "I/O operation on closed file."); modelaas's ends ``done`` with
+  the report as its output;
 * train with a list of files: DEEPaaS answers the submission with a text/plain 500 (it
   cannot even write the job record); modelaas runs it: ``done`` with the report as output.
 """
@@ -90,7 +91,7 @@ def test_a_list_of_files_reaches_predict_as_uploaded_files(serve):
 
 def test_one_file_reaches_train_as_an_uploaded_file(serve):
     theirs, ours = train_both(serve(MODEL), MODEL, timeout=60, files=parts(DATASET))
-    assert (theirs["status"], theirs.get("message")) == ("error", "I/O operation on closed file."), theirs
+    assert theirs["status"] == "error" and theirs["message"], theirs  # the upload is closed, or unpicklable
     assert ours["status"] == "done", outcome(ours)
     assert ours["result"]["output"] == {"dataset": report(DATASET), "extra": []}
 
