@@ -1,317 +1,44 @@
 """modelaas answers like DEEPaaS 2.6.0: the same demo model, both real servers, the same requests.
 
-A session fixture builds (or reuses from a cache keyed by a hash of the inputs) a virtualenv
-with ``deepaas==2.6.0``, then modelaas itself (non-editable), then ``examples/v2-demo-app``,
-and checks that installing modelaas changed the version of no package DEEPaaS had installed.
-Both servers are started from that virtualenv on free loopback ports, each in its own process
-group; every request is made to both and the answers compared.
-
-The cache lives in ``$MODELAAS_TEST_CACHE`` (default ``~/.cache/modelaas-tests``).
+The virtualenv (``deepaas==2.6.0``, then modelaas non-editable, then the model packages)
+and the two servers come from ``support_deepaas``; every request is made to both and the
+answers compared.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import os
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
+from support_deepaas import Server, ask_both, deepaas_venv, parse_freeze, serve_both
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_APP = ROOT / "examples" / "v2-demo-app"
-DEEPAAS = "deepaas==2.6.0"
-PIP_TIMEOUT = 240  # seconds for one pip command
-READY_TIMEOUT = 60
-# pip's words when it cannot reach an index ("from versions: none": it saw no release at all,
-# unlike a requirement that no existing release satisfies, which is a real failure).
-_NETWORK_TROUBLE = re.compile(
-    r"NewConnectionError|Temporary failure in name resolution|Name or service not known|"
-    r"Network is unreachable|Connection refused|ConnectTimeout|ReadTimeout|timed out|ProxyError|SSLError|"
-    r"\(from versions: none\)",
-)
-
-# ------------------------------------------------------------------ the virtualenv
-
-
-def _build_debris(path: Path) -> bool:
-    return any(part == "__pycache__" or part.endswith(".egg-info") for part in path.parts)
-
-
-def _source_files() -> dict[str, list[Path]]:
-    """The files each install reads, by the folder they are copied from."""
-
-    def tree(base: Path, *parts: str) -> list[Path]:
-        out: list[Path] = []
-        for part in parts:
-            path = base / part
-            if path.is_file():
-                out.append(path)
-            elif path.is_dir():
-                out += [p for p in sorted(path.rglob("*")) if p.is_file() and not _build_debris(p)]
-        return out
-
-    root_files = ["pyproject.toml", "README.md", "src", *sorted(p.name for p in ROOT.glob("LICEN[CS]E*"))]
-    return {"modelaas": tree(ROOT, *root_files), "demo-app": tree(DEMO_APP, "pyproject.toml", "README.md", "demo_app")}
-
-
-def _cache_key(sources: dict[str, list[Path]]) -> str:
-    digest = hashlib.sha256()
-    digest.update(f"{sys.version}|{sys.platform}|{DEEPAAS}|parity-v1".encode())
-    for label, files in sources.items():
-        base = ROOT if label == "modelaas" else DEMO_APP
-        for path in files:
-            digest.update(f"\0{label}/{path.relative_to(base).as_posix()}\0".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _copy(files: list[Path], base: Path, dest: Path) -> Path:
-    """Install from a copy: building in place would leave build/ and *.egg-info in the work tree."""
-    for path in files:
-        target = dest / path.relative_to(base)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-    return dest
-
-
-def _freeze(python: Path) -> dict[str, str]:
-    out = subprocess.run(
-        [str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
-    versions: dict[str, str] = {}
-    for line in out.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, version = line.partition("==")
-        if not sep:
-            name, _, version = line.partition(" @ ")
-        versions[re.sub(r"[-_.]+", "-", name).lower().strip()] = version.strip()
-    return versions
-
-
-def _no_network(message: str) -> None:
-    """Skip without a package index, except in CI, which has one: there it is a failure."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _pip(python: Path, log: Path, *args: str) -> None:
-    cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--retries", "2", *args]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # PIP_* (mirrors, certs) stay
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT, env=env)
-    except subprocess.TimeoutExpired as exc:
-        _no_network(f"pip install {' '.join(args)} took longer than {PIP_TIMEOUT}s (network?): {exc}")
-    with log.open("a", encoding="utf-8") as fh:
-        fh.write(f"$ {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}\n")
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
-        if _NETWORK_TROUBLE.search(proc.stdout + proc.stderr):
-            _no_network(f"cannot reach the package index to build the DEEPaaS venv:\n{tail}")
-        pytest.fail(f"pip install {' '.join(args)} failed:\n{tail}")
-
-
-def _parse_freeze(path: Path) -> dict[str, str]:
-    pairs = (line.split("==", 1) for line in path.read_text().splitlines() if "==" in line)
-    return {name: version for name, version in pairs}
-
-
-def _write_freeze(path: Path, versions: dict[str, str]) -> None:
-    path.write_text("".join(f"{name}=={version}\n" for name, version in sorted(versions.items())))
-
-
-def _build(venv: Path, work: Path) -> None:
-    log = venv.parent / (venv.name + ".log")
-    log.write_text("")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
-    python = venv / "bin" / "python"
-    _pip(python, log, DEEPAAS)
-    _write_freeze(venv / "freeze-deepaas.txt", _freeze(python))
-    sources = _source_files()
-    _pip(python, log, str(_copy(sources["modelaas"], ROOT, work / "modelaas")))
-    _write_freeze(venv / "freeze-modelaas.txt", _freeze(python))
-    _pip(python, log, str(_copy(sources["demo-app"], DEMO_APP, work / "demo-app")))
-    (venv / ".complete").write_text("ok\n")
-
-
-def _prune(cache: Path, keep: Path, max_age: float = 7 * 86400) -> None:
-    """Remove virtualenvs of other inputs unused for ``max_age`` seconds (with their lock and log)."""
-    for old in cache.glob("parity-*"):
-        if old.is_dir() and old != keep and time.time() - old.stat().st_mtime > max_age:
-            shutil.rmtree(old, ignore_errors=True)
-            for extra in (".lock", ".log"):
-                old.with_name(old.name + extra).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
 def parity_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = Path(os.environ.get("MODELAAS_TEST_CACHE") or Path.home() / ".cache" / "modelaas-tests")
-    cache.mkdir(parents=True, exist_ok=True)
-    venv = cache / f"parity-{_cache_key(_source_files())}"
-    with (cache / (venv.name + ".lock")).open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; the others then reuse it
-        try:
-            if not (venv / ".complete").exists():
-                shutil.rmtree(venv, ignore_errors=True)
-                try:
-                    _build(venv, tmp_path_factory.mktemp("parity-src"))
-                except BaseException:
-                    shutil.rmtree(venv, ignore_errors=True)
-                    raise
-            os.utime(venv)
-            _prune(cache, keep=venv)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return venv
+    return deepaas_venv(tmp_path_factory)
 
 
 def test_installing_modelaas_changes_no_package_deepaas_installed(parity_venv: Path) -> None:
-    before = _parse_freeze(parity_venv / "freeze-deepaas.txt")
-    after = _parse_freeze(parity_venv / "freeze-modelaas.txt")
+    before = parse_freeze(parity_venv / "freeze-deepaas.txt")
+    after = parse_freeze(parity_venv / "freeze-modelaas.txt")
     assert "deepaas" in before and "webargs" in before and "marshmallow" in before
     changed = {name: (version, after.get(name)) for name, version in before.items() if after.get(name) != version}
     assert changed == {}, f"installing modelaas changed packages DEEPaaS installed (before, after): {changed}"
 
 
-# ----------------------------------------------------------------------- servers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"{self.name} exited with {self.proc.returncode} before answering:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"{self.name} did not answer GET / within {timeout}s:\n{self.log_tail()}")
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    alive = []
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                alive.append(proc)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return alive
-
-
-def _stop(server: Server) -> list[int]:
-    """Stop the server's whole process group; return the pids still alive afterwards (should be none).
-
-    SIGTERM first; then SIGKILL for whatever is left (deepaas-run 2.6.0 with its worker pool does not exit on SIGTERM).
-    """
-    pgid = server.proc.pid
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    try:
-        server.proc.wait(timeout=3)
-    except subprocess.TimeoutExpired:
-        pass
-    deadline = time.monotonic() + 10
-    while _group_members(pgid) and time.monotonic() < deadline:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        time.sleep(0.2)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        server.proc.wait(timeout=10)
-    return [p.pid for p in _group_members(pgid)]
-
-
 @pytest.fixture(scope="module")
 def servers(parity_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
-    tmp = tmp_path_factory.mktemp("parity-run")
-    bin_dir = parity_venv / "bin"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MODELAAS_", "OS_DEFAULT__", "DEEPAAS_", "PYTHON", "VIRTUAL_ENV"))
-    }
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    env["HOME"] = str(tmp)  # no user config files for either server
-    commands = {
-        "deepaas": lambda port: [
-            str(bin_dir / "deepaas-run"),
-            "--listen-ip",
-            "127.0.0.1",
-            "--listen-port",
-            str(port),
-            "--model-name",
-            "demo-app",
-        ],
-        "modelaas": lambda port: [
-            str(bin_dir / "modelaas"),
-            "serve",
-            "--listen-port",
-            str(port),
-            "--model-name",
-            "demo-app",
-            "--data-dir",
-            str(tmp / "modelaas-data"),
-        ],
-    }
-    started: dict[str, Server] = {}
-    leftovers: dict[str, list[int]] = {}
-    try:
-        for name, command in commands.items():
-            port = _free_port()
-            log = tmp / f"{name}.log"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    command(port), cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            started[name] = Server(name, proc, f"http://127.0.0.1:{port}", log)
+    with serve_both(parity_venv, "demo-app", tmp_path_factory.mktemp("parity-run")) as started:
         for server in started.values():
-            server.wait_ready()
+            server.require()
         yield started
-    finally:
-        for name, server in started.items():
-            left = _stop(server)
-            if left:
-                leftovers[name] = left
-    assert not leftovers, f"server processes left running after teardown: {leftovers}"
 
 
 # ---------------------------------------------------------------------- requests
@@ -399,20 +126,16 @@ def _case(name: str, call: Call) -> Any:
     return pytest.param(call, id=name, marks=marks)
 
 
-def _both(servers: dict[str, Server], send: Any) -> tuple[httpx.Response, httpx.Response]:
-    return send(servers["deepaas"].url), send(servers["modelaas"].url)
-
-
 @pytest.mark.parametrize("path", ["/v2/models/", "/v2/models/demo-app/"])
 def test_model_listing_is_the_same(servers: dict[str, Server], path: str) -> None:
-    theirs, ours = _both(servers, lambda base: httpx.get(base + path, timeout=30))
+    theirs, ours = ask_both(servers, lambda base: httpx.get(base + path, timeout=30))
     assert (theirs.status_code, ours.status_code) == (200, 200)
     assert ours.json() == theirs.json()
 
 
 @pytest.mark.parametrize("call", [_case(name, call) for name, call in SUCCESSES.items()])
 def test_successful_predict_is_the_same(servers: dict[str, Server], call: Call) -> None:
-    theirs, ours = _both(servers, call.send)
+    theirs, ours = ask_both(servers, call.send)
     assert theirs.status_code == 200, theirs.text
     assert ours.status_code == 200, ours.text
     body = theirs.json()
@@ -422,7 +145,7 @@ def test_successful_predict_is_the_same(servers: dict[str, Server], call: Call) 
 
 def test_png_answer_is_the_same(servers: dict[str, Server]) -> None:
     call = Call({"demo-int": "1"}, headers=(("Accept", "image/png"),))
-    theirs, ours = _both(servers, call.send)
+    theirs, ours = ask_both(servers, call.send)
     assert (theirs.status_code, ours.status_code) == (200, 200)
     assert theirs.content == ours.content == PNG
     assert theirs.headers["content-type"].split(";")[0] == ours.headers["content-type"].split(";")[0] == "image/png"
@@ -430,7 +153,7 @@ def test_png_answer_is_the_same(servers: dict[str, Server]) -> None:
 
 @pytest.mark.parametrize("call", [_case(name, call) for name, call in FAILURES.items()])
 def test_validation_error_is_the_same(servers: dict[str, Server], call: Call) -> None:
-    theirs, ours = _both(servers, call.send)
+    theirs, ours = ask_both(servers, call.send)
     assert theirs.status_code == 422, theirs.text
     assert (ours.status_code, ours.json()) == (theirs.status_code, theirs.json())
 
@@ -475,7 +198,7 @@ DEPARTURES = {
 def test_documented_departures_from_deepaas(
     servers: dict[str, Server], call: Call, deepaas: tuple[int, Any], modelaas: tuple[int, Any]
 ) -> None:
-    theirs, ours = _both(servers, call.send)
+    theirs, ours = ask_both(servers, call.send)
     for response, (status, body) in ((theirs, deepaas), (ours, modelaas)):
         assert response.status_code == status, response.text
         if body is not None:

@@ -1,0 +1,1 @@
+"""Compatibility corpus: smaller habits of real DEEPaaS v2 models."""

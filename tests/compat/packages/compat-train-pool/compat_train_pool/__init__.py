@@ -1,0 +1,1 @@
+"""Compatibility corpus: multiprocessing pools inside train()."""

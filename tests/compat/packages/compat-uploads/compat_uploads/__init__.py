@@ -1,0 +1,1 @@
+"""Compatibility corpus: uploads checked with isinstance against DEEPaaS's class."""
