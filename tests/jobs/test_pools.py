@@ -31,6 +31,15 @@ def test_a_training_opening_pools_finishes_without_worker_tracebacks(make_client
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
 
 
+def test_a_child_stopped_the_moment_it_is_forked_stops(make_client):
+    """No window after a fork where the training's handler is still there and SIGTERM gets lost."""
+    client = make_client("pool_trainer")
+    uuid = client.post(URL, data={"forks": "30"}).json()["uuid"]
+    record = wait_for(lambda: _ended(client, uuid), timeout=200, what="the training to end")
+    assert record["status"] == "done", record
+    assert record["result"]["output"] == {"forks": 30, "survivors": 0}
+
+
 def test_cancelling_a_training_inside_a_pool_stops_every_process(make_client):
     client = make_client("pool_trainer")
     uuid = client.post(URL, data={"rounds": "0", "sleep": "600"}).json()["uuid"]

@@ -66,7 +66,7 @@ def run(job_id: str, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     # Processes the model forks (multiprocessing pools) must not inherit that handler: a pool
     # stops its workers with SIGTERM, and a worker raising Stopped would hang the pool.
-    os.register_at_fork(after_in_child=_default_sigterm)
+    os.register_at_fork(before=_hold_sigterm, after_in_parent=_release_sigterm, after_in_child=_default_sigterm)
     try:
         try:
             os.nice(settings.train_nice)
@@ -108,9 +108,24 @@ def run(job_id: str, settings: Settings) -> int:
         store.close()
 
 
+def _hold_sigterm() -> None:
+    """Before a fork: SIGTERM waits, so that none reaches the new process before its handler is reset."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _release_sigterm() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def _default_sigterm() -> None:
-    """In a process forked by the training: SIGTERM ends it quietly, as in any fresh process."""
+    """In a process forked by the training: SIGTERM ends it quietly, as in any fresh process.
+
+    A SIGTERM sent meanwhile (a pool stopping a worker it has just started) was held, and
+    now ends the process: without the hold, Python would drop it ("ignored due to race
+    condition") and the worker would live on, hanging the pool.
+    """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _load(name: str, settings: Settings) -> Any:
