@@ -91,3 +91,20 @@ def test_what_the_child_prints_is_printed_once(capfd):
     read_descriptions(Talks(), ["get_predict_args"], model="talks")
     out = capfd.readouterr().out
     assert out.count("before") == 1 and out.count("found 3 checkpoints") == 1
+
+
+def test_without_cloudpickle_plain_values_still_come_back(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # as in an environment without it
+
+    class Model:
+        def get_predict_args(self):
+            return {"x": {"default": "1"}}
+
+        def get_train_args(self):
+            return {"f": lambda: 1}  # only cloudpickle copies a lambda
+
+    with caplog.at_level(logging.WARNING, logger="modelaas.model"):
+        out = read_descriptions(Model(), ["get_predict_args", "get_train_args"], model="m")
+    assert out["get_predict_args"].value == {"x": {"default": "1"}}
+    assert out["get_train_args"].value["f"]() == 1  # ran here instead, and said so
+    assert "what get_train_args() returned cannot be copied" in caplog.text

@@ -6,7 +6,7 @@ models rely on it (they fill module-level configuration in ``get_*_args()`` and 
 ``warm()`` checks a saved configuration against the pristine one). modelaas validates and
 runs the model in the same process, so it reads the descriptions in a forked child: the
 child calls the methods and sends back what they returned (marshmallow fields, v1 dicts),
-copied with cloudpickle; the calling process never runs them. A fork costs a few
+copied with cloudpickle (plain pickle where it is missing); the calling process never runs them. A fork costs a few
 milliseconds (the model is already imported); the child exits at once.
 
 Where ``os.fork`` does not exist, or a description cannot be copied between processes,
@@ -96,35 +96,31 @@ def _in_child(target: Any, methods: list[str], *, model: str) -> tuple[dict[str,
             f"Model {model!r}: the process reading its {', '.join(m + '()' for m in methods)} ended "
             f"({_ending(status)}) without an answer."
         )
-    try:
-        sent: dict[str, tuple[Any, ...]] = pickle.loads(payload)
-    except Exception as exc:
-        raise ModelLoadError(
-            f"Model {model!r}: what its {', '.join(m + '()' for m in methods)} returned cannot be read back: {exc}",
-            traceback_text=traceback.format_exc(),
-        ) from exc
+    sent: dict[str, tuple[str, Any]] = pickle.loads(payload)  # plain tuples and bytes: always readable
     results: dict[str, Described] = {}
     unsent: dict[str, str] = {}
-    for method, (kind, *rest) in sent.items():
+    for method, (kind, value) in sent.items():
         if kind == "unsent":
-            unsent[method] = rest[0]
-        else:
-            results[method] = rest[0]
+            unsent[method] = value
+            continue
+        try:
+            results[method] = pickle.loads(value)  # our own child's bytes
+        except Exception as exc:
+            unsent[method] = f"reading it back failed: {type(exc).__name__}: {exc}"
     return results, unsent
 
 
 def _child(target: Any, methods: list[str], write_fd: int) -> None:
     code = 0
     try:
-        out: dict[str, tuple[Any, ...]] = {}
+        out: dict[str, tuple[str, Any]] = {}
         for method in methods:
             described = _call(target, method)
             try:
-                _dumps(described)
-                out[method] = ("ok", described)
+                out[method] = ("ok", _dumps(described))
             except Exception as exc:
                 out[method] = ("unsent", f"{type(exc).__name__}: {exc}")
-        data = _dumps(out)
+        data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(write_fd, "wb") as pipe:
             pipe.write(_LENGTH.pack(len(data)) + data)
     except BaseException:
@@ -138,14 +134,21 @@ def _child(target: Any, methods: list[str], write_fd: int) -> None:
 
 
 def _dumps(obj: Any) -> bytes:
-    import cloudpickle
+    """``obj`` pickled; with cloudpickle (lambdas, classes made at run time) when it is installed."""
+    try:
+        import cloudpickle
 
-    class Pickler(cloudpickle.Pickler):
+        base: Any = cloudpickle.Pickler
+    except ImportError:  # pragma: no cover - a dependency; a model's environment may still lack it
+        base = pickle.Pickler
+
+    class Pickler(base):
         def reducer_override(self, obj: Any) -> Any:
             # marshmallow tells "no default" by the identity of its `missing` object: keep it
             if type(obj).__module__.startswith("marshmallow") and obj is _marshmallow_missing():
                 return _marshmallow_missing, ()
-            return super().reducer_override(obj)
+            parent = getattr(super(), "reducer_override", None)
+            return parent(obj) if parent is not None else NotImplemented
 
     buf = io.BytesIO()
     Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
