@@ -141,3 +141,25 @@ def test_no_v1_routes_without_v1_models(make_client):
     c = make_client("v2_basic")
     assert c.get("/v1/").status_code == 404
     assert [v["id"] for v in c.get("/").json()["versions"]] == ["v2"]
+
+
+def _concrete(template):
+    """A request path for a route template (the model is the trainer; any job, asset or file name)."""
+    for name, value in (("{model}", "trainer"), ("{job}", "j1"), ("{path:path}", "a/b.txt"), ("{asset}", "x.js")):
+        template = template.replace(name, value)
+    return template
+
+
+def test_405_allow_lists_every_method_of_the_path(make_client):
+    c = make_client("trainer", "v1_seed", debug_endpoint=True)
+    served = {}
+    for route in c.app.routes:
+        served.setdefault(route.path, set()).update(route.methods or ())
+    assert {"GET", "HEAD", "POST"} <= served["/v2/models/{model}/train/"]
+    for template, methods in served.items():
+        path = _concrete(template)
+        for method in {"GET", "POST", "PUT", "DELETE", "PATCH"} - methods:
+            r = c.request(method, path, follow_redirects=False)
+            assert r.status_code == 405, (method, path, r.status_code)
+            assert set(r.headers["allow"].split(", ")) == methods, (method, path)
+            assert r.json()["message"] == "Method Not Allowed"
