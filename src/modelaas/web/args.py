@@ -1,7 +1,9 @@
 """Raw argument values from a request, guided by the parameter description.
 
 Non-file arguments are read from the query string, then form fields (urlencoded or
-multipart), then a JSON object body; files from multipart parts. Lists come as repeated
+multipart), then a JSON object body; files from multipart parts. An argument whose DEEPaaS
+metadata says ``location: headers`` (and is documented ``in: header`` in ``/swagger.json``) is
+read from the request header of its name first, as DEEPaaS reads it. Lists come as repeated
 keys or as one JSON array; objects as JSON text or JSON values. JSON text nested deeper
 than ``JSON_MAX_DEPTH`` levels is refused (400), as in JSON bodies.
 """
@@ -15,6 +17,7 @@ from typing import Any
 from modelaas.errors import BadRequest, ValidationError
 from modelaas.model.files import File
 from modelaas.model.params import Kind, Param, ParamSet
+from modelaas.web.swagger2_params import reads_header
 from modelaas.web.uploads import JSON_MAX_DEPTH, json_too_deep
 
 
@@ -24,8 +27,13 @@ def collect(
     fields: Iterable[tuple[str, str]],
     files: Iterable[tuple[str, File]],
     json_body: Any,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Gather each declared argument's raw value by wire name (undeclared ones are ignored)."""
+    """Gather each declared argument's raw value by wire name (undeclared ones are ignored).
+
+    ``headers`` (names in any case, as Starlette's ``Headers`` looks them up) is read for the
+    arguments :func:`~modelaas.web.swagger2_params.reads_header` says come in a header.
+    """
     by_query = _group(query)
     by_form = _group(fields)
     by_file: dict[str, list[File]] = {}
@@ -45,7 +53,9 @@ def collect(
             elif text or (name in body and body[name] not in (None, "")):
                 errors[name] = ["Must be a file upload (multipart/form-data)."]
             continue
-        if name in by_query:
+        if headers is not None and reads_header(p) and headers.get(name) is not None:
+            raw[name] = _from_text(p, [headers[name]])
+        elif name in by_query:
             raw[name] = _from_text(p, by_query[name])
         elif name in by_form:
             raw[name] = _from_text(p, by_form[name])

@@ -117,7 +117,7 @@ def request_body(params: ParamSet, *, v1: bool = False) -> dict[str, Any] | None
     """
     if not len(params):
         return None
-    schema = object_schema(params)
+    schema = with_metadata_formats(object_schema(params), params)
     encoding: dict[str, Any] = {}
     for p in params:
         if p.is_file and p.media_types:
@@ -149,6 +149,20 @@ def request_body(params: ParamSet, *, v1: bool = False) -> dict[str, Any] | None
         "required": any(p.required for p in params),
         "content": content,
     }
+
+
+def with_metadata_formats(schema: dict[str, Any], params: ParamSet) -> dict[str, Any]:
+    """``schema`` (an object of ``params``) with the ``format`` each field's metadata gives (``password``...).
+
+    DEEPaaS documents it, and clients read it (its web UI masks a ``password`` field); a list's
+    format goes to its items, as in ``/swagger.json``.
+    """
+    for p in params:
+        fmt = p.extra.get("format")
+        prop = schema["properties"].get(p.wire_name)
+        if isinstance(fmt, str) and fmt and not p.is_file and prop is not None:
+            (prop.setdefault("items", {}) if p.is_array else prop)["format"] = fmt
+    return schema
 
 
 def form_schema(schema: dict[str, Any], params: ParamSet) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -72,7 +73,7 @@ class PredictEndpoint:
             body = _NO_BODY
         try:
             query = _query(scope["query_string"].decode("latin-1"))
-            raw = collect(params, query, body.fields, body.files, body.json)
+            raw = collect(params, query, body.fields, body.files, body.json, Headers(scope=scope))
             answer = await st.runtime.predict(
                 name,
                 raw,

@@ -47,7 +47,7 @@ def build_routes(st: AppState) -> list[BaseRoute]:
     if s.doc_endpoint:
         routes += [
             Route(f"{b}/openapi.json", docs.openapi_json, methods=["GET"]),
-            Route(f"{b}/swagger.json", docs.openapi_json, methods=["GET"]),
+            Route(f"{b}/swagger.json", docs.swagger_json, methods=["GET"]),
             Route(f"{b}/api", docs.swagger_ui, methods=["GET"]),
             Route(f"{b}/api/static/{{asset}}", docs.swagger_asset, methods=["GET"]),
             Route(f"{b}/ui", docs.ui_page, methods=["GET"]),

@@ -78,7 +78,9 @@ class SubmitEndpoint:
             max_field_size=settings.max_field_size,
         )
         try:
-            raw = collect(params, request.query_params.multi_items(), body.fields, body.files, body.json)
+            raw = collect(
+                params, request.query_params.multi_items(), body.fields, body.files, body.json, request.headers
+            )
             job = await asyncio.to_thread(service.submit, adapter, raw)
         finally:
             body.cleanup()
