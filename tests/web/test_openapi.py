@@ -192,7 +192,8 @@ def served_operations(client: TestClient) -> set[tuple[str, str]]:
     st = client.app.state.modelaas  # type: ignore[attr-defined]
     out = set()
     for route in client.app.routes:  # type: ignore[attr-defined]
-        assert isinstance(route, Route)
+        if not isinstance(route, Route):  # the redirect of paths with repeated slashes: no operation of its own
+            continue
         module = getattr(route.endpoint, "__module__", "")
         if getattr(route.endpoint, "__name__", "") == "_redirect_to_slash" or module == "modelaas.web.docs":
             continue

@@ -1,6 +1,7 @@
 """The REST surface: literal DEEPaaS JSON shapes, redirects, base path, switched-off routes."""
 
 import pytest
+from starlette.routing import Route
 
 
 def test_versions_document_is_literal(make_client):
@@ -154,7 +155,8 @@ def test_405_allow_lists_every_method_of_the_path(make_client):
     c = make_client("trainer", "v1_seed", debug_endpoint=True)
     served = {}
     for route in c.app.routes:
-        served.setdefault(route.path, set()).update(route.methods or ())
+        if isinstance(route, Route):
+            served.setdefault(route.path, set()).update(route.methods or ())
     assert {"GET", "HEAD", "POST"} <= served["/v2/models/{model}/train/"]
     for template, methods in served.items():
         path = _concrete(template)
@@ -163,3 +165,20 @@ def test_405_allow_lists_every_method_of_the_path(make_client):
             assert r.status_code == 405, (method, path, r.status_code)
             assert set(r.headers["allow"].split(", ")) == methods, (method, path)
             assert r.json()["message"] == "Method Not Allowed"
+
+
+def test_repeated_slashes_redirect_to_the_served_path(make_client):
+    c = make_client("v2_basic")
+    base = "http://testserver"  # absolute URLs: the client sends these paths as they are
+    # the DEEPaaS web UI asks for f"{api_url}/{model path}/" with api_url ending in a slash
+    for method, path, target in [
+        ("GET", "///v2/models/v2-basic/", "/v2/models/v2-basic/"),
+        ("GET", "/v2//models/v2-basic/?x=1", "/v2/models/v2-basic/?x=1"),
+        ("POST", "//v2/models/v2-basic//predict/", "/v2/models/v2-basic/predict/"),
+        ("POST", "/v2/models/v2-basic//predict", "/v2/models/v2-basic/predict"),  # then 308 to .../predict/
+    ]:
+        r = c.request(method, base + path, follow_redirects=False)
+        assert r.status_code == 308, (path, r.status_code)
+        assert r.headers["location"] == target
+    assert c.get(base + "///v2/models/v2-basic/").json()["name"] == "v2-basic"
+    assert c.get(base + "//nowhere//", follow_redirects=False).status_code == 404  # nothing is served there

@@ -2,14 +2,19 @@
 
 Routes are written one per method; :func:`_one_route_per_path` then joins those of the same
 path into one route that dispatches on the method, so that a 405 answer's ``Allow`` header
-lists every method the path serves (HEAD included where GET is, as Starlette adds it).
+lists every method the path serves (HEAD included where GET is, as Starlette adds it). A
+path with repeated slashes answers 308 to the path with single slashes when that one is
+served (DEEPaaS does so; the DEEPaaS web UI asks for ``<api>//v2/models/<m>/``).
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelaas.web import debug, docs, health, models, train, ui, versions
@@ -64,7 +69,8 @@ def build_routes(st: AppState) -> list[BaseRoute]:
         if s.train_endpoint:
             routes.append(Route(f"{b}/v1/models/{{model}}/train", train.SubmitEndpoint(wait=True), methods=["PUT"]))
     extra: list[BaseRoute] = [Route(f"{b}/ui/", docs.ui_slash, methods=["GET"])] if s.doc_endpoint else []
-    return _one_route_per_path(routes + _slash_redirects(routes, base=b) + extra)
+    served = _one_route_per_path(routes + _slash_redirects(routes, base=b) + extra)
+    return [*served, _MergedSlashes(served)]
 
 
 def _one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
@@ -121,3 +127,28 @@ async def _redirect_to_slash(request: Request) -> Response:
     url = request.url
     target = url.path + "/" + (f"?{url.query}" if url.query else "")
     return RedirectResponse(target, status_code=308)
+
+
+class _MergedSlashes(BaseRoute):
+    """Matches a path with repeated slashes whose single-slash form a route serves; answers 308 to that."""
+
+    _REPEATED = re.compile(r"//+")
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and "//" in path:
+            merged = {**scope, "path": self._REPEATED.sub("/", path)}
+            if any(route.matches(merged)[0] is not Match.NONE for route in self.routes):
+                return Match.FULL, {}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        target = self._REPEATED.sub("/", scope["path"]) + (f"?{query}" if query else "")
+        await RedirectResponse(target, status_code=308)(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
