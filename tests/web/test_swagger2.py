@@ -211,6 +211,7 @@ def test_field_kinds_become_parameter_types(tmp_path: Path) -> None:
         "renamed-arg": ("query", "string"),  # the data_key clients send
     }
     assert params["options"]["default"] == "{}"
+    assert params["options"]["description"] == "A JSON object, as text."
     assert params["flag"]["default"] is False
     assert "accept" not in params and op["produces"] == ["application/json"]
     # no file: a JSON body and form fields work too, as the description says

@@ -79,6 +79,9 @@ def parameter(p: Param) -> dict[str, Any]:
         out["type"] = "file"
         if p.is_array:
             out["description"] = "Send one file part per file (the part repeated)."
+    elif p.kind is Kind.OBJECT:
+        out["type"] = "string"
+        out["description"] = "A JSON object, as text."
     elif p.is_array:
         out["type"] = "array"
         out["collectionFormat"] = "multi"
