@@ -7,6 +7,7 @@ answers compared.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,3 +209,52 @@ def test_documented_departures_from_deepaas(
             assert got == body
     if modelaas[0] == 200:
         assert ours.json()["args"]["demo-int"] == 1
+
+
+# ------------------------------------------------------------------ /swagger.json
+
+# What clients read in the Swagger 2.0 document (the DEEPaaS web UI builds its form from these keys).
+PARAMETER_KEYS = ("name", "in", "type", "required", "default", "enum", "minimum", "maximum", "format", "items")
+# apispec's formats for marshmallow's Int and Float: they say nothing a client uses (no bound is checked)
+MARSHMALLOW_FORMATS = {"int32", "float"}
+
+
+def _as_clients_read(param: dict[str, Any]) -> dict[str, Any]:
+    view = {key: param[key] for key in PARAMETER_KEYS if key in param}
+    if view.get("format") in MARSHMALLOW_FORMATS:
+        del view["format"]
+    if "items" in view:
+        view["items"] = {k: v for k, v in view["items"].items() if not (k == "format" and v in MARSHMALLOW_FORMATS)}
+    if param["name"] != "accept":  # ours explains content negotiation at length; the UI leaves accept out
+        view["description"] = param.get("description")
+    return view
+
+
+def _template(path: str) -> str:
+    """A path with its model name and job id as templates (DEEPaaS writes the model's name literally)."""
+    return re.sub(r"/train/\{[a-z]+\}", "/train/{job}", path.replace("/v2/models/demo-app/", "/v2/models/{model}/"))
+
+
+def test_swagger_documents_agree_where_clients_read(servers: dict[str, Server]) -> None:
+    theirs, ours = (r.json() for r in ask_both(servers, lambda base: httpx.get(base + "/swagger.json", timeout=30)))
+    assert theirs["swagger"] == ours["swagger"] == "2.0"
+    served = {(_template(p), m) for p, item in ours["paths"].items() for m in item if m != "parameters"}
+    for path, item in theirs["paths"].items():
+        for method in item:
+            assert (_template(path), method) in served, (path, method)
+    for path in ("/v2/models/demo-app/predict/", "/v2/models/demo-app/train/"):
+        their_op, our_op = theirs["paths"][path]["post"], ours["paths"][path]["post"]
+        assert [_as_clients_read(p) for p in our_op["parameters"]] == [
+            _as_clients_read(p) for p in their_op["parameters"]
+        ]
+        assert our_op["produces"] == their_op["produces"]
+    their_output = theirs["definitions"]["ModelPredictionResponse"]
+    our_output = ours["definitions"]["ModelPredictionResponse"]
+    assert set(our_output["required"]) == set(their_output["required"])
+    assert list(our_output["properties"]) == list(their_output["properties"])
+    for name, prop in their_output["properties"].items():
+        # DEEPaaS refers to nested schemas ($ref, no type); ours describes them in place, as objects
+        if "type" in prop:
+            assert our_output["properties"][name]["type"] == prop["type"], name
+        if "items" in prop and "type" in prop["items"]:
+            assert our_output["properties"][name]["items"]["type"] == prop["items"]["type"], name

@@ -1,5 +1,6 @@
-"""v2 arguments declared with ``location: headers`` are read from request headers (as DEEPaaS does),
-with the query/form fallback kept, on predict and train."""
+"""v2 arguments declared with ``location: headers`` are read from request headers first (as DEEPaaS
+does), with the query/form fallback kept, on predict and train; an explicit ``accept`` wins over
+the ``Accept`` header."""
 
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ def test_predict_reads_a_header_argument(client):
     assert answer.json()["predictions"] == {"x-label": "cat", "n": 2}
 
 
-def test_a_query_or_form_value_still_works_and_wins(client):
+def test_a_query_or_form_value_still_works_the_header_comes_first(client):
     assert client.post(PREDICT, params={"x-label": "dog"}).json()["predictions"]["x-label"] == "dog"
     both = client.post(PREDICT, data={"x-label": "form"}, headers={"X-Label": "header"})
-    assert both.json()["predictions"]["x-label"] == "form"
+    assert both.json()["predictions"]["x-label"] == "header"  # where DEEPaaS reads it
     assert client.post(PREDICT).json()["predictions"]["x-label"] == "none"
 
 
@@ -52,3 +53,9 @@ def test_train_refuses_an_accept_it_cannot_answer(client):
     answer = client.post(TRAIN, headers={"Accept": "image/png"})
     assert answer.status_code == 406
     assert "application/json" in answer.json()["message"]
+
+
+def test_an_explicit_accept_wins_over_the_accept_header(client):
+    assert _trained(client, params={"accept": "text/plain"}, headers={"Accept": "application/json"})["accept"] == (
+        "text/plain"
+    )

@@ -16,7 +16,7 @@ import pydantic
 import pytest
 from jsonschema import Draft202012Validator
 from marshmallow import fields, validate
-from openapi_spec_validator import OpenAPIV31SpecValidator
+from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV31SpecValidator
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -192,7 +192,8 @@ def served_operations(client: TestClient) -> set[tuple[str, str]]:
     st = client.app.state.modelaas  # type: ignore[attr-defined]
     out = set()
     for route in client.app.routes:  # type: ignore[attr-defined]
-        assert isinstance(route, Route)
+        if not isinstance(route, Route):  # the redirect of paths with repeated slashes: no operation of its own
+            continue
         module = getattr(route.endpoint, "__module__", "")
         if getattr(route.endpoint, "__name__", "") == "_redirect_to_slash" or module == "modelaas.web.docs":
             continue
@@ -229,7 +230,9 @@ def test_document_is_valid_and_matches_the_routes(tmp_path: Path, overrides: dic
         assert documented_operations(doc) == served_operations(client)
         op_ids = [op["operationId"] for item in doc["paths"].values() for op in item.values() if "operationId" in op]
         assert len(op_ids) == len(set(op_ids))
-        assert client.get(f"{base}/swagger.json").json() == doc
+        swagger = client.get(f"{base}/swagger.json").json()
+        OpenAPIV2SpecValidator(swagger).validate()
+        assert documented_operations(swagger) == documented_operations(doc)  # the same API, as Swagger 2.0
 
 
 def test_document_shape(tmp_path: Path) -> None:

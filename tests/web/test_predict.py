@@ -247,3 +247,23 @@ def test_uploads_left_by_dead_processes_are_swept_at_start(make_client, settings
     other_host.mkdir(parents=True)
     make_client("v2_basic")
     assert not stale.exists() and other_host.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [(b"0", "a number"), (b"[]", "an array"), (b'"x"', "a string"), (b"null", "null"), (b"true", "true")],
+)
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [("v2_basic", "/v2/models/v2-basic/predict/"), ("trainer", "/v2/models/trainer/train/")],
+    ids=["predict", "train"],
+)
+def test_a_json_body_that_is_not_an_object_is_400(make_client, target, path, body, kind):
+    c = make_client(target)
+    r = c.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["message"] == (
+        f'A JSON request body must be an object of arguments ({{"name": value, ...}}), not {kind}.'
+    )
+    if path.endswith("/train/"):
+        assert c.get(path).json() == []  # no job was queued

@@ -1,6 +1,7 @@
 """The REST surface: literal DEEPaaS JSON shapes, redirects, base path, switched-off routes."""
 
 import pytest
+from starlette.routing import Route
 
 
 def test_versions_document_is_literal(make_client):
@@ -110,8 +111,8 @@ def test_health_and_readiness(make_client):
 
 def test_docs_pages(make_client):
     c = make_client("v2_basic")
-    assert c.get("/swagger.json").json() == c.get("/openapi.json").json()
     assert c.get("/openapi.json").json()["openapi"].startswith("3.1")
+    assert c.get("/swagger.json").json()["swagger"] == "2.0"  # what DEEPaaS tooling reads there
     assert "swagger-ui-bundle.js" in c.get("/api").text
     r = c.get("/ui")
     assert r.status_code == 200 and "/ui/static/ui.js" in r.text
@@ -141,3 +142,43 @@ def test_no_v1_routes_without_v1_models(make_client):
     c = make_client("v2_basic")
     assert c.get("/v1/").status_code == 404
     assert [v["id"] for v in c.get("/").json()["versions"]] == ["v2"]
+
+
+def _concrete(template):
+    """A request path for a route template (the model is the trainer; any job, asset or file name)."""
+    for name, value in (("{model}", "trainer"), ("{job}", "j1"), ("{path:path}", "a/b.txt"), ("{asset}", "x.js")):
+        template = template.replace(name, value)
+    return template
+
+
+def test_405_allow_lists_every_method_of_the_path(make_client):
+    c = make_client("trainer", "v1_seed", debug_endpoint=True)
+    served = {}
+    for route in c.app.routes:
+        if isinstance(route, Route):
+            served.setdefault(route.path, set()).update(route.methods or ())
+    assert {"GET", "HEAD", "POST"} <= served["/v2/models/{model}/train/"]
+    for template, methods in served.items():
+        path = _concrete(template)
+        for method in {"GET", "POST", "PUT", "DELETE", "PATCH"} - methods:
+            r = c.request(method, path, follow_redirects=False)
+            assert r.status_code == 405, (method, path, r.status_code)
+            assert set(r.headers["allow"].split(", ")) == methods, (method, path)
+            assert r.json()["message"] == "Method Not Allowed"
+
+
+def test_repeated_slashes_redirect_to_the_served_path(make_client):
+    c = make_client("v2_basic")
+    base = "http://testserver"  # absolute URLs: the client sends these paths as they are
+    # the DEEPaaS web UI asks for f"{api_url}/{model path}/" with api_url ending in a slash
+    for method, path, target in [
+        ("GET", "///v2/models/v2-basic/", "/v2/models/v2-basic/"),
+        ("GET", "/v2//models/v2-basic/?x=1", "/v2/models/v2-basic/?x=1"),
+        ("POST", "//v2/models/v2-basic//predict/", "/v2/models/v2-basic/predict/"),
+        ("POST", "/v2/models/v2-basic//predict", "/v2/models/v2-basic/predict"),  # then 308 to .../predict/
+    ]:
+        r = c.request(method, base + path, follow_redirects=False)
+        assert r.status_code == 308, (path, r.status_code)
+        assert r.headers["location"] == target
+    assert c.get(base + "///v2/models/v2-basic/").json()["name"] == "v2-basic"
+    assert c.get(base + "//nowhere//", follow_redirects=False).status_code == 404  # nothing is served there

@@ -60,8 +60,9 @@ def param_schema(param: Param) -> dict[str, Any]:
         schema["description"] = param.description
     if param.extra.get("fetch"):  # a URL the server fetches (URLFile)
         (schema["items"] if param.kind is Kind.ARRAY else schema)["format"] = "uri"
-    if isinstance(param.extra.get("format"), str) and "format" not in schema:  # e.g. "password"
-        schema["format"] = param.extra["format"]
+    fmt = param.extra.get("format")
+    if isinstance(fmt, str) and fmt and not param.is_file:  # DEEPaaS metadata ("password"): a list's goes to its items
+        (schema["items"] if param.kind is Kind.ARRAY else schema).setdefault("format", fmt)
     if param.media_types and param.is_file:
         schema["contentMediaType"] = param.media_types[0]
     for key in ("example", "examples"):

@@ -1,9 +1,11 @@
 """Raw argument values from a request, guided by the parameter description.
 
 Non-file arguments are read from the query string, then form fields (urlencoded or
-multipart), then a JSON object body, then (for arguments declared with DEEPaaS's
-``location: headers``) the request header of their name; files from multipart parts.
-An ``accept`` argument read from the ``Accept`` header is negotiated against its choices. Lists come as repeated
+multipart), then a JSON object body; files from multipart parts. Arguments declared with
+DEEPaaS's ``location: headers`` are read from the request header of their name first, as
+DEEPaaS reads them (documented ``in: header`` in ``/swagger.json``), except ``accept``: the
+``Accept`` header every client sends is only used, negotiated against its choices, when no
+explicit value is given. Lists come as repeated
 keys or as one JSON array; objects as JSON text or JSON values. JSON text nested deeper
 than ``JSON_MAX_DEPTH`` levels is refused (400), as in JSON bodies.
 """
@@ -52,16 +54,18 @@ def collect(
             elif text or (name in body and body[name] not in (None, "")):
                 errors[name] = ["Must be a file upload (multipart/form-data)."]
             continue
-        if name in by_query:
+        in_header = p.location in ("headers", "header")
+        header = _header(headers, name) if in_header else None
+        if header is not None and name.lower() != "accept":  # where DEEPaaS reads it: first
+            raw[name] = _from_header(p, header)
+        elif name in by_query:
             raw[name] = _from_text(p, by_query[name])
         elif name in by_form:
             raw[name] = _from_text(p, by_form[name])
         elif name in body:
             raw[name] = body[name]
-        elif p.location in ("headers", "header"):
-            value = _header(headers, name)
-            if value is not None:
-                raw[name] = _from_header(p, value)
+        elif header is not None:  # accept: an explicit value wins over the Accept every client sends
+            raw[name] = _from_header(p, header)
     if errors:
         raise ValidationError(errors)
     return raw

@@ -1,10 +1,11 @@
-"""API docs: the OpenAPI document, Swagger UI from bundled assets, and ``/ui`` (the web UI)."""
+"""API docs: the OpenAPI 3.1 and Swagger 2.0 documents, Swagger UI from bundled assets, and ``/ui`` (the web UI)."""
 
 from __future__ import annotations
 
 import html
 import json
 from importlib import resources
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,7 +14,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from modelaas.web import ui
 from modelaas.web.openapi import build_document
 from modelaas.web.render import JSON
-from modelaas.web.state import state
+from modelaas.web.state import AppState, state
+from modelaas.web.swagger2 import build_swagger
 
 SWAGGER_ASSETS = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
@@ -22,11 +24,23 @@ SWAGGER_ASSETS = {
 }
 
 
-async def openapi_json(request: Request) -> Response:
-    st = state(request)
+def _openapi(st: AppState) -> dict[str, Any]:
     if st.openapi is None:
         st.openapi = build_document(st)
-    return JSON(st.openapi)
+    return st.openapi
+
+
+async def openapi_json(request: Request) -> Response:
+    """``GET <b>/openapi.json``: the OpenAPI 3.1 document of exactly what is served."""
+    return JSON(_openapi(state(request)))
+
+
+async def swagger_json(request: Request) -> Response:
+    """``GET <b>/swagger.json``: the same API as Swagger 2.0, which DEEPaaS serves there and its tools read."""
+    st = state(request)
+    if st.swagger2 is None:
+        st.swagger2 = build_swagger(st, _openapi(st))
+    return JSON(st.swagger2)
 
 
 async def swagger_ui(request: Request) -> Response:

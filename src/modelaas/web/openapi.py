@@ -97,8 +97,8 @@ SCHEMAS: dict[str, Any] = {
 }
 
 _ERRORS = {
-    "400": "The request is malformed (invalid JSON or multipart, too many parts; on v1 models both or neither "
-    "of data and url).",
+    "400": "The request is malformed (invalid JSON, a JSON body that is not an object, invalid multipart, too "
+    "many parts; on v1 models both or neither of data and url).",
     "404": "No such model; the message names the installed models.",
     "406": "The Accept header allows none of the types the model answers.",
     "408": "The request body did not arrive within the server's --body-timeout; the connection is closed.",

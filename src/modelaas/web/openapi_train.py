@@ -116,6 +116,11 @@ _EVENTS_FORMAT = (
 )
 
 
+_MALFORMED = (
+    "The request is malformed (invalid JSON, a JSON body that is not an object, invalid multipart, too many parts)."
+)
+
+
 def _ok(schema: dict[str, Any], description: str, media: str = JSON_MEDIA) -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": schema}}}
 
@@ -152,7 +157,7 @@ def train_paths(models: list[ModelAdapter], *, base: str, v1_routes: bool, used:
                 f"Start a training of {m.name}",
                 {
                     "200": _ok(ref("JobRecord"), "The job is queued: its record (status queued or running)."),
-                    "400": _error("The request is malformed (invalid JSON or multipart, too many parts)."),
+                    "400": _error(_MALFORMED),
                     "408": _shared("408"),
                     "413": _shared("413"),
                     "422": _shared("422"),
@@ -346,7 +351,7 @@ def _v1_train(m: ModelAdapter, used: set[str]) -> dict[str, Any]:
         **_body(m),
         "responses": {
             "200": _ok({}, "The training's output (what train returned), once the job is done."),
-            "400": _error("The request is malformed (invalid JSON or multipart, too many parts)."),
+            "400": _error(_MALFORMED),
             "408": _shared("408"),
             "413": _shared("413"),
             "422": _shared("422"),

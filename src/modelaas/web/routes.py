@@ -1,10 +1,21 @@
-"""The flat route table. Switched-off endpoints are simply not in it (404, absent from docs)."""
+"""The flat route table. Switched-off endpoints are simply not in it (404, absent from docs).
+
+Routes are written one per method; :func:`_one_route_per_path` then joins those of the same
+path into one route that dispatches on the method, so that a 405 answer's ``Allow`` header
+lists every method the path serves (HEAD included where GET is, as Starlette adds it). A
+path with repeated slashes answers 308 to the path with single slashes when that one is
+served (DEEPaaS does so; the DEEPaaS web UI asks for ``<api>//v2/models/<m>/``).
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelaas.web import debug, docs, health, models, train, ui, versions
 from modelaas.web.predict import PredictEndpoint
@@ -41,7 +52,7 @@ def build_routes(st: AppState) -> list[BaseRoute]:
     if s.doc_endpoint:
         routes += [
             Route(f"{b}/openapi.json", docs.openapi_json, methods=["GET"]),
-            Route(f"{b}/swagger.json", docs.openapi_json, methods=["GET"]),
+            Route(f"{b}/swagger.json", docs.swagger_json, methods=["GET"]),
             Route(f"{b}/api", docs.swagger_ui, methods=["GET"]),
             Route(f"{b}/api/static/{{asset}}", docs.swagger_asset, methods=["GET"]),
             Route(f"{b}/ui", docs.ui_page, methods=["GET"]),
@@ -57,8 +68,49 @@ def build_routes(st: AppState) -> list[BaseRoute]:
             routes.append(Route(f"{b}/v1/models/{{model}}/predict", PredictEndpoint(v1=True), methods=["POST"]))
         if s.train_endpoint:
             routes.append(Route(f"{b}/v1/models/{{model}}/train", train.SubmitEndpoint(wait=True), methods=["PUT"]))
-    extra = [Route(f"{b}/ui/", docs.ui_slash, methods=["GET"])] if s.doc_endpoint else []
-    return routes + _slash_redirects(routes, base=b) + extra
+    extra: list[BaseRoute] = [Route(f"{b}/ui/", docs.ui_slash, methods=["GET"])] if s.doc_endpoint else []
+    served = _one_route_per_path(routes + _slash_redirects(routes, base=b) + extra)
+    return [*served, _MergedSlashes(served)]
+
+
+def _one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Join the routes of one path (in the place of the first) into one serving all their methods."""
+    by_path: dict[str, list[Route]] = {}
+    for route in routes:
+        if isinstance(route, Route):
+            by_path.setdefault(route.path, []).append(route)
+    out: list[BaseRoute] = []
+    for route in routes:
+        if not isinstance(route, Route):
+            out.append(route)
+            continue
+        same = by_path.pop(route.path, None)
+        if same is None:
+            continue  # joined into the first route of its path
+        if len(same) == 1:
+            out.append(route)
+            continue
+        methods = sorted(set().union(*(r.methods or set() for r in same)))
+        endpoints = {r.endpoint for r in same}
+        if len(endpoints) == 1:  # e.g. the slash redirects: one function for every method
+            out.append(Route(route.path, same[0].endpoint, methods=methods))
+        else:
+            out.append(Route(route.path, _ByMethod(same), methods=methods))
+    return out
+
+
+class _ByMethod:
+    """The ASGI app of a path served by several routes: the one for the request's method answers."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.apps: dict[str, ASGIApp] = {}
+        for route in routes:
+            for method in route.methods or ():
+                self.apps.setdefault(method, route.app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # the joined route lets only its methods through, and each has an app
+        await self.apps[scope["method"]](scope, receive, send)
 
 
 def _slash_redirects(routes: list[BaseRoute], *, base: str) -> list[BaseRoute]:
@@ -75,3 +127,28 @@ async def _redirect_to_slash(request: Request) -> Response:
     url = request.url
     target = url.path + "/" + (f"?{url.query}" if url.query else "")
     return RedirectResponse(target, status_code=308)
+
+
+class _MergedSlashes(BaseRoute):
+    """Matches a path with repeated slashes whose single-slash form a route serves; answers 308 to that."""
+
+    _REPEATED = re.compile(r"//+")
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and "//" in path:
+            merged = {**scope, "path": self._REPEATED.sub("/", path)}
+            if any(route.matches(merged)[0] is not Match.NONE for route in self.routes):
+                return Match.FULL, {}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        target = self._REPEATED.sub("/", scope["path"]) + (f"?{query}" if query else "")
+        await RedirectResponse(target, status_code=308)(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)

@@ -23,6 +23,9 @@ class AppState:
     jobs: JobService | None = None
     """Training jobs, when the train endpoint is on."""
     openapi: dict[str, Any] | None = None
+    """The OpenAPI 3.1 document, built on first request."""
+    swagger2: dict[str, Any] | None = None
+    """The Swagger 2.0 document (``/swagger.json``), built on first request."""
     debug_log: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 

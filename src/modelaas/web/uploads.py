@@ -235,6 +235,14 @@ class _UrlEncoded(_Sink):
         self.value.clear()
 
 
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an array"
+
+
 def json_too_deep(value: Any, limit: int = JSON_MAX_DEPTH) -> bool:
     """Whether ``value`` (parsed JSON) nests arrays and objects deeper than ``limit`` levels.
 
@@ -276,7 +284,13 @@ class _Json(_Sink):
 
     def finish(self) -> None:
         if self.raw:
-            self.body.json = load_json(bytes(self.raw), what="Request body", limit=self.max_depth)
+            value = load_json(bytes(self.raw), what="Request body", limit=self.max_depth)
+            if not isinstance(value, dict):
+                raise BadRequest(
+                    f'A JSON request body must be an object of arguments ({{"name": value, ...}}), '
+                    f"not {_json_kind(value)}."
+                )
+            self.body.json = value
 
 
 async def read_body(
