@@ -6,7 +6,7 @@ import pytest
 from marshmallow import fields, validate
 
 from modelaas.errors import ModelLoadError, ValidationError
-from modelaas.model.legacy import params_from_fields, params_from_v1
+from modelaas.model.legacy import describe_field, params_from_fields, params_from_v1
 from modelaas.model.params import MISSING, Kind
 
 V1_ARGS = {
@@ -140,3 +140,22 @@ def test_v1_json_values_reach_the_model_as_their_json_text():
     ps = params_from_v1(V1_ARGS, model="m", method="get_train_args")
     out = ps.validate({"epochs": 5, "lr_step_schedule": [0.1, 0.2], "num_classes": None})
     assert out == {"num_classes": "null", "lr_step_schedule": "[0.1, 0.2]", "epochs": "5"}
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        (fields.UUID(), {"type": "string", "format": "uuid"}),
+        (fields.Url(), {"type": "string", "format": "uri"}),
+        (fields.Email(), {"type": "string", "format": "email"}),
+        (fields.Str(metadata={"format": "password"}), {"type": "string", "format": "password"}),
+        (
+            fields.List(fields.Str(), metadata={"format": "password"}),
+            {"type": "array", "items": {"type": "string", "format": "password"}},
+        ),
+    ],
+)
+def test_string_like_fields_keep_their_format(field, expected):
+    from modelaas.model.schema import param_schema
+
+    assert param_schema(describe_field("x", field)) == expected

@@ -174,8 +174,28 @@ def describe_field(name: str, fld: Any) -> Param:
         min_length=min_length,
         max_length=max_length,
         location=str(location) if location else None,
-        extra={k: v for k, v in meta.items() if k in ("example", "examples", "format", "unit")},
+        extra={**_string_format(fld), **{k: v for k, v in meta.items() if k in _KEPT_METADATA}},
     )
+
+
+_KEPT_METADATA = ("example", "examples", "format", "unit")
+_STRING_FORMATS = (
+    ("UUID", "uuid"),
+    ("Url", "uri"),
+    ("URL", "uri"),
+    ("Email", "email"),
+    ("IPv4", "ipv4"),
+    ("IPv6", "ipv6"),
+)
+
+
+def _string_format(fld: Any) -> dict[str, str]:
+    """The JSON-schema format of marshmallow's string-like fields (``UUID`` -> ``uuid``...)."""
+    names = {cls.__name__ for cls in type(fld).__mro__}
+    for name, fmt in _STRING_FORMATS:
+        if name in names:
+            return {"format": fmt}
+    return {}
 
 
 def field_kind(fld: Any) -> tuple[Kind, Kind | None]:
@@ -190,6 +210,8 @@ def field_kind(fld: Any) -> tuple[Kind, Kind | None]:
     if isinstance(fld, mf.Tuple):
         return Kind.ARRAY, Kind.ANY
     ordered: list[tuple[type, Kind]] = [
+        (mf.UUID, Kind.STRING),  # marshmallow 4: not a String
+        (mf.IP, Kind.STRING),
         (mf.Boolean, Kind.BOOLEAN),
         (mf.Integer, Kind.INTEGER),
         (mf.Number, Kind.NUMBER),
