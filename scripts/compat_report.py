@@ -119,7 +119,9 @@ def render(report: dict[str, Any]) -> str:
         "Install: `pip install <model>==<version>` into a new virtualenv (pip's download cache warm), then "
         "modelaas from its source tree. Ready: seconds from starting the server until `GET /v2/models/` "
         "answers 200 (modelaas: and until `/readyz` does, i.e. `warm()` finished). Predict: median of "
-        "10 calls with the same generated image, after one first call; 2-core machine.\n"
+        "10 calls with the same generated image, after one first call. The machine has 2 cores shared "
+        "with other work, so single figures move by tens of percent from run to run; the install time "
+        "includes TensorFlow (~600 MB).\n"
     )
     out.append(
         "| model | install model (s) | install modelaas (s) | ready DEEPaaS (s) | ready modelaas (s) "
@@ -213,6 +215,15 @@ def render(report: dict[str, Any]) -> str:
             for kind in ("deepaas", "modelaas"):
                 out.append(f"- {kind}: `{json.dumps(bare.get(kind), sort_keys=True)[:800]}`")
             out.append("")
+        if "same_predictions" in row:
+            out.append(
+                "Predictions for the generated image: "
+                + (
+                    "identical under both servers (same weights, same output).\n"
+                    if row["same_predictions"]
+                    else "NOT identical under both servers (see above).\n"
+                )
+            )
         diffs = row.get("differences")
         if diffs is not None:
             out.append("Differences a DEEPaaS client would see:\n")
