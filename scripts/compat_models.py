@@ -26,7 +26,8 @@ pixels = (rng.random((64, 64, 3)) * 255).astype("uint8")
 Image.fromarray(pixels).save(sys.argv[1])
 """
 
-# planktonclas / planktonclass keep models under ``<cwd>/models/<timestamp>/`` and look for a
+# planktonclas / planktonclass keep models under ``models/<timestamp>/`` beside their config file
+# (given by an environment variable, as the packages' own ``api --config`` command does) and look for a
 # local base network under ``models/<modelname>/ckpts`` before asking Keras for ImageNet weights
 # (a download this machine cannot make). So: build a tiny Keras network as the base
 # ``models/MobileNet``, run the package's own training function once on a few of the images the
@@ -40,7 +41,10 @@ pkg = sys.argv[1]
 work = os.getcwd()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import importlib, importlib.util
-resources = os.path.join(os.path.dirname(importlib.util.find_spec(pkg).origin), "resources", "demo-images")
+package_dir = os.path.dirname(importlib.util.find_spec(pkg).origin)
+resources = os.path.join(package_dir, "resources", "demo-images")
+config = os.environ[pkg.upper() + "_CONFIG"] if pkg.upper() + "_CONFIG" in os.environ else os.environ[pkg + "_CONFIG"]
+shutil.copy(os.path.join(package_dir, "resources", "config.yaml"), config)
 images = os.path.join(work, "data", "images")
 if not os.path.isdir(images):
     for cls in sorted(os.listdir(resources))[:3]:
@@ -96,9 +100,12 @@ class Recipe:
     # A train submission that runs on tiny local data; {work} is replaced by the work dir.
     train_query: dict[str, str] = field(default_factory=dict)
     train_timeout: float = 600.0
+    # A line the training logs on its way (the model's own words), and what reaching it proves.
+    train_log_marker: str = ""
+    train_log_note: str = ""
     # A log line that says warm() loaded the weights (the model's own words).
     warm_marker: str = ""
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # "{work}" is replaced by the working directory
     # Set when starting from an empty directory says something about the model (why it is checked).
     bare_start_note: str = ""
 
@@ -107,7 +114,7 @@ class Recipe:
         return self.requirement.replace("==", "-").replace("[", "_").replace("]", "") + f"-py{self.python}"
 
 
-def _plankton(dist: str, version: str, note: str) -> Recipe:
+def _plankton(dist: str, version: str, note: str, config_var: str) -> Recipe:
     return Recipe(
         label=f"{dist} {version}",
         requirement=f"{dist}=={version}",
@@ -134,8 +141,10 @@ def _plankton(dist: str, version: str, note: str) -> Recipe:
             "split_ratios": "[1.0, 0.0, 0.0]",
             "lr_schedule_mode": '"none"',
         },
+        train_log_marker="RGB standard deviation",
+        train_log_note="computed in a multiprocessing.Pool(4) inside the training process",
         warm_marker="Model fully loaded",
-        env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", config_var: "{work}/config.yaml"},
     )
 
 
@@ -145,17 +154,20 @@ RECIPES: list[Recipe] = [
         "0.2.4",
         "PyPI; phytoplankton image classifier (TensorFlow 2.19, Keras 3) from ai4os-hub; pins deepaas==2.3.2, "
         "webargs==5.5.3, marshmallow==3.26.2, aiohttp==3.13.4",
+        "PLANKTONCLAS_CONFIG",
     ),
     _plankton(
         "planktonclass",
         "0.1.5",
         "PyPI; a separately published fork of planktonclas with its own pins (jupyterlab, nbconvert...); "
         "deepaas==2.3.2",
+        "planktonclass_CONFIG",
     ),
     _plankton(
         "planktonclas",
         "0.2.0",
         "PyPI; an older release with older pins: aiohttp==3.11.16, marshmallow==3.21.1, deepaas==2.3.2",
+        "PLANKTONCLAS_CONFIG",
     ),
 ]
 

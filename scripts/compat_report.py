@@ -42,6 +42,8 @@ def _train(res: dict[str, Any]) -> str:
         text += f": {(final.get('message') or '')[:160]}"
     if (t.get("listing") or {}).get("contains_job"):
         text += "; listed"
+    if t.get("log_marker"):
+        text += "; " + (t.get("log_note") or "marker") + (": reached" if t.get("log_marker_seen") else ": NOT seen")
     return text
 
 
