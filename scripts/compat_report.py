@@ -66,6 +66,22 @@ def _pins(row: dict[str, Any]) -> str:
     return "CHANGED: " + ", ".join(f"{n} {a}->{b}" for n, (a, b) in changed.items())
 
 
+def _works(row: dict[str, Any]) -> bool:
+    if "setup_error" in row:
+        return False
+    m, d = row.get("modelaas") or {}, row.get("deepaas") or {}
+    inst = row.get("modelaas_install") or {}
+    return bool(
+        (m.get("predict") or {}).get("status") == 200
+        and row.get("same_predictions")
+        and ((m.get("train") or {}).get("final") or {}).get("status")
+        == ((d.get("train") or {}).get("final") or {}).get("status")
+        == "done"
+        and (m.get("warm") or {}).get("marker_seen")
+        and not inst.get("changed")
+    )
+
+
 def render(report: dict[str, Any]) -> str:
     rows = report["rows"]
     out: list[str] = []
@@ -82,6 +98,12 @@ def render(report: dict[str, Any]) -> str:
         "The script is slow and opt-in: CI does not run it. See its `--help`.\n"
     )
     out.append("## Results\n")
+    good = [row["label"] for row in rows if _works(row)]
+    out.append(
+        f"{len(good)} of {len(rows)} model releases work unchanged under modelaas: the same listing entry, the "
+        "same predictions, trainings that finish, warm() done, and none of the model's pinned packages moved "
+        "by installing modelaas. Differences a DEEPaaS client can see are listed per model under Details.\n"
+    )
     out.append(
         "| model (PyPI) | DEEPaaS it pins | pins after installing modelaas | GET /v2/models/ | predict under DEEPaaS "
         "| predict under modelaas | train under DEEPaaS | train under modelaas | warm() DEEPaaS / modelaas |"
@@ -172,9 +194,9 @@ def render(report: dict[str, Any]) -> str:
         "before the first request.\n"
         "- **Start-up without the model's working files**: the server started from an empty directory "
         "(these models list `./models` in `get_predict_args()`): does it come up, or say why not.\n"
-        "\nNot compared: values of predictions (the same weights answer the same under both, but the check is "
-        "on shapes), `accept`-negotiated outputs (these models have no `accept` argument), URL inputs "
-        "(no network here), GPU training.\n"
+        "\nPrediction values are compared too (same weights, so the same numbers are expected). Not compared: "
+        "`accept`-negotiated outputs (these models have no `accept` argument), URL inputs (no network "
+        "here), GPU training, several serving processes.\n"
     )
     out.append("## Details\n")
     for row in rows:
@@ -200,7 +222,12 @@ def render(report: dict[str, Any]) -> str:
             if "start_error" in res:
                 out.append("Did not start:\n\n```\n" + res["start_error"][-3000:] + "\n```\n")
                 continue
-            out.append(f"- API description read from `{api.get('document')}` ({api.get('version')})")
+            ops = api.get("operations") or {}
+            counted = {op: len(p) for op, p in ops.items() if p}
+            out.append(
+                f"- API description read from `{api.get('document')}` ({api.get('version')}); parameters per "
+                f"operation: `{json.dumps(counted)}`"
+            )
             for step in ("predict", "predict_zip", "predict_no_input", "predict_not_image"):
                 if step not in res:
                     continue
@@ -227,6 +254,11 @@ def render(report: dict[str, Any]) -> str:
                 )
             )
         diffs = row.get("differences")
+        if row.get("parameters_compared") is not None:
+            out.append(
+                f"Parameters documented by both servers for this model's routes: {row['parameters_compared']}, "
+                "compared by name and type.\n"
+            )
         if diffs is not None:
             out.append("Differences a DEEPaaS client would see:\n")
             out.extend(f"- {d}" for d in diffs) if diffs else out.append("- none")
