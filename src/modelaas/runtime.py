@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import tempfile
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -88,12 +87,7 @@ class Runtime:
         """Call every model's ``warm()`` (on the thread its predictions run on) if settings ask; then be ready."""
         if self.settings.warm:
             for adapter in self._models.values():
-                try:
-                    await self.gate.call_on_model_thread(adapter.warm)
-                except Exception as exc:
-                    raise ModelLoadError(
-                        f"Model {adapter.name!r} failed in warm(): {exc}", traceback_text=traceback.format_exc()
-                    ) from exc
+                await self.gate.call_on_model_thread(adapter.warm)  # its failure: a ModelLoadError
         self.ready = True
 
     # ----------------------------------------------------------------- predict

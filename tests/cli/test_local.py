@@ -160,3 +160,21 @@ def test_url_inputs_are_fetched_with_the_same_guards(cli, tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize("command", [["predict"], ["train"], ["warm"]])
+def test_a_failing_warm_is_the_models_traceback_one_error_line_and_exit_3(cli, command):
+    args = [*command, "--model", "warm_fails:WarmFails"]
+    if command != ["warm"]:
+        args.append("warm-fails")
+    r = cli(*args)
+    err = r.stderr.decode()
+    assert r.returncode == 3, err
+    assert "Traceback" in err and "checkpoint file is corrupt" in err
+    assert err.rstrip().splitlines()[-1] == "Error: Model 'warm-fails' failed in warm(): checkpoint file is corrupt"
+
+
+def test_the_cli_checks_v1_url_destinations_as_the_server_does(cli):
+    r = cli("predict", "--model", "url_v1", "url-v1", "--url", "http://127.0.0.1:9/")
+    assert r.returncode == 2, r.stderr.decode()
+    assert "Refused to fetch" in r.stderr.decode() and "loopback" in r.stderr.decode()

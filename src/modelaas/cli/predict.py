@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
-import shutil
-import tempfile
-from pathlib import Path
+import dataclasses
 from typing import Any
 
 import click
 
-from modelaas.answers import render
 from modelaas.cli.modelcmd import ModelCommands, Target, _settings, stdout_to_stderr
 from modelaas.cli.options import raw_values
 from modelaas.cli.output import emit_answer, spinner
-from modelaas.errors import ModelaasError, ValidationError, from_model_exception
+from modelaas.errors import ValidationError
 
 
 def run_predict(ctx: click.Context, target: Target, values: dict[str, Any]) -> int:
@@ -27,52 +23,28 @@ def run_predict(ctx: click.Context, target: Target, values: dict[str, Any]) -> i
 
         remote_predict(target, raw, output)
         return 0
-    adapter = target.adapter
-    if adapter.predict_params is None:
-        from modelaas.errors import NotImplementedByModel
+    from modelaas.runtime import Runtime
 
-        raise NotImplementedByModel(f"Model {target.name!r} does not implement predict.")
-    media = None
-    if adapter.media_types:
-        raw.setdefault("accept", adapter.media_types[0])
-    kwargs = validate(adapter.predict_params, raw)
-    fetch_dir = None
-    if any(p.extra.get("fetch") for p in adapter.predict_params):  # URL inputs: fetched as the server does
-        from modelaas.destinations import FetchPolicy
-        from modelaas.model.urlfile import fetch_url_files
-
-        fetch_dir = tempfile.mkdtemp(prefix="modelaas-fetch-")
-        policy = FetchPolicy.from_settings(_settings(ctx))
-        try:
-            kwargs = asyncio.run(fetch_url_files(adapter.predict_params, kwargs, Path(fetch_dir), policy))
-        except BaseException:
-            shutil.rmtree(fetch_dir, ignore_errors=True)
-            raise
-    if adapter.media_types:
-        media = str(kwargs.get("accept") or adapter.media_types[0])
-    with stdout_to_stderr():
-        if warm:
-            with spinner(f"Warming {target.name}..."):
-                adapter.warm()
-        try:
-            with spinner(f"Predicting with {target.name}..."):
-                output_value = adapter.predict(kwargs)
-            if inspect.isawaitable(output_value):
-                output_value = asyncio.run(_await(output_value))
-        except ModelaasError:
-            raise
-        except Exception as exc:
-            raise from_model_exception(exc, model=target.name, method="predict") from exc
+    settings = dataclasses.replace(_settings(ctx), warm=warm)
+    runtime = Runtime(settings, [target.adapter])  # the serving path: checks, fetches, answers alike
     try:
-        emit_answer(render(adapter, output_value, media), output)
+        with stdout_to_stderr():
+            answer = asyncio.run(_predict(runtime, target.name, raw))
+        emit_answer(answer, output)
     finally:
-        if fetch_dir is not None:
-            shutil.rmtree(fetch_dir, ignore_errors=True)
+        runtime.close()
     return 0
 
 
-async def _await(value: Any) -> Any:
-    return await value
+async def _predict(runtime: Any, name: str, raw: dict[str, Any]) -> Any:
+    if runtime.settings.warm:
+        with spinner(f"Warming {name}..."):
+            await runtime.warm()
+    with spinner(f"Predicting with {name}..."):
+        try:
+            return await runtime.predict(name, raw)
+        except ValidationError as exc:
+            raise _for_options(exc) from None
 
 
 def validate(params: Any, raw: dict[str, Any]) -> dict[str, Any]:
@@ -80,10 +52,14 @@ def validate(params: Any, raw: dict[str, Any]) -> dict[str, Any]:
     try:
         return dict(params.validate(raw))
     except ValidationError as exc:
-        lines = [f"--{field}: {' '.join(_flat(msgs))}" for field, msgs in exc.errors.items()]
-        error = ValidationError(exc.errors)
-        error.message = "Invalid arguments:\n  " + "\n  ".join(lines)
-        raise error from None
+        raise _for_options(exc) from None
+
+
+def _for_options(exc: ValidationError) -> ValidationError:
+    lines = [f"--{field}: {' '.join(_flat(msgs))}" for field, msgs in exc.errors.items()]
+    error = ValidationError(exc.errors)
+    error.message = "Invalid arguments:\n  " + "\n  ".join(lines)
+    return error
 
 
 def _flat(messages: Any) -> list[str]:

@@ -66,12 +66,18 @@ class ModelAdapter:
         return {"description": f"Model {self.name!r} does not describe itself (no get_metadata())."}
 
     def warm(self) -> None:
+        """Call the model's ``warm()``; its failure is a :class:`ModelLoadError` with its traceback."""
         warm = getattr(self.target, "warm", None)
-        if callable(warm):
-            try:
-                warm()
-            except NotImplementedError:
-                pass
+        if not callable(warm):
+            return
+        try:
+            warm()
+        except NotImplementedError:
+            pass
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Model {self.name!r} failed in warm(): {exc}", traceback_text=traceback.format_exc()
+            ) from exc
 
     # ------------------------------------------------------------------- calling
     def predict(self, kwargs: dict[str, Any]) -> Any:
