@@ -168,6 +168,11 @@ class PayloadTooLarge(ClientError):
 class NotImplementedByModel(ModelaasError):
     status = 501
 
+    @classmethod
+    def of(cls, model: str, method: str) -> NotImplementedByModel:
+        """The one way to say that ``model`` lacks ``method`` (predict, train...)."""
+        return cls(f"Model {model!r} does not implement {method}.")
+
 
 class FetchFailed(ModelaasError):
     """A URL given as input could not be fetched (network error, remote error, too large, too slow)."""
@@ -231,7 +236,7 @@ def from_model_exception(exc: BaseException, *, model: str, method: str) -> Mode
     if isinstance(exc, ModelaasError):
         return exc
     if isinstance(exc, NotImplementedError):
-        return NotImplementedByModel(f"Model {model!r} does not implement {method}.")
+        return NotImplementedByModel.of(model, method)
     status = _carried_status(exc)
     if status is not None:
         return ModelError(_carried_reason(exc) or _describe(exc), status=status)

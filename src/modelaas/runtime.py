@@ -24,7 +24,6 @@ from modelaas.errors import (
     ModelaasError,
     ModelLoadError,
     ModelNotFound,
-    NotImplementedByModel,
     OutputInvalid,
     from_model_exception,
 )
@@ -109,9 +108,7 @@ class Runtime:
         its upload spool; default: the system's temp dir) that is deleted before this returns.
         """
         adapter = self.model(name)
-        params = adapter.predict_params
-        if params is None:
-            raise NotImplementedByModel(f"Model {name!r} does not implement predict.")
+        params = adapter.params_for("predict")
         if not self.ready:
             await self.warm()
         media: str | None = None

@@ -12,7 +12,7 @@ from modelaas.cli.modelcmd import ModelCommands, Target, _settings, stdout_to_st
 from modelaas.cli.options import raw_values
 from modelaas.cli.output import emit_json, interactive, spinner
 from modelaas.cli.predict import validate
-from modelaas.errors import ModelaasError, NotImplementedByModel, from_model_exception
+from modelaas.errors import ModelaasError, from_model_exception
 from modelaas.model.interface import TrainingContext
 from modelaas.model.outputs import to_jsonable
 
@@ -48,9 +48,7 @@ def run_train(ctx: click.Context, target: Target, values: dict[str, Any]) -> int
 
         return remote_train(target, raw, output, detach=detach)
     adapter = target.adapter
-    if adapter.train_params is None:
-        raise NotImplementedByModel(f"Model {target.name!r} does not implement train.")
-    kwargs = validate(adapter.train_params, raw)
+    kwargs = validate(adapter.params_for("train"), raw)
     if output_dir is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         output_dir = _settings(ctx).data_dir / "runs" / f"{target.name}-{stamp}"

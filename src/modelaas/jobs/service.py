@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelaas.errors import BadRequest, JobNotFound, NotFound, NotImplementedByModel, TooManyJobs
+from modelaas.errors import BadRequest, JobNotFound, NotFound, TooManyJobs
 from modelaas.jobs.records import InputFile, Job, JobStatus, new_job_id
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.files import File
@@ -65,10 +65,7 @@ class JobService:
     # ---------------------------------------------------------------- submit
     def submit(self, adapter: ModelAdapter, raw: Mapping[str, Any]) -> Job:
         """Validate the arguments, keep uploaded files with the job, queue it."""
-        params = adapter.train_params
-        if params is None:
-            raise NotImplementedByModel(f"Model {adapter.name!r} does not implement train.")
-        kwargs = params.validate(raw)
+        kwargs = adapter.params_for("train").validate(raw)
         waiting = self.store.count(statuses=[JobStatus.QUEUED], owner=self.server_id)
         if waiting >= self.settings.train_queue:
             raise TooManyJobs(

@@ -80,11 +80,18 @@ class ModelAdapter:
             ) from exc
 
     # ------------------------------------------------------------------- calling
+    def params_for(self, method: str) -> ParamSet:
+        """The arguments of ``predict`` or ``train``; :class:`NotImplementedByModel` (501) if the model lacks it."""
+        params = self.predict_params if method == "predict" else self.train_params
+        if params is None:
+            raise NotImplementedByModel.of(self.name, method)
+        return params
+
     def predict(self, kwargs: dict[str, Any]) -> Any:
-        raise NotImplementedByModel(f"Model {self.name!r} does not implement predict.")
+        raise NotImplementedByModel.of(self.name, "predict")
 
     def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
-        raise NotImplementedByModel(f"Model {self.name!r} does not implement train.")
+        raise NotImplementedByModel.of(self.name, "train")
 
     def urls_fetched_by_model(self, kwargs: dict[str, Any]) -> list[str]:
         """URLs in validated predict arguments that the model's own code will fetch.

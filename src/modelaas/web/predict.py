@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from modelaas.errors import NotImplementedByModel, OutputInvalid
+from modelaas.errors import OutputInvalid
 from modelaas.web.args import collect
 from modelaas.web.render import send_answer
 from modelaas.web.state import AppState
@@ -55,9 +55,7 @@ class PredictEndpoint:
             adapter = v1_model(Request(scope, receive))
         else:
             adapter = st.runtime.model(name)
-        params = adapter.predict_params
-        if params is None:
-            raise NotImplementedByModel(f"Model {name!r} does not implement predict.")
+        params = adapter.params_for("predict")
         headers = _headers(scope)
         if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers or "content-type" in headers:
             body = await read_body(

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from modelaas.errors import BadRequest, JobNotFound, ModelError, NotFound, NotImplementedByModel
+from modelaas.errors import BadRequest, JobNotFound, ModelError, NotFound
 from modelaas.jobs.records import JobStatus, to_record
 from modelaas.jobs.service import JobService
 from modelaas.model.adapters import ModelAdapter
@@ -42,8 +42,7 @@ def _service(request: Request) -> JobService:
 def _model(request: Request, *, v1: bool = False) -> ModelAdapter:
     """The model named in the path (v1 routes: v1 models only); 501 if it has no train."""
     adapter = v1_model(request) if v1 else state(request).runtime.model(request.path_params["model"])
-    if adapter.train_params is None:
-        raise NotImplementedByModel(f"Model {adapter.name!r} does not implement train.")
+    adapter.params_for("train")  # 501 if it has none
     return adapter
 
 
