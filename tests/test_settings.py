@@ -77,3 +77,27 @@ def test_settings_with_choices_are_choices_on_the_command_line_and_checked_every
     assert r.exit_code == 2 and "'slurm' is not one of 'process', 'ray'" in r.output
     with pytest.raises(ConfigError, match="jobs_backend must be 'process' or 'ray', not 'slurm'"):
         Settings.load(environ={"MODELAAS_JOBS_BACKEND": "slurm"})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"workers": 0}, "workers must be at least 1, not 0"),
+        ({"listen_port": 70000}, "listen_port must be between 1 and 65535, not 70000"),
+        ({"predict_timeout": 0.0}, "predict_timeout must be more than 0, not 0.0"),
+        ({"max_header_size": 100}, "max_header_size must be at least 1024, not 100"),
+        ({"predict_queue": -1}, "predict_queue must be at least 0, not -1"),
+    ],
+)
+def test_ranges_come_from_the_fields_metadata(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings(**overrides)
+
+
+def test_serve_flags_are_held_to_the_same_ranges_before_start():
+    from click.testing import CliRunner
+
+    from modelaas.cli.serve import serve
+
+    result = CliRunner().invoke(serve, ["--listen-port", "0"])
+    assert result.exit_code == 2 and "0 is not in the range 1<=x<=65535" in result.output

@@ -39,7 +39,7 @@ class Settings:
     """Everything a modelaas server or command can be told. Each field has a one-line doc."""
 
     listen_ip: str = field(default="127.0.0.1", metadata=_doc("Address to listen on."))
-    listen_port: int = field(default=5000, metadata=_doc("Port to listen on."))
+    listen_port: int = field(default=5000, metadata=_doc("Port to listen on.", minimum=1, maximum=65535))
     base_path: str = field(default="", metadata=_doc("Path prefix put before every route, e.g. /foo."))
     model_name: str | None = field(
         default=None,
@@ -49,9 +49,11 @@ class Settings:
         default=None, metadata=_doc("Serve the object at pkg.module:attr (no entry point needed).")
     )
     workers: int = field(
-        default=1, metadata=_doc("Serving processes, each with its own copy of the model.", short="-p")
+        default=1, metadata=_doc("Serving processes, each with its own copy of the model.", short="-p", minimum=1)
     )
-    client_max_size: int = field(default=GIB, metadata=_doc("Largest request body accepted, in bytes (413 beyond it)."))
+    client_max_size: int = field(
+        default=GIB, metadata=_doc("Largest request body accepted, in bytes (413 beyond it).", minimum=1)
+    )
     warm: bool = field(default=True, metadata=_doc("Call the model's warm() before taking requests."))
     predict_endpoint: bool = field(default=True, metadata=_doc("Serve the predict routes."))
     train_endpoint: bool = field(default=True, metadata=_doc("Serve the train routes."))
@@ -63,13 +65,16 @@ class Settings:
         metadata=_doc("Where modelaas keeps its state (upload spool, job store); default $XDG_DATA_HOME/modelaas."),
     )
     predict_concurrency: int = field(
-        default=1, metadata=_doc("Predictions run at once per serving process (legacy models are not thread-safe).")
+        default=1,
+        metadata=_doc("Predictions run at once per serving process (legacy models are not thread-safe).", minimum=1),
     )
     predict_queue: int = field(
-        default=64, metadata=_doc("Predictions that may wait for a turn per process; beyond it, 503 with Retry-After.")
+        default=64,
+        metadata=_doc("Predictions that may wait for a turn per process; beyond it, 503 with Retry-After.", minimum=0),
     )
     predict_timeout: float | None = field(
-        default=None, metadata=_doc("Seconds a prediction may run before the client gets 504 (default: no limit).")
+        default=None,
+        metadata=_doc("Seconds a prediction may run before the client gets 504 (default: no limit).", above=0),
     )
     predict_inline: str = field(
         default="never",
@@ -98,8 +103,12 @@ class Settings:
             "with 'ray start' (default: start a private local Ray)."
         ),
     )
-    train_workers: int = field(default=1, metadata=_doc("Trainings running at once per server; others wait queued."))
-    train_queue: int = field(default=16, metadata=_doc("Trainings that may wait queued per server; beyond it, 429."))
+    train_workers: int = field(
+        default=1, metadata=_doc("Trainings running at once per server; others wait queued.", minimum=1)
+    )
+    train_queue: int = field(
+        default=16, metadata=_doc("Trainings that may wait queued per server; beyond it, 429.", minimum=0)
+    )
     train_cancel_grace: float = field(
         default=5.0, metadata=_doc("Seconds a cancelled training gets to stop after SIGTERM before it is killed.")
     )
@@ -126,26 +135,30 @@ class Settings:
         metadata=_doc("Origins that browsers may call the API from, comma-separated, or * (default: CORS off)."),
     )
     body_timeout: float = field(
-        default=60.0, metadata=_doc("Seconds a client may take to send a whole request body (408 beyond it).")
+        default=60.0, metadata=_doc("Seconds a client may take to send a whole request body (408 beyond it).", above=0)
     )
     header_timeout: float = field(
         default=30.0,
-        metadata=_doc("Seconds a client may take to send a request's headers, or stay silent on a new connection."),
+        metadata=_doc(
+            "Seconds a client may take to send a request's headers, or stay silent on a new connection.", above=0
+        ),
     )
     max_header_size: int = field(
-        default=64 * 1024, metadata=_doc("Largest request line plus headers, in bytes (431 beyond it).")
+        default=64 * 1024, metadata=_doc("Largest request line plus headers, in bytes (431 beyond it).", minimum=1024)
     )
     keep_alive_timeout: int = field(
-        default=5, metadata=_doc("Seconds an idle keep-alive connection is kept open between requests.")
+        default=5, metadata=_doc("Seconds an idle keep-alive connection is kept open between requests.", minimum=1)
     )
     fetch_allow_networks: str | None = field(
         default=None,
         metadata=_doc("Internal networks URL inputs may be fetched from: comma-separated CIDRs (default: none)."),
     )
     fetch_max_bytes: int = field(
-        default=100 * 1024 * 1024, metadata=_doc("Largest URL input fetched, in decoded bytes.")
+        default=100 * 1024 * 1024, metadata=_doc("Largest URL input fetched, in decoded bytes.", minimum=1)
     )
-    fetch_timeout: float = field(default=30.0, metadata=_doc("Seconds a URL input may take to fetch, in total."))
+    fetch_timeout: float = field(
+        default=30.0, metadata=_doc("Seconds a URL input may take to fetch, in total.", above=0)
+    )
     v1_call_form: str = field(
         default="auto",
         metadata=_doc(
@@ -191,36 +204,8 @@ class Settings:
         return cls(**{name: coerce(name, value) for name, value in values.items()})
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ConfigError("workers must be at least 1")
-        if not 0 < self.listen_port < 65536:
-            raise ConfigError(f"listen_port must be between 1 and 65535, not {self.listen_port}")
-        if self.client_max_size < 1:
-            raise ConfigError("client_max_size must be a positive number of bytes")
-        if self.predict_concurrency < 1:
-            raise ConfigError("predict_concurrency must be at least 1")
-        if self.predict_queue < 0:
-            raise ConfigError("predict_queue cannot be negative")
-        if self.predict_timeout is not None and self.predict_timeout <= 0:
-            raise ConfigError("predict_timeout must be positive")
         for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
-                raise ConfigError(f"{f.name} must be {listed}, not {getattr(self, f.name)!r}")
-        if self.train_workers < 1:
-            raise ConfigError("train_workers must be at least 1")
-        if self.train_queue < 0:
-            raise ConfigError("train_queue cannot be negative")
-        for name in ("body_timeout", "header_timeout", "fetch_timeout"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be a positive number of seconds")
-        if self.keep_alive_timeout < 1:
-            raise ConfigError("keep_alive_timeout must be at least 1 second")
-        if self.max_header_size < 1024:
-            raise ConfigError("max_header_size must be at least 1024 bytes")
-        if self.fetch_max_bytes < 1:
-            raise ConfigError("fetch_max_bytes must be a positive number of bytes")
+            _check_field(f, getattr(self, f.name))
         for name in ("tokens", "cors_origins"):  # blank (an empty variable) means not set
             value = getattr(self, name)
             if value is not None and not value.strip():
@@ -254,6 +239,36 @@ class Settings:
             if value is not None and not f.metadata.get("secret"):
                 env["MODELAAS_" + f.name.upper()] = str(value)
         return env
+
+
+def _check_field(f: dataclasses.Field[Any], value: Any) -> None:
+    """A value against the choices or range its field's metadata declares (ConfigError if outside)."""
+    meta = f.metadata
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ConfigError(f"{f.name} must be {listed}, not {value!r}")
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high, above = meta.get("minimum"), meta.get("maximum"), meta.get("above")
+    if (
+        (low is not None and value < low)
+        or (high is not None and value > high)
+        or (above is not None and value <= above)
+    ):
+        raise ConfigError(f"{f.name} must be {describe_range(f)}, not {value!r}")
+
+
+def describe_range(f: dataclasses.Field[Any]) -> str:
+    """``between 1 and 65535``, ``at least 1``, ``more than 0``: the range a field's metadata declares."""
+    low, high, above = f.metadata.get("minimum"), f.metadata.get("maximum"), f.metadata.get("above")
+    if low is not None and high is not None:
+        return f"between {low} and {high}"
+    if low is not None:
+        return f"at least {low}"
+    if above is not None:
+        return f"more than {above}"
+    return "any number"
 
 
 def _check_origins(text: str) -> None:

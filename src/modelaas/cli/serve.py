@@ -33,10 +33,22 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
         elif f.metadata.get("choices"):
             option = click.option(*decls, f.name, type=click.Choice(f.metadata["choices"]), default=None, help=doc)
         else:
-            ptype: Any = {int: int, float: float, Path: click.Path(path_type=Path)}.get(kind, str)
+            ptype: Any = _ranged(kind, f.metadata) or (click.Path(path_type=Path) if kind is Path else str)
             option = click.option(*decls, f.name, type=ptype, default=None, help=doc, metavar=_metavar(kind))
         func = option(func)
     return func
+
+
+def _ranged(kind: type, meta: Any) -> click.ParamType | None:
+    """An int or float option held to the range the settings field declares (checked before start-up)."""
+    if kind not in (int, float):
+        return None
+    low, high, above = meta.get("minimum"), meta.get("maximum"), meta.get("above")
+    if above is not None:
+        return click.FloatRange(min=above, min_open=True) if kind is float else click.IntRange(min=above + 1)
+    if low is None and high is None:
+        return click.INT if kind is int else click.FLOAT
+    return click.IntRange(min=low, max=high) if kind is int else click.FloatRange(min=low, max=high)
 
 
 def _metavar(kind: type) -> str:
