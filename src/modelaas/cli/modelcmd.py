@@ -1,50 +1,34 @@
 """``modelaas predict|train <model> --<arg> ...``: one subcommand per model, built on demand.
 
 The model's arguments become the subcommand's options, so ``modelaas predict <model>
---help`` lists them with types, choices and defaults. Locally the model is imported
-in-process (``warm()`` first); with ``--remote URL`` the options come from the server's
-API document and the work is done by the server.
+--help`` lists them with types, choices and defaults. Where the work is done is a
+:class:`~modelaas.cli.sources.ModelSource`: the models here (imported in-process,
+``warm()`` first), or with ``--remote URL`` a server, whose API document gives the options.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from modelaas.cli.options import build_options
-from modelaas.errors import ModelNotFound
-from modelaas.model.params import Param
-from modelaas.settings import Settings
+from modelaas.cli.options import build_options, raw_values
+from modelaas.cli.sources import ModelSource, Run, source_for
 
 # options that may also be written after the model name
 GLOBAL_FLAGS = ("--remote", "--token", "--model")
 
 
-@dataclass
-class Target:
-    """Where the work happens: a model loaded here, or one on a server."""
-
-    name: str
-    params: Sequence[Param]
-    adapter: Any = None
-    remote: Any = None
-
-
 class ModelCommands(click.Group):
     """A group whose subcommands are the models; ``method`` is ``predict`` or ``train``."""
 
-    def __init__(self, method: str, run: Callable[..., int], **kwargs: Any) -> None:
+    def __init__(self, method: str, **kwargs: Any) -> None:
         # unknown options are the model's: they reach the subcommand (deepaas-cli style, no model name)
         kwargs.setdefault("context_settings", {"ignore_unknown_options": True, "max_content_width": 100})
+        kwargs["params"] = [*source_options(method), *kwargs.get("params", ())]
         super().__init__(invoke_without_command=True, callback=click.pass_context(self._no_model_named), **kwargs)
         self.method = method
-        self.run = run
 
     def _no_model_named(self, ctx: click.Context, **_: Any) -> int | None:
         """No model name and no options: the only model there is, with no arguments."""
@@ -81,19 +65,27 @@ class ModelCommands(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         try:
-            return _model_names(ctx)
+            return _source(ctx).names()
         except Exception:
             return []
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = _resolve(ctx, name, self.method)
+        source = _source(ctx)
+        target = source.resolve(name, self.method)
         options = build_options(target.params, taken=_taken(self.method))
 
         def callback(**values: Any) -> int:
             from modelaas.serve.logs import configure_logging
 
             configure_logging(os.environ.get("MODELAAS_LOG_LEVEL", "info"))  # model logs go to stderr
-            return self.run(ctx, target, values)
+            run = Run(
+                output=values.pop("_output"),
+                warm=values.pop("_warm"),
+                output_dir=values.pop("_output_dir", None),
+                detach=values.pop("_detach", False),
+            )
+            raw = raw_values(target.params, values)
+            return source.predict(target, raw, run) if self.method == "predict" else source.train(target, raw, run)
 
         command = click.Command(
             name,
@@ -103,6 +95,18 @@ class ModelCommands(click.Group):
             context_settings={"max_content_width": 100},
         )
         return command
+
+
+def source_options(method: str) -> list[click.Option]:
+    """``--remote``, ``--token``, ``--model``: where the work is done (see :func:`~modelaas.cli.sources.source_for`)."""
+    remote = "Ask the modelaas server at URL instead of loading the model."
+    if method == "train":
+        remote = "Submit a job to the modelaas server at URL and follow it."
+    return [
+        click.Option(["--remote"], metavar="URL", help=remote),
+        click.Option(["--token"], envvar="MODELAAS_TOKEN", help="Bearer token for --remote."),
+        click.Option(["--model"], metavar="PKG.MODULE:ATTR", help="Load this object as the model (no entry point)."),
+    ]
 
 
 def _taken(method: str) -> set[str]:
@@ -157,67 +161,17 @@ def _hoist_global_flags(args: list[str]) -> list[str]:
     return front + rest
 
 
-def _root_options(ctx: click.Context) -> dict[str, Any]:
-    return dict(ctx.params)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    params = _root_options(ctx)
-    return Settings.load({"model": params.get("model")})
-
-
-def _model_names(ctx: click.Context) -> list[str]:
-    params = _root_options(ctx)
-    if params.get("remote"):
-        from modelaas.cli.remote import client_for
-
-        with client_for(params) as client:
-            return [m["name"] for m in client.models()]
-    from modelaas.model.loader import select_models
-
-    return [ref.name for ref in select_models(_settings(ctx))]
+def _source(ctx: click.Context) -> ModelSource:
+    """Where this command's work is done, from ``--remote``/``--token``/``--model`` (read once per command)."""
+    found: ModelSource | None = ctx.meta.get("modelaas.source")
+    if found is None:
+        found = source_for(ctx.params)
+        ctx.meta["modelaas.source"] = found
+    return found
 
 
 def _default_model(ctx: click.Context) -> str:
-    names = _model_names(ctx)
+    names = _source(ctx).names()
     if len(names) == 1:
         return names[0]
     raise click.UsageError(f"Name the model: one of {', '.join(names) or 'none installed'}.")
-
-
-def _resolve(ctx: click.Context, name: str, method: str) -> Target:
-    params = _root_options(ctx)
-    if params.get("remote"):
-        from modelaas.cli.remote import remote_target
-
-        return remote_target(params, name, method)
-    from modelaas.model.loader import load, select_models
-
-    settings = _settings(ctx)
-    refs = {ref.name: ref for ref in select_models(settings)}
-    if name not in refs:
-        raise ModelNotFound(name, list(refs))
-    adapter = load(refs[name], settings)
-    described = adapter.predict_params if method == "predict" else adapter.train_params
-    return Target(name=name, params=tuple(described or ()), adapter=adapter)
-
-
-@contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Whatever model code prints goes to stderr, even from C code or subprocesses:
-    stdout carries only the result."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no real stdout (embedded use): Python-level redirection only
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-        return
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 1)
-        os.close(saved)

@@ -1,4 +1,4 @@
-"""The CLI against a running server (``--remote URL``): options from its API document."""
+"""A running modelaas server (``--remote URL``): options from its API document, work done there."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from modelaas.cli.modelcmd import Target
 from modelaas.cli.output import emit_bytes, emit_json, interactive
+from modelaas.cli.sources import Run, Target
 from modelaas.errors import ModelaasError, ModelNotFound, NotImplementedByModel
 from modelaas.model.files import File
 from modelaas.model.params import Kind, Param
@@ -18,26 +18,66 @@ from modelaas.model.params import Kind, Param
 _KINDS = {"integer": Kind.INTEGER, "number": Kind.NUMBER, "boolean": Kind.BOOLEAN, "object": Kind.OBJECT}
 
 
-@contextlib.contextmanager
-def client_for(options: Mapping[str, Any]) -> Iterator[Any]:
-    from modelaas.client import Client
+class RemoteModels:
+    def __init__(self, url: str, *, token: str | None = None) -> None:
+        self.url = url
+        self.token = token
 
-    with Client(options["remote"], token=options.get("token")) as client:
-        yield client
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Any]:
+        from modelaas.client import Client
 
+        with Client(self.url, token=self.token) as client:
+            yield client
 
-def remote_target(options: Mapping[str, Any], name: str, method: str) -> Target:
-    """The model ``name`` on the server, its arguments read from the server's API document."""
-    with client_for(options) as client:
-        names = [m["name"] for m in client.models()]
-        if name not in names:
-            raise ModelNotFound(name, names)
-        document = client.openapi()
-    path = f"/v2/models/{name}/{method}/"
-    operation = next((ops.get("post") for p, ops in document.get("paths", {}).items() if p.endswith(path)), None)
-    if operation is None:
-        raise NotImplementedByModel(f"Model {name!r} on {options['remote']} does not offer {method}.")
-    return Target(name=name, params=params_from_operation(operation), remote=dict(options))
+    def names(self) -> list[str]:
+        with self.client() as client:
+            return [m["name"] for m in client.models()]
+
+    def resolve(self, name: str, method: str) -> Target:
+        """The model ``name`` on the server, its arguments read from the server's API document."""
+        with self.client() as client:
+            names = [m["name"] for m in client.models()]
+            if name not in names:
+                raise ModelNotFound(name, names)
+            document = client.openapi()
+        path = f"/v2/models/{name}/{method}/"
+        operation = next((ops.get("post") for p, ops in document.get("paths", {}).items() if p.endswith(path)), None)
+        if operation is None:
+            raise NotImplementedByModel(f"Model {name!r} on {self.url} does not offer {method}.")
+        return Target(name=name, method=method, params=params_from_operation(operation))
+
+    def predict(self, target: Target, raw: Mapping[str, Any], run: Run) -> int:
+        args = _wire(raw)
+        accept = args.pop("accept", None)
+        with self.client() as client:
+            answer = client.predict(target.name, accept=accept, **args)
+        if isinstance(answer, bytes):
+            emit_bytes(answer, str(accept), run.output)
+        else:
+            emit_json(answer, run.output)
+        return 0
+
+    def train(self, target: Target, raw: Mapping[str, Any], run: Run) -> int:
+        with self.client() as client:
+            job = client.train(target.name, **_wire(raw))
+            click.echo(f"Training job {job.id} submitted ({job.status}).", err=True)
+            if run.detach:
+                emit_json(job.record, run.output)
+                return 0
+            try:
+                record = follow(job)
+            except KeyboardInterrupt:
+                if interactive() and click.confirm("\nCancel the training job?", err=True, default=False):
+                    record = job.cancel()
+                    click.echo(f"Job {job.id} is {record['status']}.", err=True)
+                else:
+                    click.echo(f"Job {job.id} keeps running; follow it with 'modelaas jobs show'.", err=True)
+                return 130
+        if record["status"] == "done":
+            emit_json(record.get("result", {}).get("output"), run.output)
+            return 0
+        raise ModelaasError(f"Training job {job.id} ended {record['status']}: {record.get('message') or ''}".strip())
 
 
 def params_from_operation(operation: Mapping[str, Any]) -> tuple[Param, ...]:
@@ -87,39 +127,6 @@ def _wire(raw: Mapping[str, Any]) -> dict[str, Any]:
         return value
 
     return {key: one(value) for key, value in raw.items()}
-
-
-def remote_predict(target: Target, raw: Mapping[str, Any], output: str | None) -> None:
-    args = _wire(raw)
-    accept = args.pop("accept", None)
-    with client_for(target.remote) as client:
-        answer = client.predict(target.name, accept=accept, **args)
-    if isinstance(answer, bytes):
-        emit_bytes(answer, str(accept), output)
-    else:
-        emit_json(answer, output)
-
-
-def remote_train(target: Target, raw: Mapping[str, Any], output: str | None, *, detach: bool) -> int:
-    with client_for(target.remote) as client:
-        job = client.train(target.name, **_wire(raw))
-        click.echo(f"Training job {job.id} submitted ({job.status}).", err=True)
-        if detach:
-            emit_json(job.record, output)
-            return 0
-        try:
-            record = follow(job)
-        except KeyboardInterrupt:
-            if interactive() and click.confirm("\nCancel the training job?", err=True, default=False):
-                record = job.cancel()
-                click.echo(f"Job {job.id} is {record['status']}.", err=True)
-            else:
-                click.echo(f"Job {job.id} keeps running; follow it with 'modelaas jobs show'.", err=True)
-            return 130
-    if record["status"] == "done":
-        emit_json(record.get("result", {}).get("output"), output)
-        return 0
-    raise ModelaasError(f"Training job {job.id} ended {record['status']}: {record.get('message') or ''}".strip())
 
 
 def follow(job: Any) -> dict[str, Any]:

@@ -1,0 +1,157 @@
+"""The models installed here (or given with ``--model``), run in this process.
+
+Predictions go through the :class:`~modelaas.runtime.Runtime`, the serving path itself
+(argument checks, URL inputs, answers); trainings run here with a console context that
+shows progress. Whatever model code prints goes to stderr: stdout carries only the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelaas.cli.output import emit_answer, emit_json, interactive, spinner
+from modelaas.cli.sources import Run, Target, for_options
+from modelaas.errors import ModelaasError, ModelNotFound, ValidationError, from_model_exception
+from modelaas.model.interface import TrainingContext
+from modelaas.model.outputs import to_jsonable
+from modelaas.settings import Settings
+
+
+class LocalModels:
+    def __init__(self, *, model: str | None = None) -> None:
+        self.settings = Settings.load({"model": model})
+
+    def names(self) -> list[str]:
+        from modelaas.model.loader import select_models
+
+        return [ref.name for ref in select_models(self.settings)]
+
+    def resolve(self, name: str, method: str) -> Target:
+        from modelaas.model.loader import load, select_models
+
+        refs = {ref.name: ref for ref in select_models(self.settings)}
+        if name not in refs:
+            raise ModelNotFound(name, list(refs))
+        adapter = load(refs[name], self.settings)
+        described = adapter.predict_params if method == "predict" else adapter.train_params
+        return Target(name=name, method=method, params=tuple(described or ()), handle=adapter)
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, target: Target, raw: Mapping[str, Any], run: Run) -> int:
+        from modelaas.runtime import Runtime
+
+        settings = dataclasses.replace(self.settings, warm=run.warm)
+        runtime = Runtime(settings, [target.handle])  # the serving path: checks, fetches, answers alike
+        try:
+            with stdout_to_stderr():
+                answer = asyncio.run(_predict(runtime, target.name, dict(raw)))
+            emit_answer(answer, run.output)
+        finally:
+            runtime.close()
+        return 0
+
+    # -------------------------------------------------------------------- train
+    def train(self, target: Target, raw: Mapping[str, Any], run: Run) -> int:
+        adapter = target.handle
+        try:
+            kwargs = adapter.params_for("train").validate(raw)
+        except ValidationError as exc:
+            raise for_options(exc) from None
+        output_dir = run.output_dir
+        if output_dir is None:
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            output_dir = self.settings.data_dir / "runs" / f"{target.name}-{stamp}"
+        progress = _progress() if interactive() else None
+        with stdout_to_stderr():
+            if run.warm:
+                with spinner(f"Warming {target.name}..."):
+                    adapter.warm()
+            try:
+                if progress is not None:
+                    with progress:
+                        result = adapter.train(kwargs, ConsoleContext(Path(output_dir), progress))
+                else:
+                    result = adapter.train(kwargs, ConsoleContext(Path(output_dir)))
+            except ModelaasError:
+                raise
+            except Exception as exc:
+                raise from_model_exception(exc, model=target.name, method="train") from exc
+        click.echo(f"Artefacts are in {output_dir}", err=True)
+        emit_json(to_jsonable(result), run.output)
+        return 0
+
+
+async def _predict(runtime: Any, name: str, raw: dict[str, Any]) -> Any:
+    if runtime.settings.warm:
+        with spinner(f"Warming {name}..."):
+            await runtime.warm()
+    with spinner(f"Predicting with {name}..."):
+        try:
+            return await runtime.predict(name, raw)
+        except ValidationError as exc:
+            raise for_options(exc) from None
+
+
+class ConsoleContext(TrainingContext):
+    """A training context that shows progress on the terminal."""
+
+    def __init__(self, output_dir: Path, progress: Any = None) -> None:
+        super().__init__(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._progress = progress
+        self._task = progress.add_task("training", total=1.0) if progress is not None else None
+
+    def _on_report(self) -> None:
+        if self._progress is None or self._task is None:
+            return
+        metrics = " ".join(f"{k}={_short(v)}" for k, v in self.metrics.items())
+        self._progress.update(self._task, completed=self.progress or 0.0, description=metrics or "training")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _progress() -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Whatever model code prints goes to stderr, even from C code or subprocesses:
+    stdout carries only the result."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded use): Python-level redirection only
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
