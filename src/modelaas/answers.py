@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelaas.errors import OutputInvalid
-from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
+from modelaas.media import JSON_MEDIA, is_json_media
+from modelaas.model.adapters import ModelAdapter
 from modelaas.model.outputs import file_path_of, to_jsonable
 
 
@@ -35,7 +36,7 @@ def render(adapter: ModelAdapter, output: Any, media_type: str | None, *, envelo
     A raw answer never carries a wildcard type: for an offered ``image/*`` it is the type of
     the bytes when known (file name, leading bytes), else ``application/octet-stream``.
     """
-    if media_type and not _is_json(media_type):
+    if media_type and not is_json_media(media_type, wildcard=True):
         answer = _raw(output, media_type)
         if "*" in answer.media_type:
             answer = replace(answer, media_type=sniff(answer) or "application/octet-stream")
@@ -44,11 +45,6 @@ def render(adapter: ModelAdapter, output: Any, media_type: str | None, *, envelo
         return Answer(json=adapter.output_schema.validate(output))
     data = to_jsonable(output)
     return Answer(json={"status": "OK", "predictions": data} if envelope else data)
-
-
-def _is_json(media_type: str) -> bool:
-    base = media_type.split(";")[0].strip().lower()
-    return base in (JSON_MEDIA, "*/*") or base.endswith("+json")
 
 
 def _raw(output: Any, media_type: str) -> Answer:

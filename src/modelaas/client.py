@@ -57,6 +57,7 @@ from modelaas.errors import (
     TooManyJobs,
     ValidationError,
 )
+from modelaas.media import is_json_media
 
 __all__ = ["Client", "Event", "Job"]
 
@@ -131,7 +132,7 @@ class Client:
             response = self._request(
                 "POST", model_path(model) + "predict/", model=model, data=fields, files=files, headers=headers
             )
-        if _is_json(response):
+        if is_json_media(response.headers.get("Content-Type", "")):
             return response.json()
         return response.content
 
@@ -292,11 +293,6 @@ def _retry_after(response: httpx.Response) -> dict[str, int]:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
     return {"retry_after": max(0, math.ceil((when - dt.datetime.now(dt.timezone.utc)).total_seconds()))}
-
-
-def _is_json(response: httpx.Response) -> bool:
-    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    return kind == "application/json" or kind.endswith("+json")
 
 
 # -------------------------------------------------------------------- arguments

@@ -37,6 +37,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+REDACTED = "<redacted>"
+"""What stands in an answer or a log line for a value that must not be shown (a token, a secret)."""
+
 
 class ModelaasError(Exception):
     """Base of every error modelaas raises on purpose."""

@@ -6,6 +6,14 @@ from collections.abc import Sequence
 
 from modelaas.errors import NotAcceptable
 
+JSON_MEDIA = "application/json"
+
+
+def is_json_media(media_type: str, *, wildcard: bool = False) -> bool:
+    """``application/json`` or a ``+json`` type (parameters ignored); ``*/*`` too when ``wildcard``."""
+    base = media_type.split(";")[0].strip().lower()
+    return base == JSON_MEDIA or base.endswith("+json") or (wildcard and base == "*/*")
+
 
 def parse_accept(header: str) -> list[tuple[str, float, int]]:
     """``Accept`` -> [(media range, q, position)], best first (q, then specificity, then order)."""

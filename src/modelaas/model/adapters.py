@@ -24,8 +24,6 @@ from modelaas.model.interface import Model
 from modelaas.model.outputs import MarshmallowOutput, OutputSchema, PydanticOutput
 from modelaas.model.params import Kind, Param, ParamSet
 
-JSON_MEDIA = "application/json"
-
 
 class ModelAdapter:
     """Base adapter: subclasses fill in params, outputs and the calls."""

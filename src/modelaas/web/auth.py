@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelaas.errors import ConfigError
+from modelaas.errors import REDACTED, ConfigError
 from modelaas.settings import Settings
 
 PREDICT, TRAIN, ADMIN = "predict", "train", "admin"
@@ -35,7 +35,6 @@ MIN_TOKEN_LENGTH = 16
 _TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*\Z", re.ASCII)
 _HASHED = re.compile(r"sha256:([0-9a-fA-F]{64})\Z", re.ASCII)
 _WORD = re.compile(rf"[A-Za-z0-9\-._~+/]{{{MIN_TOKEN_LENGTH},}}=*", re.ASCII)
-REDACTED = "<redacted>"
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from modelaas.errors import ModelaasError, ModelError, ValidationError
+from modelaas.errors import REDACTED, ModelaasError, ModelError, ValidationError
 
 log = logging.getLogger("modelaas.web")
 
 GENERIC_500 = "Internal server error; the server log has the details."
-REDACTED = "<redacted>"
 MIN_SECRET_LENGTH = 6
 """Environment values shorter than this are not redacted (``true``, ``1``, ``info``...)."""
 

@@ -21,7 +21,8 @@ import copy
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
+from modelaas.media import JSON_MEDIA
+from modelaas.model.adapters import ModelAdapter
 from modelaas.web.openapi_models import Components, predict_operation, ref, unique_id
 from modelaas.web.openapi_security import (
     ACCESS_HEADERS,

@@ -14,7 +14,8 @@ import re
 from typing import Any
 
 from modelaas.destinations import PLAIN_URL_PATTERN
-from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
+from modelaas.media import JSON_MEDIA, is_json_media
+from modelaas.model.adapters import ModelAdapter
 from modelaas.model.params import Kind, Param, ParamSet
 from modelaas.model.schema import object_schema
 
@@ -41,11 +42,6 @@ def unique_id(text: str, used: set[str]) -> str:
         name, n = f"{base}_{n}", n + 1
     used.add(name)
     return name
-
-
-def is_json_media(media_type: str) -> bool:
-    base = media_type.split(";")[0].strip().lower()
-    return base in (JSON_MEDIA, "*/*") or base.endswith("+json")
 
 
 class Components:
@@ -262,7 +258,7 @@ def ok_response(adapter: ModelAdapter, output: dict[str, Any] | None, *, v1: boo
         json_schema, what = ref("Predictions"), 'The model\'s output wrapped as {"status": "OK", "predictions": ...}.'
     content: dict[str, Any] = {}
     for media in adapter.media_types or (JSON_MEDIA,):
-        if is_json_media(media):
+        if is_json_media(media, wildcard=True):
             content[media] = {"schema": json_schema}
         else:
             content[media] = {"schema": {**BINARY, "contentMediaType": media}}

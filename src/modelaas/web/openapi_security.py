@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelaas.model.adapters import JSON_MEDIA
+from modelaas.media import JSON_MEDIA
 from modelaas.web.auth import ADMIN, TokenTable, load_tokens
 from modelaas.web.middleware import ANY_TOKEN, EVENTS_ROUTE, PUBLIC, requirement
 from modelaas.web.openapi_models import ref

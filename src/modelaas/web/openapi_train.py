@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from modelaas.jobs.records import JobStatus
-from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
+from modelaas.media import JSON_MEDIA
+from modelaas.model.adapters import ModelAdapter
 from modelaas.web.openapi_models import ref, request_body, unique_id
 
 _STRING = {"type": "string"}

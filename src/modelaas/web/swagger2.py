@@ -35,10 +35,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from modelaas.model.adapters import JSON_MEDIA, ModelAdapter
+from modelaas.media import JSON_MEDIA, is_json_media
+from modelaas.model.adapters import ModelAdapter
 from modelaas.model.params import ParamSet
 from modelaas.web.openapi import build_document
-from modelaas.web.openapi_models import component_name, is_json_media
+from modelaas.web.openapi_models import component_name
 from modelaas.web.openapi_security import METHODS
 from modelaas.web.state import AppState
 from modelaas.web.swagger2_params import DEFINITIONS, parameters, schema2
@@ -212,7 +213,7 @@ def _parameter(param: dict[str, Any]) -> dict[str, Any]:
 def _body_parameters(body: dict[str, Any]) -> list[dict[str, Any]]:
     """A request body no model operation describes: its JSON schema as a body parameter."""
     content = body.get("content", {})
-    media = next((m for m in content if is_json_media(m)), None)
+    media = next((m for m in content if is_json_media(m, wildcard=True)), None)
     if media is None:
         return []
     schema = schema2(content[media].get("schema", {}))
@@ -226,7 +227,7 @@ def _response(answer: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str
     out: dict[str, Any] = {"description": answer.get("description", "")}
     content: dict[str, Any] = answer.get("content", {})
     media = list(content)
-    chosen = next((m for m in media if is_json_media(m)), media[0] if media else None)
+    chosen = next((m for m in media if is_json_media(m, wildcard=True)), media[0] if media else None)
     if chosen is not None:
         out["schema"] = schema2(content[chosen].get("schema", {}))  # binary: type string, format binary
     if answer.get("headers"):

@@ -28,6 +28,7 @@ from python_multipart import MultipartParser, QuerystringParser
 from python_multipart.exceptions import FormParserError
 
 from modelaas.errors import BadRequest, ClientError, PayloadTooLarge
+from modelaas.media import is_json_media
 from modelaas.model.files import File
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -322,7 +323,7 @@ async def read_body(
         sink = _Multipart(body, params["boundary"], spool_root, max_parts, max_field_size)
     elif mime == "application/x-www-form-urlencoded":
         sink = _UrlEncoded(body, max_parts, max_field_size)
-    elif mime == "application/json" or mime.endswith("+json"):
+    elif is_json_media(mime):
         sink = _Json(body, max_field_size, max_json_depth)
 
     try:
