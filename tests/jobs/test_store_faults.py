@@ -112,3 +112,71 @@ def test_a_failure_that_is_not_transient_is_raised_at_once(sqlite_store: JobStor
     with pytest.raises(sa.exc.OperationalError, match="disk I/O error"):
         store.add_logs(job.id, ["lost"])
     assert len(failed) == 1
+
+
+class FakeBackend:
+    """A backend whose trainings run until told to stop; nothing is started for real."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ended: dict[str, str] = {}
+
+    def start(self, job: Job) -> dict[str, Any]:
+        self.started.append(job.id)
+        return {"backend": self.name}
+
+    def poll(self, job_id: str) -> str | None:
+        if job_id not in self.started:
+            return "unknown process"  # as the process backend answers once it forgot a job
+        return self.ended.get(job_id)
+
+    def terminate(self, job_id: str) -> None:
+        self.ended[job_id] = "signal SIGTERM"
+
+    def kill(self, job_id: str) -> None:
+        self.ended[job_id] = "signal SIGKILL"
+
+    def forget(self, job_id: str) -> None:
+        self.started.remove(job_id)
+
+    def close(self) -> None:
+        pass
+
+
+def make_scheduler(store: JobStore, tmp_path: Any) -> tuple[Any, FakeBackend]:
+    from modelaas.jobs.scheduler import Scheduler
+    from modelaas.settings import Settings
+
+    backend = FakeBackend()
+    return Scheduler(Settings(data_dir=tmp_path / "data"), store, "server-a", backend), backend
+
+
+def test_a_claim_whose_commit_was_lost_is_ended_not_left_running(sqlite_store: JobStore, tmp_path: Any) -> None:
+    """The claim committed but its answer was lost (a dropped connection): the job is
+    recorded as running on this server while no process runs it; it must not stay so."""
+    scheduler, backend = make_scheduler(sqlite_store, tmp_path)
+    lost = sqlite_store.create(make_job())
+    sqlite_store.claim_next("server-a", {})  # as if the answer had never arrived
+    scheduler.step()
+    ended = sqlite_store.get(lost.id)
+    assert ended is not None and ended.status is JobStatus.ERROR and "could not be started" in (ended.message or "")
+    assert backend.started == []  # nothing was started for it
+
+
+def test_an_ending_is_recorded_once_the_store_answers_again(sqlite_store: JobStore, tmp_path: Any) -> None:
+    """A training that ended while the store was unreachable keeps its place until its end is recorded."""
+    scheduler, backend = make_scheduler(sqlite_store, tmp_path)
+    job = sqlite_store.create(make_job())
+    scheduler.step()
+    assert backend.started == [job.id]
+    backend.ended[job.id] = "signal SIGKILL"
+    failed = fail_first(sqlite_store, 1, sqlite3.OperationalError("disk I/O error"), when="SELECT")
+    with pytest.raises(sa.exc.OperationalError):
+        scheduler._reap()
+    assert failed and job.id in scheduler._running  # not forgotten
+    scheduler._reap()
+    ended = sqlite_store.get(job.id)
+    assert ended is not None and ended.status is JobStatus.ERROR and "(signal SIGKILL)" in (ended.message or "")
+    assert job.id not in scheduler._running and backend.started == []

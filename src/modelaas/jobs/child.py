@@ -86,7 +86,7 @@ def run(job_id: str, settings: Settings) -> int:
         output = to_jsonable(result)
         log.info("Training %s finished.", job_id)
         capture.stop()  # every log line is stored before the final state, which ends event streams
-        store.finish(job_id, JobStatus.DONE, result=output)
+        store.finish_eventually(job_id, JobStatus.DONE, result=output)
         return 0
     except Stopped:
         return 0
@@ -97,7 +97,7 @@ def run(job_id: str, settings: Settings) -> int:
         print(trace or traceback.format_exc(), file=sys.stderr, end="")
         context.flush()
         capture.stop()
-        store.finish(job_id, JobStatus.ERROR, message=_message(exc))
+        store.finish_eventually(job_id, JobStatus.ERROR, message=_message(exc))
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

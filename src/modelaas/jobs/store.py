@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import logging
 import os
 import socket
 import sqlite3
@@ -40,10 +41,17 @@ CONNECT_TIMEOUT = 10
 """Seconds to wait for a PostgreSQL connection before the attempt counts as failed."""
 RETRY_FIRST_DELAY = 0.05
 RETRY_MAX_DELAY = 1.0
+RETRY_LONG_DELAY = 10.0
+"""Longest pause between attempts of callers that wait for the store to come back."""
 READ_OPTION = "modelaas_read"
 """Execution option of connections that only read (SQLite: a deferred transaction)."""
 
 T = TypeVar("T")
+log = logging.getLogger("modelaas.jobs")
+
+
+class JobGone(LookupError):
+    """The job was deleted (while something was still writing to it)."""
 
 
 @dataclass(frozen=True)
@@ -281,16 +289,74 @@ class JobStore:
     def add_event(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
         self._write(lambda conn: _event(conn, job_id, kind, data))
 
-    def add_logs(self, job_id: str, lines: Sequence[str]) -> None:
-        if lines:
-            now = utcnow()
-            rows = [{"job_id": job_id, "kind": "log", "data": {"line": line}, "at": now} for line in lines]
+    def add_logs(self, job_id: str, lines: Sequence[str], *, first: int | None = None, dropped: int = 0) -> int:
+        """Append ``lines`` to the job's log; answers the number the next line will get.
 
-            def work(conn: sa.Connection) -> None:
-                _lock_job(conn, job_id)
+        ``first``: the number the first of ``lines`` must get. A batch sent again after a
+        commit that was lost on the way is then recognised and not stored twice; a batch
+        that does not follow the log raises ValueError. None: at the end of the log.
+        ``dropped``: lines of output lost before these, added to the job's count.
+        Raises :class:`JobGone` when the job no longer exists.
+        """
+        t = schema.jobs
+        now = utcnow()
+
+        def work(conn: sa.Connection) -> int:
+            query = sa.select(t.c.log_lines).where(t.c.id == job_id)
+            if conn.dialect.name == "postgresql":  # see _lock_job
+                query = query.with_for_update()
+            current = conn.execute(query).scalar()
+            if current is None:
+                raise JobGone(job_id)
+            start = current if first is None else first
+            if first is not None and current != first:
+                if lines and current >= first + len(lines):
+                    return int(current)  # stored already: the commit did happen
+                raise ValueError(f"The log of job {job_id} is at line {current}, not {first}.")
+            if lines:
+                rows = [
+                    {"job_id": job_id, "kind": "log", "data": {"line": line}, "at": now, "line": start + i}
+                    for i, line in enumerate(lines)
+                ]
                 conn.execute(schema.events.insert(), rows)
+            conn.execute(
+                t.update()
+                .where(t.c.id == job_id)
+                .values(log_lines=start + len(lines), log_dropped=t.c.log_dropped + dropped)
+            )
+            return start + len(lines)
 
-            self._write(work)
+        return self._write(work, repeatable=first is not None)
+
+    def log_lines(self, job_id: str, offset: int = 0, limit: int = 10000) -> list[str]:
+        """Lines ``offset`` to ``offset + limit - 1`` of the job's log (found by number, not counted)."""
+        e = schema.events
+        query = (
+            sa.select(e.c.data)
+            .where(e.c.job_id == job_id, e.c.line >= offset, e.c.line < offset + limit)
+            .order_by(e.c.line)
+        )
+        rows = self._read(lambda conn: conn.execute(query).scalars().all())
+        return [str(data.get("line", "")) for data in rows]
+
+    def finish_eventually(
+        self, job_id: str, status: JobStatus, *, result: Any = None, message: str | None = None
+    ) -> Job | None:
+        """:meth:`finish`, retried for as long as the store cannot be reached.
+
+        For a training's end, which nothing else could record: it is stored once the store
+        is back (the caller waits until then).
+        """
+        delay = 1.0
+        while True:
+            try:
+                return self.finish(job_id, status, result=result, message=message)
+            except sa.exc.DBAPIError as exc:
+                if not _passing(exc):
+                    raise
+                log.warning("Job %s: the job store cannot be reached (%s); retrying.", job_id, first_line(exc))
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_LONG_DELAY)
 
     def events(
         self, job_id: str, *, after: int = 0, limit: int = 1000, kinds: Iterable[str] | None = None
@@ -413,6 +479,17 @@ def _engine(url: str) -> sa.Engine:
     )
 
 
+def is_passing(exc: BaseException) -> bool:
+    """Whether a store call that raised ``exc`` may succeed later (the store is unreachable or busy)."""
+    return isinstance(exc, sa.exc.DBAPIError) and _passing(exc)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of what a store failure says (the driver's message, without the SQL)."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
 def _passing(exc: sa.exc.DBAPIError) -> bool:
     """Whether running the transaction again may succeed: a lock, a lost or refused connection."""
     if exc.connection_invalidated:
@@ -486,6 +563,8 @@ def _row(job: Job) -> dict[str, Any]:
         "runner": job.runner,
         "cancel_requested": job.cancel_requested,
         "heartbeat_at": job.heartbeat_at,
+        "log_lines": job.log_lines,
+        "log_dropped": job.log_dropped,
     }
 
 
@@ -508,4 +587,6 @@ def _job(row: Any) -> Job:
         runner=dict(row["runner"] or {}),
         cancel_requested=bool(row["cancel_requested"]),
         heartbeat_at=_opt_utc(row["heartbeat_at"]),
+        log_lines=int(row["log_lines"]),
+        log_dropped=int(row["log_dropped"]),
     )

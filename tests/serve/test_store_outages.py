@@ -97,3 +97,50 @@ def test_clients_re_reading_a_big_log_do_not_stop_a_training_from_storing_its_ow
     print(f"\n{reads[0]} reads of a 30,000-line log meanwhile; submission answered in {submitted:.2f} s")
     assert final["status"] == "done", final
     assert printed(all_log_lines(srv.url, job)) == list(range(20_000))
+
+
+# ========================================================= PostgreSQL outages
+def test_connections_dropped_again_and_again_lose_no_line_and_free_the_slot(server, pg_outage):
+    """Finding: after pg_terminate_backend a heavily logging training froze (its log thread
+    blocked on its own pipe) or finished with lines silently missing."""
+    url, outage = pg_outage
+    srv = server(*SERVE, "--jobs-db", url, "--train-workers", "1")
+    job = submit(srv.url, lines=200_000, width=60, seconds=6)
+    wait_for(lambda: record(srv.url, job)["status"] == "running", timeout=60, what="the training to start")
+    for _ in range(8):
+        time.sleep(0.5)
+        outage.terminate()
+    nxt = submit(srv.url, lines=10)  # waits for the slot
+    final = wait_final(srv.url, job)
+    print(f"\n{outage.terminated} connections terminated during the training; it ended {final['status']}")
+    assert final["status"] == "done", final
+    assert printed(all_log_lines(srv.url, job)) == list(range(200_000))
+    assert final["log_lines_dropped"] == 0
+    assert wait_final(srv.url, nxt)["status"] == "done"  # the slot was freed
+    assert outage.terminated > 8
+
+
+def test_a_long_outage_keeps_the_end_of_the_log_and_says_what_is_missing(server, pg_outage):
+    """The store refuses connections for a while; the training keeps printing: the buffer's
+    bound drops the oldest waiting lines, a line in the log says how many, the record counts them."""
+    url, outage = pg_outage
+    srv = server(*SERVE, "--jobs-db", url)
+    total = 400_000
+    job = submit(srv.url, lines=total, width=100, seconds=8)
+    wait_for(lambda: record(srv.url, job)["log_lines"] > 1000, timeout=60, what="the first lines to be stored")
+    outage.refuse()
+    try:
+        time.sleep(6)
+    finally:
+        outage.refuse(False)
+    final = wait_final(srv.url, job)
+    lines = all_log_lines(srv.url, job)
+    numbers = printed(lines)
+    markers = [line for line in lines if line.startswith("[modelaas]")]
+    print(f"\nafter a 6 s outage: {len(numbers)} of {total} lines kept, {final['log_lines_dropped']} dropped")
+    assert final["status"] == "done", final
+    assert final["log_lines_dropped"] > 0
+    assert len(numbers) + final["log_lines_dropped"] == total
+    assert numbers == sorted(numbers) and numbers[-1] == total - 1  # in order, the end kept
+    assert sum(int(m.split()[1]) for m in markers) == final["log_lines_dropped"], markers
+    assert final["log_lines"] == len(lines)
