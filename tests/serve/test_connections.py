@@ -140,3 +140,65 @@ def test_a_thousand_such_connections_are_all_closed_and_their_descriptors_freed(
             sock.close()
     print(f"\n1000 held connections: server fds {baseline} -> {peak} -> {worker.num_fds()}")
     assert closed == 1000
+
+
+# ===================================================================== trailers
+PREDICT = "/v2/models/v2-basic/predict/"
+CHUNKED_FORM = (
+    f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    "Transfer-Encoding: chunked\r\n\r\n7\r\ncount=3\r\n0\r\n"
+).encode()
+
+
+def stream_then_read(port: int, first: bytes, more: bytes, most: int) -> tuple[bytes, int]:
+    """Send ``first``, then ``more`` until ``most`` bytes or the server stops taking them;
+    answer what the server said and how many bytes of ``more`` went out."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=HELD) as sock:
+        sock.sendall(first)
+        try:
+            while sent < most:
+                sock.sendall(more)
+                sent += len(more)
+        except OSError:  # closed by the server
+            pass
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return answer, sent
+
+
+def test_a_streamed_trailer_is_cut_at_the_header_limit(strict):
+    """Finding: trailers had no size limit and were parsed with quadratic cost on the event
+    loop (one chunked request streaming a trailer pushed /healthz to 7 s and 300 MB)."""
+    answer, sent = stream_then_read(strict.port, CHUNKED_FORM + b"X-Trailer: ", b"a" * 16384, 64 * 1024 * 1024)
+    print(f"\na streamed trailer: the server stopped taking it after {sent / 1024 / 1024:.1f} MiB")
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:300]
+    assert b"trailers are larger than 8192 bytes" in answer and b"--max-header-size" in answer
+    assert sent < 64 * 1024 * 1024
+    # a route that answers without reading the body: answered, then the connection is closed
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: "
+    answer, sent = stream_then_read(strict.port, healthz, b"a" * 16384, 64 * 1024 * 1024)
+    assert answer.startswith(b"HTTP/1.1 200 ") and sent < 64 * 1024 * 1024, (answer[:300], sent)
+
+
+def test_many_trailers_and_long_chunk_extensions_are_cut_too(strict):
+    many, _ = stream_then_read(strict.port, CHUNKED_FORM, b"X-T: 1\r\n" * 1024, 16 * 1024 * 1024)
+    assert many.startswith(b"HTTP/1.1 431 "), many[:300]
+    head = CHUNKED_FORM.removesuffix(b"7\r\ncount=3\r\n0\r\n") + b"7;ext="
+    extension, _ = stream_then_read(strict.port, head, b"e" * 16384, 64 * 1024 * 1024)
+    assert extension.startswith((b"HTTP/1.1 431 ", b"HTTP/1.1 400 ")), extension[:300]
+
+
+def test_small_trailers_are_accepted_and_the_body_is_served(strict):
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=HELD) as sock:
+        sock.sendall(CHUNKED_FORM + b"X-Checksum: abc\r\n\r\n")
+        answer = b""
+        while b'"count":3' not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]

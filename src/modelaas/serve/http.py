@@ -13,7 +13,9 @@ has its answer sent, the request's body unread   ``body_timeout`` from the answe
 is idle between requests (blank lines included)  ``idle_timeout`` (uvicorn's keep-alive), then closed
 ==============================================  ==================================================
 
-Bytes are bounded too: a request line plus headers beyond ``max_head`` answers 431.
+Bytes are bounded too: a request line plus headers beyond ``max_head`` answers 431, and so
+do trailers of a chunked body (with chunk extensions) beyond ``max_head``. Trailers are
+never handed to the app.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from typing import Any
 
 log = logging.getLogger("modelaas.serve")
 
+CHUNK_FRAMING = 32
+"""Bytes allowed per chunk of a chunked body for its size line and line ends."""
+
 
 def bounded_http_protocol(
     max_head: int, head_timeout: float, *, body_timeout: float = 60.0, idle_timeout: float = 5.0
@@ -33,7 +38,8 @@ def bounded_http_protocol(
     """uvicorn's httptools protocol with the limits above.
 
     * A request line plus headers larger than ``max_head`` bytes answers 431 and the
-      connection is closed (without it, httptools buffers headers of any size).
+      connection is closed (without it, httptools buffers headers of any size); so do
+      trailers (and chunk extensions) larger than ``max_head``.
     * A request head that takes longer than ``head_timeout`` seconds to arrive answers 408;
       a new connection that sends nothing for that long is closed (slow-loris clients).
     * Once a request is answered, the rest of its body must arrive within ``body_timeout``
@@ -48,6 +54,7 @@ def bounded_http_protocol(
         return None
 
     too_large = f"The request line and headers are larger than {max_head} bytes (see --max-header-size)."
+    trailers_too_large = f"The request's trailers are larger than {max_head} bytes (see --max-header-size)."
     too_slow = f"The request headers did not arrive within {head_timeout:g} s (see --header-timeout)."
 
     class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -60,6 +67,7 @@ def bounded_http_protocol(
             self._in_head, self._begun, self._refused = True, False, False
             self._message_open = self._began_now = False
             self._received = self._parsed = 0
+            self._after_head = self._body_bytes = self._chunks = self._trailers = 0
             self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(head_timeout, self._head_late)
             self._wait_timer: asyncio.TimerHandle | None = None
             """The deadline of an unread body after the answer, or of an idle connection."""
@@ -76,11 +84,18 @@ def bounded_http_protocol(
             super().data_received(data)
             if self._refused or self.transport.is_closing():
                 return
-            if not self._began_now and self._in_head:
-                self._received += len(data)
-                if self._received > max_head:
-                    self._refuse(431, "Request Header Fields Too Large", too_large)
-                    return
+            if not self._began_now:
+                if self._in_head:
+                    self._received += len(data)
+                    if self._received > max_head:
+                        self._refuse(431, "Request Header Fields Too Large", too_large)
+                        return
+                elif self._message_open:
+                    self._after_head += len(data)
+                    framing = self._after_head - self._body_bytes - CHUNK_FRAMING * self._chunks
+                    if framing > max_head:
+                        self._refuse(431, "Request Header Fields Too Large", trailers_too_large)
+                        return
             self._watch()
 
         # parser callbacks: after a refusal the rest of the bytes already read are ignored
@@ -100,6 +115,11 @@ def bounded_http_protocol(
                 super().on_url(url)
 
         def on_header(self, name: bytes, value: bytes) -> None:
+            if not self._in_head:  # a trailer: counted, never given to the app
+                self._trailers += len(name) + len(value) + 4
+                if self._trailers > max_head and not self._refused:
+                    self._refuse(431, "Request Header Fields Too Large", trailers_too_large)
+                return
             self._parsed += len(name) + len(value) + 4
             if not self._refused:
                 super().on_header(name, value)
@@ -108,13 +128,18 @@ def bounded_http_protocol(
             if self._refused:
                 return
             self._in_head = False
+            self._after_head = self._body_bytes = self._chunks = self._trailers = 0
             self._stop_head_timer()
             if self._parsed > max_head:
                 self._refuse(431, "Request Header Fields Too Large", too_large)
                 return
             super().on_headers_complete()
 
+        def on_chunk_header(self) -> None:
+            self._chunks += 1
+
         def on_body(self, body: bytes) -> None:
+            self._body_bytes += len(body)
             if not self._refused:
                 super().on_body(body)
 
