@@ -106,6 +106,12 @@ class Settings:
     train_nice: int = field(
         default=10, metadata=_doc("CPU niceness added to training processes, so predictions keep priority.")
     )
+    train_log_size: int = field(
+        default=128 * 1024 * 1024,
+        metadata=_doc(
+            "Largest log a training keeps, in bytes; later output is counted, not kept, and a line in the log says so."
+        ),
+    )
     train_cuda_visible_devices: str | None = field(
         default=None, metadata=_doc("CUDA_VISIBLE_DEVICES for training processes (default: as the server's).")
     )
@@ -197,6 +203,8 @@ class Settings:
             raise ConfigError("train_workers must be at least 1")
         if self.train_queue < 0:
             raise ConfigError("train_queue cannot be negative")
+        if self.train_log_size < 1024:
+            raise ConfigError("train_log_size must be at least 1024 bytes")
         for name in ("body_timeout", "header_timeout", "fetch_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")

@@ -26,7 +26,7 @@ CAPTURE = textwrap.dedent(
     from modelaas.jobs.records import Job
     from modelaas.jobs.store import JobStore
 
-    url, lines, failures, buffer_bytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    url, lines, failures, buffer_bytes, max_bytes = sys.argv[1], *map(int, sys.argv[2:6])
 
     class Failing(JobStore):
         failures = 0
@@ -43,7 +43,7 @@ CAPTURE = textwrap.dedent(
     store.migrate()
     store.create(Job(id="job", model="m", owner="s"))
     store.failures = failures
-    capture = OutputCapture(store, "job", buffer_bytes=buffer_bytes)
+    capture = OutputCapture(store, "job", buffer_bytes=buffer_bytes, max_bytes=max_bytes or None)
     capture.start()
     for i in range(lines):
         print(f"line {i} " + "y" * 40)
@@ -55,9 +55,11 @@ CAPTURE = textwrap.dedent(
 )
 
 
-def run_capture(tmp_path: Path, *, lines: int, failures: int, buffer_bytes: int = 16 * 1024 * 1024) -> tuple[dict, str]:
+def run_capture(
+    tmp_path: Path, *, lines: int, failures: int = 0, buffer_bytes: int = 16 * 1024 * 1024, max_bytes: int = 0
+) -> tuple[dict, str]:
     url = store_url(None, tmp_path)
-    args = [sys.executable, "-c", CAPTURE, url, str(lines), str(failures), str(buffer_bytes)]
+    args = [sys.executable, "-c", CAPTURE, url, *map(str, (lines, failures, buffer_bytes, max_bytes))]
     done = subprocess.run(args, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
@@ -84,6 +86,19 @@ def test_lines_beyond_the_buffer_are_counted_and_marked_and_the_end_is_kept(tmp_
     assert sum(int(m.split()[1]) for m in markers) == result["dropped"]
     assert len(numbers) + result["dropped"] == 50_000
     assert numbers == sorted(numbers) and numbers[-1] == 49_999
+
+
+@pytest.mark.parametrize("failures", [0, 5])
+def test_a_log_stops_at_its_limit_with_a_line_saying_so_and_counts_the_rest(tmp_path: Path, failures: int) -> None:
+    """Finding: logs had no size cap."""
+    limit = 100_000
+    result, _ = run_capture(tmp_path, lines=20_000, failures=failures, max_bytes=limit)
+    lines = result["lines"]
+    numbers = [int(line.split()[1]) for line in lines if line.startswith("line ")]
+    assert lines[-1].startswith("[modelaas] The log reached its limit of 100,000 bytes (--train-log-size)")
+    assert sum(len(line.encode()) + 1 for line in lines[:-1]) <= limit
+    assert numbers == list(range(len(numbers))) and 0 < len(numbers) < 20_000
+    assert result["dropped"] == 20_000 - len(numbers)
 
 
 class Unreachable(JobStore):

@@ -51,7 +51,7 @@ def run(job_id: str, settings: Settings) -> int:
     job = store.get(job_id)
     if job is None or job.status is not JobStatus.RUNNING:
         return 0
-    capture = OutputCapture(store, job_id)
+    capture = OutputCapture(store, job_id, max_bytes=settings.train_log_size)
     capture.start()
     stop = threading.Event()
     cooperative = threading.Event()

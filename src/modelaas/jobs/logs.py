@@ -16,6 +16,9 @@ record counts them.
 
 Whatever the writer logs (its own warnings, the database driver's) goes to the process's
 original stderr (the server's log), never into the pipe it is emptying.
+
+A log holds at most ``--train-log-size`` bytes: the line that would pass it is replaced by
+a line saying the log is full; later lines are only counted (``log_lines_dropped``).
 """
 
 from __future__ import annotations
@@ -66,9 +69,16 @@ class OutputCapture:
     come back.
     """
 
-    def __init__(self, store: JobStore, job_id: str, *, buffer_bytes: int = BUFFER_BYTES) -> None:
+    def __init__(
+        self, store: JobStore, job_id: str, *, max_bytes: int | None = None, buffer_bytes: int = BUFFER_BYTES
+    ) -> None:
         self.store = store
         self.job_id = job_id
+        self.max_bytes = max_bytes
+        """The log's limit (``--train-log-size``): beyond it, output is counted, not kept."""
+        self.size = 0
+        """Bytes of this capture's lines in the log (a newline each)."""
+        self.full = False
         self.buffer = LineBuffer(buffer_bytes)
         self.next_line: int | None = None
         """The number the next stored line gets (read from the job's record at start)."""
@@ -161,13 +171,35 @@ class OutputCapture:
         while True:
             lines, dropped, finished = self.buffer.take(MOST_LINES, FLUSH_INTERVAL)
             if (lines or dropped) and not self._gone:
-                self._store(lines, dropped)
+                batch = [missing_marker(dropped), *lines] if dropped else lines
+                kept, over = self._within_limit(batch)
+                self._store(kept, dropped + over, len(lines) - over)
             if finished:
                 return
 
-    def _store(self, lines: list[str], dropped: int) -> None:
-        """Store one batch, after a line marking ``dropped`` lines missing; retry until stored."""
-        batch = [missing_marker(dropped), *lines] if dropped else lines
+    def _within_limit(self, batch: list[str]) -> tuple[list[str], int]:
+        """The lines of ``batch`` the log still has room for (then a line saying it is full),
+        and how many lines of output do not fit."""
+        if self.max_bytes is None:
+            return batch, 0
+        if self.full:
+            return [], sum(not line.startswith(MARK) for line in batch)
+        kept: list[str] = []
+        for i, line in enumerate(batch):
+            cost = len(line.encode("utf-8", "replace")) + 1
+            if self.size + cost > self.max_bytes:
+                self.full = True
+                cut = batch[i:]
+                return [*kept, limit_marker(self.max_bytes)], sum(not c.startswith(MARK) for c in cut)
+            self.size += cost
+            kept.append(line)
+        return kept, 0
+
+    def _store(self, batch: list[str], dropped: int, output: int) -> None:
+        """Store ``batch`` (``output`` lines of output, the rest markers) and count ``dropped``
+        lines missing; retry until stored."""
+        if not batch and not dropped:
+            return
         delay = RETRY_FIRST_DELAY
         refusals = 0
         warned = False
@@ -193,8 +225,8 @@ class OutputCapture:
                 if not is_passing(exc):
                     refusals += 1
                     if refusals >= REFUSALS_BEFORE_DROP:
-                        log.error("Training %s: %d log lines could not be stored: %s", self.job_id, len(lines), exc)
-                        self.buffer.count_dropped(len(lines) + dropped)
+                        log.error("Training %s: %d log lines could not be stored: %s", self.job_id, output, exc)
+                        self.buffer.count_dropped(output + dropped)
                         return
                 if not warned:
                     log.warning(
@@ -280,6 +312,13 @@ def missing_marker(count: int) -> str:
     return (
         f"{MARK} {count} lines of output are missing here: the job store could not take them in time "
         "(it was unreachable for long; see the server's log)."
+    )
+
+
+def limit_marker(max_bytes: int) -> str:
+    return (
+        f"{MARK} The log reached its limit of {max_bytes:,} bytes (--train-log-size): later output is not "
+        "kept; the job's record counts the lines (log_lines_dropped)."
     )
 
 
