@@ -197,3 +197,56 @@ def jobs_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             "DROP TABLE IF EXISTS modelaas_jobs, modelaas_job_events, modelaas_servers, modelaas_schema"
         )
     engine.dispose()
+
+
+class Outage:
+    """Outages of one PostgreSQL database of this test's own (never the shared ``test`` one)."""
+
+    def __init__(self, admin: Any, name: str) -> None:
+        self.admin = admin
+        self.name = name
+        self.terminated = 0
+
+    def terminate(self) -> int:
+        """Drop every connection to the database (as ``pg_terminate_backend`` does in an outage)."""
+        with self.admin.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (self.name,),
+            ).all()
+        self.terminated += len(rows)
+        return len(rows)
+
+    def refuse(self, refuse: bool = True) -> None:
+        """Refuse new connections (and drop the current ones) until called with False."""
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS {str(not refuse).lower()}')
+        if refuse:
+            self.terminate()
+
+
+@pytest.fixture
+def pg_outage() -> Iterator[tuple[str, Outage]]:
+    """A PostgreSQL database for this test alone, and the means to take it away."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin_url = "postgresql+psycopg://" + PG_ADMIN_URL.split("://", 1)[1]
+    name = f"modelaas_outage_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    outage = Outage(admin, name)
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", outage
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -150,24 +150,40 @@ class Job:
         return _follow(self, after, None)
 
     def logs(self, offset: int = 0) -> tuple[list[str], int]:
-        """The job's output lines from line ``offset`` on, and the offset to continue from."""
+        """One page of the job's output (up to 10,000 lines) from line ``offset`` on, and the
+        offset to continue from; :meth:`all_logs` reads every page."""
         lines, next_offset, _ = self._logs(offset)
         return lines, next_offset
 
+    def all_logs(self, offset: int = 0) -> Iterator[str]:
+        """Every line of the job's output stored so far, from line ``offset`` on, page by page."""
+        while True:
+            lines, offset, _ = self._logs(offset)
+            if not lines:
+                return
+            yield from lines
+
     def follow_logs(self, offset: int = 0, poll: float = 0.5) -> Iterator[str]:
-        """The job's output lines from line ``offset`` on, as they come, until the job ends."""
-        ended = False
+        """The job's output lines from line ``offset`` on, as they come, until the job ends.
+
+        Ends after a read that found no more lines once the job had ended: every line is
+        read, however many pages the log has.
+        """
         while True:
             lines, offset, status = self._logs(offset)
             yield from lines
-            if ended:
-                return
+            if lines:
+                continue  # more may be waiting: read on at once
             if status is None:
                 status = self.refresh()["status"]
+                if status in FINAL:  # no status with the lines: one more read after seeing it
+                    lines, offset, _ = self._logs(offset)
+                    yield from lines
+                    if lines:
+                        continue
             if status in FINAL:
-                ended = True  # one more read: lines written just before it ended
-            else:
-                time.sleep(poll)
+                return
+            time.sleep(poll)
 
     def _logs(self, offset: int) -> tuple[list[str], int, str | None]:
         response = self._request("GET", f"{self._path}/logs", params={"offset": offset})

@@ -115,6 +115,13 @@ class Settings:
     train_nice: int = field(
         default=10, metadata=_doc("CPU niceness added to training processes, so predictions keep priority.")
     )
+    train_log_size: int = field(
+        default=128 * 1024 * 1024,
+        metadata=_doc(
+            "Largest log a training keeps, in bytes; later output is counted, not kept, and a line in the log says so.",
+            minimum=1024,
+        ),
+    )
     train_cuda_visible_devices: str | None = field(
         default=None, metadata=_doc("CUDA_VISIBLE_DEVICES for training processes (default: as the server's).")
     )

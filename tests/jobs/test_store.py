@@ -23,8 +23,11 @@ def make_job(model="m", owner="server-a", **kw):
 
 
 def test_migrate_is_idempotent_and_versioned(store):
-    assert store.migrate() == 1
-    assert store.migrate() == 1
+    from modelaas.jobs.schema import LATEST
+
+    assert LATEST == 2
+    assert store.migrate() == LATEST
+    assert store.migrate() == LATEST
 
 
 def test_round_trip_keeps_every_field(store):
@@ -207,3 +210,65 @@ def test_processes_migrating_a_new_sqlite_file_at_once_all_succeed(tmp_path):
     from modelaas.jobs.schema import LATEST
 
     assert JobStore(url).migrate() == LATEST  # found at the latest version: migrated once, completely
+
+
+def test_log_lines_are_numbered_read_by_number_and_a_batch_sent_twice_is_stored_once(store):
+    from modelaas.jobs.store import JobGone
+
+    job = store.create(make_job())
+    assert store.add_logs(job.id, ["a", "b"], first=0) == 2
+    assert store.add_logs(job.id, ["a", "b"], first=0) == 2  # its commit was lost on the way: sent again
+    assert store.add_logs(job.id, ["marker", "c"], first=2, dropped=7) == 4
+    assert store.add_logs(job.id, ["d"]) == 5  # at the end
+    for first, lines in ((7, ["x"]), (4, ["x", "y"])):  # a gap, an overlap
+        with pytest.raises(ValueError, match=f"at line 5, not {first}"):
+            store.add_logs(job.id, lines, first=first)
+    assert store.log_lines(job.id) == ["a", "b", "marker", "c", "d"]
+    assert store.log_lines(job.id, 3, 1) == ["c"]
+    assert store.log_lines(job.id, 5) == []
+    back = store.get(job.id)
+    assert (back.log_lines, back.log_dropped) == (5, 7)
+    assert to_record(back)["log_lines"] == 5 and to_record(back)["log_lines_dropped"] == 7
+    assert [e.data["line"] for e in store.events(job.id, kinds=["log"])] == ["a", "b", "marker", "c", "d"]
+    store.delete(job.id)
+    with pytest.raises(JobGone):
+        store.add_logs(job.id, ["late"], first=5)
+
+
+def test_a_version_1_store_is_migrated_with_its_log_lines_numbered(jobs_db, tmp_path):
+    import sqlalchemy as sa
+
+    from modelaas.jobs import schema
+
+    url = store_url(jobs_db, tmp_path)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a store as modelaas with schema version 1 left it
+        schema.version_table.create(conn)
+        conn.execute(schema.version_table.insert().values(version=1))
+        schema.MIGRATIONS[0](conn)
+        now = dt.datetime.now(dt.timezone.utc)
+        v1 = sa.MetaData()
+        jobs = sa.Table("modelaas_jobs", v1, autoload_with=conn)
+        events = sa.Table("modelaas_job_events", v1, autoload_with=conn)
+        assert "log_lines" not in jobs.c and "line" not in events.c
+        for job_id in ("j1", "j2"):
+            conn.execute(
+                jobs.insert().values(
+                    id=job_id, model="m", status="done", args={}, raw={}, inputs=[], created_at=now, metrics={},
+                    owner="s", runner={}, cancel_requested=False,
+                )
+            )  # fmt: skip
+        history = [("j1", "state", "queued"), ("j1", "log", "a"), ("j2", "log", "x"), ("j1", "progress", None)]
+        history += [("j1", "log", "b"), ("j2", "log", "y"), ("j1", "log", "c")]
+        for job_id, kind, line in history:
+            data = {"line": line} if line else {}
+            conn.execute(events.insert().values(job_id=job_id, kind=kind, data=data, at=now))
+    engine.dispose()
+    store = JobStore(url)
+    try:
+        assert store.migrate() == 1
+        assert store.log_lines("j1") == ["a", "b", "c"] and store.log_lines("j2", 1) == ["y"]
+        assert store.get("j1").log_lines == 3 and store.get("j2").log_lines == 2
+        assert store.add_logs("j1", ["d"], first=3) == 4
+    finally:
+        store.close()

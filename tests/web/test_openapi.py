@@ -561,6 +561,7 @@ def test_job_record_schema_describes_to_record() -> None:
     assert set(record["properties"]) == {
         "uuid", "date", "args", "status", "message", "result",
         "model", "progress", "metrics", "created_at", "started_at", "finished_at", "cancel_requested",
+        "log_lines", "log_lines_dropped",
     }  # fmt: skip
     assert record["properties"]["result"]["required"] == ["output", "finish_date", "duration"]
 

@@ -111,8 +111,7 @@ def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token
     if remote:
         with _client(remote, token) as client:
             job = _remote_job(client, job_id, model)
-            lines = job.follow_logs() if follow else iter(job.logs()[0])
-            for line in lines:
+            for line in job.follow_logs() if follow else job.all_logs():
                 click.echo(line)
         return 0
     import time
@@ -120,12 +119,15 @@ def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token
     with _local() as store:
         if store.get(job_id) is None:
             raise JobNotFound(model or "any model", job_id)
-        after = 0
+        offset = 0
         while True:
-            for event in store.events(job_id, after=after, kinds=["log"]):
-                after = event.id
-                click.echo(event.data.get("line", ""))
-            job = store.get(job_id)
+            job = store.get(job_id)  # before the lines: once it has ended, they are all stored
+            lines = store.log_lines(job_id, offset)
+            for line in lines:
+                click.echo(line)
+            offset += len(lines)
+            if lines:
+                continue
             if not follow or job is None or job.status.is_terminal:
                 return 0
             time.sleep(0.5)

@@ -51,7 +51,7 @@ def run(job_id: str, settings: Settings) -> int:
     job = store.get(job_id)
     if job is None or job.status is not JobStatus.RUNNING:
         return 0
-    capture = OutputCapture(store, job_id)
+    capture = OutputCapture(store, job_id, max_bytes=settings.train_log_size)
     capture.start()
     stop = threading.Event()
     cooperative = threading.Event()
@@ -73,14 +73,13 @@ def run(job_id: str, settings: Settings) -> int:
         except OSError:
             pass
         adapter = _load(job.model, settings)
-        if adapter.train_params is None:
-            raise ModelLoadError(f"Model {job.model!r} does not implement train.")
+        params = adapter.params_for("train")
         if getattr(adapter, "wants_context", False):
             cooperative.set()
         if settings.warm:
             adapter.warm()
         raw = {key: restore_files(value, job.inputs) for key, value in job.raw.items()}
-        kwargs = adapter.train_params.validate(raw)
+        kwargs = params.validate(raw)
         log.info("Training %s of model %r started.", job_id, job.model)
         result = adapter.train(kwargs, context)
         context.flush()
@@ -89,7 +88,7 @@ def run(job_id: str, settings: Settings) -> int:
         output = to_jsonable(result)
         log.info("Training %s finished.", job_id)
         capture.stop()  # every log line is stored before the final state, which ends event streams
-        store.finish(job_id, JobStatus.DONE, result=output)
+        store.finish_eventually(job_id, JobStatus.DONE, result=output)
         return 0
     except Stopped:
         return 0
@@ -100,7 +99,7 @@ def run(job_id: str, settings: Settings) -> int:
         print(trace or traceback.format_exc(), file=sys.stderr, end="")
         context.flush()
         capture.stop()
-        store.finish(job_id, JobStatus.ERROR, message=_message(exc))
+        store.finish_eventually(job_id, JobStatus.ERROR, message=_message(exc))
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

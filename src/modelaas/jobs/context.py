@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modelaas.jobs.store import JobStore
+from modelaas.jobs.store import JobStore, first_line
 from modelaas.model.interface import TrainingContext
 
 REPORT_INTERVAL = 0.2
@@ -19,7 +19,9 @@ class JobContext(TrainingContext):
     """A :class:`TrainingContext` that records reports in the job store.
 
     Reports are written at most every 0.2 s (the latest values always win, and the last
-    one is written by :meth:`flush`), so a model may report every batch.
+    one is written by :meth:`flush`), so a model may report every batch. The store being
+    unreachable never reaches the model: a report that cannot be written waits for the
+    next one (the latest values win), and ``cancelled`` answers what it knew last.
     """
 
     def __init__(self, store: JobStore, job_id: str, output_dir: Path) -> None:
@@ -31,6 +33,7 @@ class JobContext(TrainingContext):
         self._pending: dict[str, Any] | None = None
         self._last_write = 0.0
         self._last_cancel_poll = 0.0
+        self._failing = False
 
     def _on_report(self) -> None:
         with self._lock:
@@ -47,7 +50,15 @@ class JobContext(TrainingContext):
         pending, self._pending = self._pending, None
         self._last_write = time.monotonic()
         if pending is not None:
-            self._store.report(self._job_id, progress=pending["progress"], metrics=pending["metrics"])
+            try:
+                self._store.report(self._job_id, progress=pending["progress"], metrics=pending["metrics"])
+                self._failing = False
+            except Exception as exc:  # the store is unreachable: the next report carries the latest values
+                if self._pending is None:
+                    self._pending = pending
+                if not self._failing:
+                    self._failing = True
+                    self.logger.warning("Progress cannot be recorded now (%s); the latest will be.", first_line(exc))
 
     @property
     def cancelled(self) -> bool:
@@ -56,7 +67,10 @@ class JobContext(TrainingContext):
         now = time.monotonic()
         if now - self._last_cancel_poll >= CANCEL_POLL_INTERVAL:
             self._last_cancel_poll = now
-            job = self._store.get(self._job_id)
+            try:
+                job = self._store.get(self._job_id)
+            except Exception:  # the store is unreachable: a cancel still arrives as SIGTERM
+                return False
             if job is None or job.cancel_requested or job.status.is_terminal:
                 self._cancel.set()
         return self._cancel.is_set()

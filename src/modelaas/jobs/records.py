@@ -80,6 +80,10 @@ class Job:
     """Backend details of the running job (``{"backend": "process", "pid": ...}``)."""
     cancel_requested: bool = False
     heartbeat_at: dt.datetime | None = None
+    log_lines: int = 0
+    """How many lines its log holds."""
+    log_dropped: int = 0
+    """How many lines of its output were not kept (each gap is marked in the log)."""
 
     def but(self, **changes: Any) -> Job:
         return replace(self, **changes)
@@ -130,6 +134,8 @@ def to_record(job: Job) -> dict[str, Any]:
             "started_at": iso(job.started_at),
             "finished_at": iso(job.finished_at),
             "cancel_requested": job.cancel_requested,
+            "log_lines": job.log_lines,
+            "log_lines_dropped": job.log_dropped,
         }
     )
     return record

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from modelaas.jobs.backends import Backend
 from modelaas.jobs.records import Job, JobStatus
-from modelaas.jobs.store import JobStore
+from modelaas.jobs.store import JobStore, first_line, is_passing
 from modelaas.processes import pid_alive
 from modelaas.settings import Settings
 
@@ -95,11 +95,22 @@ class Scheduler:
 
     # ------------------------------------------------------------------ loop
     def _loop(self) -> None:
+        failing = False
         while not self._stop.is_set():
             try:
                 self.step()
-            except Exception:  # a store hiccup must not end scheduling
-                log.exception("Scheduler step failed; retrying.")
+                if failing:
+                    failing = False
+                    log.warning("The scheduler works again.")
+            except Exception as exc:  # a store hiccup must not end scheduling
+                if not failing:  # once, not every second while it lasts
+                    failing = True
+                    passing = is_passing(exc)
+                    log.error(
+                        "Scheduler step failed (%s); retrying every second.",
+                        first_line(exc) if passing else exc,
+                        exc_info=not passing,
+                    )
                 time.sleep(1)
             if self._wake.wait(TICK):
                 self._wake.clear()
@@ -114,6 +125,7 @@ class Scheduler:
         if now >= self._next_orphan_check:
             self._next_orphan_check = now + ORPHAN_CHECK_EVERY
             self.store.interrupt_orphans(stale_after=STALE_AFTER, pid_alive=pid_alive, exclude=self.server_id)
+            self._end_untracked()
         if now >= self._next_cancel_check:
             self._next_cancel_check = now + CANCEL_CHECK_EVERY
             self._handle_cancels(now)
@@ -135,6 +147,15 @@ class Scheduler:
             running.stop_deadline = now + self.settings.train_cancel_grace
             self.backend.terminate(job.id)
 
+    def _end_untracked(self) -> None:
+        """Jobs the store says this server runs but no process of ours does: their claim's
+        commit was lost on the way (a dropped connection), so nothing runs them."""
+        for job in self.store.list(statuses=[JobStatus.RUNNING], owner=self.server_id):
+            if job.id not in self._running:
+                log.error("Training %s is recorded as running here, but no process runs it.", job.id)
+                message = "The training could not be started (the job store connection failed)."
+                self.store.finish(job.id, JobStatus.ERROR, message=message)
+
     def _kill_overdue(self, now: float) -> None:
         for running in self._running.values():
             if running.stop_deadline is not None and now > running.stop_deadline and not running.killed:
@@ -146,10 +167,10 @@ class Scheduler:
             how = self.backend.poll(job_id)
             if how is None and not force:
                 continue
-            self.backend.forget(job_id)
-            job = self.store.get(job_id)
+            job = self.store.get(job_id)  # the store may be unreachable: then the job stays ours
             if job is not None and job.status.is_active:
                 self._record_end(job, running, how or "stopped")
+            self.backend.forget(job_id)
             self._drop_inputs(job_id)
             del self._running[job_id]  # last: a job no longer running has its end recorded and inputs gone
             self._next_claim = 0.0  # a slot is free
@@ -174,8 +195,8 @@ class Scheduler:
                 log.exception("Could not start training %s.", job.id)
                 self.store.finish(job.id, JobStatus.ERROR, message=f"The training could not be started: {exc}")
                 continue
+            self._running[job.id] = Running(job.id)  # first: it runs, whatever the store says next
             self.store.set_runner(job.id, runner)
-            self._running[job.id] = Running(job.id)
 
     def _drop_inputs(self, job_id: str) -> None:
         """Uploaded files are kept with a job until it ends."""

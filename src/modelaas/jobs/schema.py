@@ -8,6 +8,7 @@ To change the schema, append a step to ``MIGRATIONS``; never edit a released one
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -42,6 +43,9 @@ jobs = sa.Table(
     sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
     sa.Index("modelaas_jobs_status_owner", "status", "owner"),
     sa.Index("modelaas_jobs_model_created", "model", "created_at"),
+    # v2: how many log lines the job has (the next line's number), how many were not kept
+    sa.Column("log_lines", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("log_dropped", sa.Integer, nullable=False, server_default="0"),
 )
 
 events = sa.Table(
@@ -53,6 +57,9 @@ events = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("modelaas_job_events_job", "job_id", "id"),
+    # v2: a log line's number in its job's log, from 0 (None for other events)
+    sa.Column("line", sa.Integer),
+    sa.Index("modelaas_job_events_line", "job_id", "line", unique=True),
     sqlite_autoincrement=True,
 )
 
@@ -68,11 +75,57 @@ servers = sa.Table(
 
 
 def _v1(conn: sa.Connection) -> None:
+    """The first tables: ``jobs`` and ``events`` without the columns later steps add."""
+    v1, later = sa.MetaData(), {"log_lines", "log_dropped", "line"}
     for table in (jobs, events, servers):
-        table.create(conn, checkfirst=True)
+        columns = [c._copy() for c in table.columns if c.name not in later]
+        indexes = [
+            sa.Index(i.name, *[c.name for c in i.columns], unique=i.unique)
+            for i in table.indexes
+            if not {c.name for c in i.columns} & later
+        ]
+        copy = sa.Table(table.name, v1, *columns, *indexes, **table.kwargs)
+        copy.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1]
+def _v2(conn: sa.Connection) -> None:
+    """Log lines get their number (to read from an offset without a scan), jobs count theirs."""
+    conn.execute(sa.text("ALTER TABLE modelaas_jobs ADD COLUMN log_lines INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(sa.text("ALTER TABLE modelaas_jobs ADD COLUMN log_dropped INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(sa.text("ALTER TABLE modelaas_job_events ADD COLUMN line INTEGER"))
+    numbered = (
+        "SELECT id, row_number() OVER (PARTITION BY job_id ORDER BY id) - 1 AS n "
+        "FROM modelaas_job_events WHERE kind = 'log'"
+    )
+    if conn.dialect.name != "sqlite" or sqlite3.sqlite_version_info >= (3, 33, 0):
+        conn.execute(
+            sa.text(
+                f"UPDATE modelaas_job_events SET line = numbered.n FROM ({numbered}) AS numbered "
+                "WHERE modelaas_job_events.id = numbered.id"
+            )
+        )
+    else:  # pragma: no cover - SQLite before 3.33 has no UPDATE ... FROM
+        ids = conn.execute(
+            sa.text("SELECT job_id, id FROM modelaas_job_events WHERE kind = 'log' ORDER BY job_id, id")
+        ).all()
+        numbers: list[dict[str, int]] = []
+        previous, n = None, 0
+        for job_id, id_ in ids:
+            n = n + 1 if job_id == previous else 0
+            previous = job_id
+            numbers.append({"n": n, "id": id_})
+        if numbers:
+            conn.execute(sa.text("UPDATE modelaas_job_events SET line = :n WHERE id = :id"), numbers)
+    conn.execute(
+        sa.text(
+            "UPDATE modelaas_jobs SET log_lines = (SELECT COUNT(*) FROM modelaas_job_events AS e "
+            "WHERE e.job_id = modelaas_jobs.id AND e.kind = 'log')"
+        )
+    )
+    conn.execute(sa.text("CREATE UNIQUE INDEX modelaas_job_events_line ON modelaas_job_events (job_id, line)"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
 LATEST = len(MIGRATIONS)
 
 

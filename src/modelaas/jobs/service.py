@@ -103,8 +103,7 @@ class JobService:
         self.get(model, job_id)
         if offset < 0:
             raise BadRequest("offset must be zero or more")
-        lines = [e.data.get("line", "") for e in self.store.events(job_id, kinds=["log"], limit=offset + limit)]
-        chunk = lines[offset:]
+        chunk = self.store.log_lines(job_id, offset, limit)
         return chunk, offset + len(chunk)
 
     def events(self, model: str, job_id: str, after: int = 0) -> list[Event]:

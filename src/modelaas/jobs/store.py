@@ -5,6 +5,12 @@ opens its own :class:`JobStore` on the same URL. Writes that change a job's stat
 compare-and-set, so concurrent servers never run a job twice or overwrite a final state.
 Each state change, progress report and log line is also appended to the job's event
 list, which the events stream and the logs endpoint read.
+
+Reads never block writers: on SQLite a read runs in a deferred transaction (WAL lets it
+proceed beside a writer), a write in ``BEGIN IMMEDIATE``. A transaction that fails for a
+passing reason (a locked SQLite file, a PostgreSQL connection that was dropped or refused)
+is run again, with back-off, for up to ``retry_for`` seconds; other failures, and a write
+whose commit may have happened already, raise at once.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import logging
 import os
 import socket
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -26,6 +35,23 @@ from modelaas.jobs import schema
 from modelaas.jobs.records import TERMINAL, InputFile, Job, JobStatus, utcnow
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+RETRY_FOR = 10.0
+"""Seconds a store call keeps retrying a transaction that failed for a passing reason."""
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for a PostgreSQL connection before the attempt counts as failed."""
+RETRY_FIRST_DELAY = 0.05
+RETRY_MAX_DELAY = 1.0
+RETRY_LONG_DELAY = 10.0
+"""Longest pause between attempts of callers that wait for the store to come back."""
+READ_OPTION = "modelaas_read"
+"""Execution option of connections that only read (SQLite: a deferred transaction)."""
+
+T = TypeVar("T")
+log = logging.getLogger("modelaas.jobs")
+
+
+class JobGone(LookupError):
+    """The job was deleted (while something was still writing to it)."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +95,9 @@ def store_url(jobs_db: str | None, data_dir: Path) -> str:
 
 
 class JobStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, retry_for: float = RETRY_FOR) -> None:
         self.url = url
+        self.retry_for = retry_for
         try:
             self.engine = _engine(url)
         except (ImportError, sa.exc.ArgumentError) as exc:
@@ -88,27 +115,69 @@ class JobStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    # ----------------------------------------------------------- transactions
+    def _read(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run ``work`` in a read-only transaction (retried like a write; reads repeat safely)."""
+        return self._run(work, read=True, repeatable=True)
+
+    def _write(self, work: Callable[[sa.Connection], T], *, repeatable: bool = False) -> T:
+        """Run ``work`` in a write transaction.
+
+        ``repeatable``: running it again after a commit that failed midway cannot do harm
+        (it is a compare-and-set or it overwrites with the same values), so even a
+        connection lost while committing is retried.
+        """
+        return self._run(work, read=False, repeatable=repeatable)
+
+    def _run(self, work: Callable[[sa.Connection], T], *, read: bool, repeatable: bool) -> T:
+        deadline: float | None = None
+        delay = RETRY_FIRST_DELAY
+        while True:
+            committing = False
+            try:
+                with self.engine.connect() as conn:
+                    if read:
+                        conn.execution_options(**{READ_OPTION: True})
+                    with conn.begin():
+                        result = work(conn)
+                        committing = True
+                return result
+            except sa.exc.DBAPIError as exc:
+                if not _passing(exc) or (committing and not repeatable):
+                    raise
+                now = time.monotonic()
+                deadline = deadline or now + self.retry_for
+                if now >= deadline:
+                    raise
+                time.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+
     # ------------------------------------------------------------------ jobs
     def create(self, job: Job) -> Job:
-        with self.engine.begin() as conn:
-            conn.execute(schema.jobs.insert().values(**_row(job)))
-            _event(conn, job.id, "state", {"status": job.status.value})
+        def work(conn: sa.Connection) -> None:
+            exists = conn.execute(sa.select(schema.jobs.c.id).where(schema.jobs.c.id == job.id)).first()
+            if exists is None:  # else: a retry of a commit that did happen
+                conn.execute(schema.jobs.insert().values(**_row(job)))
+                _event(conn, job.id, "state", {"status": job.status.value})
+
+        self._write(work, repeatable=True)
         return job
 
     def get(self, job_id: str) -> Job | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(schema.jobs).where(schema.jobs.c.id == job_id)).mappings().first()
+        row = self._read(
+            lambda conn: conn.execute(sa.select(schema.jobs).where(schema.jobs.c.id == job_id)).mappings().first()
+        )
         return _job(row) if row else None
 
     def count(self, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None) -> int:
         query = _filter(sa.select(sa.func.count()).select_from(schema.jobs), statuses=statuses, owner=owner)
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar() or 0)
+        return int(self._read(lambda conn: conn.execute(query).scalar()) or 0)
 
     def claim_next(self, owner: str, runner: dict[str, Any]) -> Job | None:
         """Move the oldest queued job of ``owner`` to running; None if there is none."""
         t = schema.jobs
-        with self.engine.begin() as conn:
+
+        def work(conn: sa.Connection) -> str | None:
             candidate = conn.execute(
                 sa.select(t.c.id)
                 .where(t.c.status == JobStatus.QUEUED.value, t.c.owner == owner)
@@ -126,48 +195,60 @@ class JobStore:
             if not changed:
                 return None
             _event(conn, candidate, "state", {"status": JobStatus.RUNNING.value})
-        return self.get(candidate)
+            return str(candidate)
+
+        claimed = self._write(work)
+        return None if claimed is None else self.get(claimed)
 
     def set_runner(self, job_id: str, runner: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(schema.jobs.update().where(schema.jobs.c.id == job_id).values(runner=runner))
+        self._write(
+            lambda conn: conn.execute(schema.jobs.update().where(schema.jobs.c.id == job_id).values(runner=runner)),
+            repeatable=True,
+        )
 
     def finish(self, job_id: str, status: JobStatus, *, result: Any = None, message: str | None = None) -> Job | None:
         """Give an active job its final state; returns None if it had one already."""
         if status not in TERMINAL:
             raise ValueError(f"{status} is not a final state")
         t = schema.jobs
-        with self.engine.begin() as conn:
+
+        def work(conn: sa.Connection) -> bool:
             values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "message": message}
             if status is JobStatus.DONE:
                 values["result"] = result
                 values["progress"] = 1.0
             changed = conn.execute(t.update().where(t.c.id == job_id, t.c.status.in_(ACTIVE)).values(**values)).rowcount
             if not changed:
-                return None
+                return False
             data: dict[str, Any] = {"status": status.value}
             if message:
                 data["message"] = message
             _event(conn, job_id, "state", data)
-        return self.get(job_id)
+            return True
+
+        return self.get(job_id) if self._write(work, repeatable=True) else None
 
     def report(self, job_id: str, progress: float | None = None, metrics: dict[str, Any] | None = None) -> None:
         """Record progress (0..1) and/or the latest metrics of a running job."""
         t = schema.jobs
-        values: dict[str, Any] = {"heartbeat_at": utcnow()}
-        if progress is not None:
-            values["progress"] = progress
-        with self.engine.begin() as conn:
+
+        def work(conn: sa.Connection) -> None:
+            values: dict[str, Any] = {"heartbeat_at": utcnow()}
+            if progress is not None:
+                values["progress"] = progress
             if metrics:
                 current = conn.execute(sa.select(t.c.metrics).where(t.c.id == job_id)).scalar() or {}
                 values["metrics"] = {**current, **metrics}
             conn.execute(t.update().where(t.c.id == job_id, t.c.status.in_(ACTIVE)).values(**values))
             _event(conn, job_id, "progress", {"progress": progress, "metrics": metrics or {}})
 
+        self._write(work, repeatable=True)  # a repeated progress event says nothing new
+
     def request_cancel(self, job_id: str) -> Job | None:
         """Cancel a queued job at once; ask the runner of a running one to stop it."""
         t = schema.jobs
-        with self.engine.begin() as conn:
+
+        def work(conn: sa.Connection) -> None:
             now = utcnow()
             queued = conn.execute(
                 t.update()
@@ -182,33 +263,100 @@ class JobStore:
                     .where(t.c.id == job_id, t.c.status == JobStatus.RUNNING.value)
                     .values(cancel_requested=True)
                 )
+
+        self._write(work, repeatable=True)
         return self.get(job_id)
 
     def delete(self, job_id: str) -> bool:
-        with self.engine.begin() as conn:
+        def work(conn: sa.Connection) -> bool:
             gone = conn.execute(schema.jobs.delete().where(schema.jobs.c.id == job_id)).rowcount
             conn.execute(schema.events.delete().where(schema.events.c.job_id == job_id))
-        return bool(gone)
+            return bool(gone)
+
+        return self._write(work, repeatable=True)
 
     def heartbeat_jobs(self, job_ids: Sequence[str]) -> None:
         if job_ids:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    schema.jobs.update().where(schema.jobs.c.id.in_(list(job_ids))).values(heartbeat_at=utcnow())
-                )
+            ids = list(job_ids)
+            self._write(
+                lambda conn: conn.execute(
+                    schema.jobs.update().where(schema.jobs.c.id.in_(ids)).values(heartbeat_at=utcnow())
+                ),
+                repeatable=True,
+            )
 
     # ---------------------------------------------------------------- events
     def add_event(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            _event(conn, job_id, kind, data)
+        self._write(lambda conn: _event(conn, job_id, kind, data))
 
-    def add_logs(self, job_id: str, lines: Sequence[str]) -> None:
-        if lines:
-            now = utcnow()
-            rows = [{"job_id": job_id, "kind": "log", "data": {"line": line}, "at": now} for line in lines]
-            with self.engine.begin() as conn:
-                _lock_job(conn, job_id)
+    def add_logs(self, job_id: str, lines: Sequence[str], *, first: int | None = None, dropped: int = 0) -> int:
+        """Append ``lines`` to the job's log; answers the number the next line will get.
+
+        ``first``: the number the first of ``lines`` must get. A batch sent again after a
+        commit that was lost on the way is then recognised and not stored twice; a batch
+        that does not follow the log raises ValueError. None: at the end of the log.
+        ``dropped``: lines of output lost before these, added to the job's count.
+        Raises :class:`JobGone` when the job no longer exists.
+        """
+        t = schema.jobs
+        now = utcnow()
+
+        def work(conn: sa.Connection) -> int:
+            query = sa.select(t.c.log_lines).where(t.c.id == job_id)
+            if conn.dialect.name == "postgresql":  # see _lock_job
+                query = query.with_for_update()
+            current = conn.execute(query).scalar()
+            if current is None:
+                raise JobGone(job_id)
+            start = current if first is None else first
+            if first is not None and current != first:
+                if lines and current >= first + len(lines):
+                    return int(current)  # stored already: the commit did happen
+                raise ValueError(f"The log of job {job_id} is at line {current}, not {first}.")
+            if lines:
+                rows = [
+                    {"job_id": job_id, "kind": "log", "data": {"line": line}, "at": now, "line": start + i}
+                    for i, line in enumerate(lines)
+                ]
                 conn.execute(schema.events.insert(), rows)
+            conn.execute(
+                t.update()
+                .where(t.c.id == job_id)
+                .values(log_lines=start + len(lines), log_dropped=t.c.log_dropped + dropped)
+            )
+            return start + len(lines)
+
+        return self._write(work, repeatable=first is not None)
+
+    def log_lines(self, job_id: str, offset: int = 0, limit: int = 10000) -> list[str]:
+        """Lines ``offset`` to ``offset + limit - 1`` of the job's log (found by number, not counted)."""
+        e = schema.events
+        query = (
+            sa.select(e.c.data)
+            .where(e.c.job_id == job_id, e.c.line >= offset, e.c.line < offset + limit)
+            .order_by(e.c.line)
+        )
+        rows = self._read(lambda conn: conn.execute(query).scalars().all())
+        return [str(data.get("line", "")) for data in rows]
+
+    def finish_eventually(
+        self, job_id: str, status: JobStatus, *, result: Any = None, message: str | None = None
+    ) -> Job | None:
+        """:meth:`finish`, retried for as long as the store cannot be reached.
+
+        For a training's end, which nothing else could record: it is stored once the store
+        is back (the caller waits until then).
+        """
+        delay = 1.0
+        while True:
+            try:
+                return self.finish(job_id, status, result=result, message=message)
+            except sa.exc.DBAPIError as exc:
+                if not _passing(exc):
+                    raise
+                log.warning("Job %s: the job store cannot be reached (%s); retrying.", job_id, first_line(exc))
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_LONG_DELAY)
 
     def events(
         self, job_id: str, *, after: int = 0, limit: int = 1000, kinds: Iterable[str] | None = None
@@ -218,30 +366,37 @@ class JobStore:
         query = sa.select(e).where(e.c.job_id == job_id, e.c.id > after).order_by(e.c.id).limit(limit)
         if kinds is not None:
             query = query.where(e.c.kind.in_(list(kinds)))
-        with self.engine.connect() as conn:
-            return [
-                Event(int(r["id"]), r["job_id"], r["kind"], dict(r["data"]), _utc(r["at"]))
-                for r in conn.execute(query).mappings()
-            ]
+        rows = self._read(lambda conn: conn.execute(query).mappings().all())
+        return [Event(int(r["id"]), r["job_id"], r["kind"], dict(r["data"]), _utc(r["at"])) for r in rows]
 
     # --------------------------------------------------------------- servers
     def register_server(self, server_id: str, *, pid: int | None = None) -> None:
         """Announce a server (this process unless ``pid`` says otherwise) on this host."""
         now = utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(
-                schema.servers.insert().values(
-                    id=server_id, host=socket.gethostname(), pid=pid or os.getpid(), started_at=now, heartbeat_at=now
+        s = schema.servers
+
+        def work(conn: sa.Connection) -> None:
+            if conn.execute(sa.select(s.c.id).where(s.c.id == server_id)).first() is None:
+                host = socket.gethostname()
+                conn.execute(
+                    s.insert().values(id=server_id, host=host, pid=pid or os.getpid(), started_at=now, heartbeat_at=now)
                 )
-            )
+
+        self._write(work, repeatable=True)
 
     def heartbeat_server(self, server_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(schema.servers.update().where(schema.servers.c.id == server_id).values(heartbeat_at=utcnow()))
+        self._write(
+            lambda conn: conn.execute(
+                schema.servers.update().where(schema.servers.c.id == server_id).values(heartbeat_at=utcnow())
+            ),
+            repeatable=True,
+        )
 
     def remove_server(self, server_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(schema.servers.delete().where(schema.servers.c.id == server_id))
+        self._write(
+            lambda conn: conn.execute(schema.servers.delete().where(schema.servers.c.id == server_id)),
+            repeatable=True,
+        )
 
     def interrupt_orphans(
         self, *, stale_after: float, pid_alive: Callable[[int], bool], exclude: str | None = None
@@ -253,15 +408,20 @@ class JobStore:
         """
         host = socket.gethostname()
         limit = utcnow() - dt.timedelta(seconds=stale_after)
-        with self.engine.connect() as conn:
-            alive_servers = {
-                r["id"]
-                for r in conn.execute(sa.select(schema.servers)).mappings()
-                if _utc(r["heartbeat_at"]) >= limit and not (r["host"] == host and not pid_alive(int(r["pid"])))
-            }
+
+        def look(conn: sa.Connection) -> tuple[list[Any], list[Any]]:
+            servers = conn.execute(sa.select(schema.servers)).mappings().all()
             owners = conn.execute(
                 sa.select(schema.jobs.c.id, schema.jobs.c.owner).where(schema.jobs.c.status.in_(ACTIVE))
             ).all()
+            return list(servers), list(owners)
+
+        servers, owners = self._read(look)
+        alive_servers = {
+            r["id"]
+            for r in servers
+            if _utc(r["heartbeat_at"]) >= limit and not (r["host"] == host and not pid_alive(int(r["pid"])))
+        }
         interrupted = []
         for job_id, owner in owners:
             if owner == exclude or owner in alive_servers:
@@ -273,8 +433,10 @@ class JobStore:
             )
             if job is not None:
                 interrupted.append(job)
-        with self.engine.begin() as conn:  # forget servers that are gone
-            conn.execute(schema.servers.delete().where(schema.servers.c.heartbeat_at < limit))
+        self._write(  # forget servers that are gone
+            lambda conn: conn.execute(schema.servers.delete().where(schema.servers.c.heartbeat_at < limit)),
+            repeatable=True,
+        )
         return interrupted
 
     def list(
@@ -283,8 +445,8 @@ class JobStore:
         """Jobs oldest first, optionally of one model, in some states, of one owner."""
         query = sa.select(schema.jobs).order_by(schema.jobs.c.created_at, schema.jobs.c.id)
         query = _filter(query, model=model, statuses=statuses, owner=owner)
-        with self.engine.connect() as conn:
-            return [_job(r) for r in conn.execute(query).mappings()]
+        rows = self._read(lambda conn: conn.execute(query).mappings().all())
+        return [_job(r) for r in rows]
 
 
 # ---------------------------------------------------------------------- helpers
@@ -306,10 +468,38 @@ def _engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A writer takes the lock at once (waiting up to the busy timeout), so that it never
+            # fails half-way when upgrading; a reader takes none: WAL lets it read beside a writer.
+            read = conn.get_execution_options().get(READ_OPTION, False)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+    )
+
+
+def is_passing(exc: BaseException) -> bool:
+    """Whether a store call that raised ``exc`` may succeed later (the store is unreachable or busy)."""
+    return isinstance(exc, sa.exc.DBAPIError) and _passing(exc)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of what a store failure says (the driver's message, without the SQL)."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+def _passing(exc: sa.exc.DBAPIError) -> bool:
+    """Whether running the transaction again may succeed: a lock, a lost or refused connection."""
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    if isinstance(exc.orig, sqlite3.OperationalError):
+        text = str(exc.orig).lower()
+        return "locked" in text or "busy" in text
+    return True  # PostgreSQL: connection failures, administrator shutdowns, deadlocks, serialisation
 
 
 def _safe(url: str) -> str:
@@ -373,6 +563,8 @@ def _row(job: Job) -> dict[str, Any]:
         "runner": job.runner,
         "cancel_requested": job.cancel_requested,
         "heartbeat_at": job.heartbeat_at,
+        "log_lines": job.log_lines,
+        "log_dropped": job.log_dropped,
     }
 
 
@@ -395,4 +587,6 @@ def _job(row: Any) -> Job:
         runner=dict(row["runner"] or {}),
         cancel_requested=bool(row["cancel_requested"]),
         heartbeat_at=_opt_utc(row["heartbeat_at"]),
+        log_lines=int(row["log_lines"]),
+        log_dropped=int(row["log_dropped"]),
     )

@@ -79,6 +79,15 @@ TRAIN_SCHEMAS: dict[str, Any] = {
             "started_at": {"type": ["string", "null"], "format": "date-time", "description": "Started running."},
             "finished_at": {"type": ["string", "null"], "format": "date-time", "description": "Ended."},
             "cancel_requested": {"type": "boolean", "description": "Whether a cancel was asked for."},
+            "log_lines": {"type": "integer", "minimum": 0, "description": "How many lines the job's log holds."},
+            "log_lines_dropped": {
+                "type": "integer",
+                "minimum": 0,
+                "description": (
+                    "How many lines of the training's output were not kept (the job store was unreachable "
+                    "for long, or the log reached its size limit); each gap is marked by a line in the log."
+                ),
+            },
         },
         "if": {"properties": {"status": {"const": "done"}}, "required": ["status"]},
         "then": {"required": ["result"]},
