@@ -135,8 +135,12 @@ V1 = Release(
         # that install on Python 3.11 and work together:
         "webargs==5.5.3",  # the last 5.x: dict2schema, marshmallow 3 support
         "marshmallow==3.10.0",  # December 2020; ``fields.Str(default=...)`` is a dump default, as in 3.2
-        "aiohttp==3.8.6",  # 3.6/3.7 have no Python 3.11 wheels and do not build on it; 3.8.6 does
-        "yarl==1.8.2",  # yarl 1.9+ refuses aiohttp 3.8's "host:port" Host (500 on every request)
+        # aiohttp 3.6/3.7 have no wheels for Python 3.10+ and do not build there; 3.8.6 has them up to
+        # 3.11, with a yarl of its time (yarl 1.9+ refuses its "host:port" Host: 500 on every request);
+        # 3.10.11 has them for 3.12 and 3.13, where it works with today's yarl. The same answers on both.
+        "aiohttp==3.8.6; python_version < '3.12'",
+        "yarl==1.8.2; python_version < '3.12'",
+        "aiohttp==3.10.11; python_version >= '3.12'",
         "aiohttp-apispec==2.2.3",  # the last release, for webargs 5 (brings apispec 3.3.2)
         "werkzeug==1.0.1",  # the FileStorage DEEPaaS 1.3.0 hands to v1 models, as of its time
     ),
