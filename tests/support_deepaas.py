@@ -1,14 +1,18 @@
-"""DEEPaaS 2.6.0 and modelaas side by side: the shared virtualenv and both real servers.
+"""DEEPaaS and modelaas side by side: the shared virtualenvs and both real servers.
+
+Two DEEPaaS releases are compared (:class:`Release`): :data:`V2`, ``deepaas==2.6.0`` with
+``examples/v2-demo-app`` and the compatibility corpus in ``tests/compat/packages``, and
+:data:`V1`, ``deepaas==1.3.0`` (the last release with the ``/v1`` routes) with the v1
+corpus in ``tests/compat/packages-v1``.
 
 :func:`deepaas_venv` builds (or reuses from a cache keyed by a hash of the inputs) a
-virtualenv with ``deepaas==2.6.0``, then modelaas itself (non-editable), then every model
-package the comparisons serve: ``examples/v2-demo-app`` and the compatibility corpus in
-``tests/compat/packages``. It writes ``pip freeze`` before and after modelaas, so that a
-test can check that installing modelaas changed no package DEEPaaS had installed.
+virtualenv with the release's DEEPaaS, then modelaas itself (non-editable), then every
+model package of that release. It writes ``pip freeze`` before and after modelaas, so that
+a test can check that installing modelaas changed no package DEEPaaS had installed.
 
-:func:`serve_both` starts ``deepaas-run`` and ``modelaas serve`` for one model from that
-virtualenv, on free loopback ports, each in its own process group, and stops both
-(with every process they started) afterwards.
+:func:`serve_both` starts DEEPaaS and ``modelaas serve`` from that virtualenv, on free
+loopback ports, each in its own process group, and stops both (with every process they
+started) afterwards.
 
 The cache lives in ``$MODELAAS_TEST_CACHE`` (default ``~/.cache/modelaas-tests``).
 """
@@ -38,6 +42,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_APP = ROOT / "examples" / "v2-demo-app"
 CORPUS = ROOT / "tests" / "compat" / "packages"
+CORPUS_V1 = ROOT / "tests" / "compat" / "packages-v1"
 DEEPAAS = "deepaas==2.6.0"
 PIP_TIMEOUT = 240  # seconds for one pip command
 READY_TIMEOUT = 60
@@ -52,11 +57,96 @@ _NETWORK_TROUBLE = re.compile(
 # ------------------------------------------------------------------ the virtualenv
 
 
+def _packages_in(folder: Path) -> dict[str, Path]:
+    found = sorted(folder.iterdir()) if folder.is_dir() else []
+    return {p.name: p for p in found if (p / "pyproject.toml").is_file()}
+
+
 def model_packages() -> dict[str, Path]:
-    """The model packages installed beside DEEPaaS and modelaas, by label."""
-    found = sorted(CORPUS.iterdir()) if CORPUS.is_dir() else []
-    corpus = {p.name: p for p in found if (p / "pyproject.toml").is_file()}
-    return {"demo-app": DEMO_APP, **corpus}
+    """The model packages installed beside DEEPaaS 2.6.0 and modelaas, by label."""
+    return {"demo-app": DEMO_APP, **_packages_in(CORPUS)}
+
+
+def v1_model_packages() -> dict[str, Path]:
+    """The v1 model packages installed beside DEEPaaS 1.3.0 and modelaas, by label."""
+    return _packages_in(CORPUS_V1)
+
+
+# DEEPaaS 1.3.0 does not start on Python 3.8 or later as released: its worker pool class sets
+# ``Process = NonDaemonProcess``, which Python 3.8+ calls as ``Process(ctx, ...)``, so that the
+# context lands in ``group`` ("group argument must be None for now") while the app is built.
+# This launcher gives the pool the method DEEPaaS 2.x itself later used (make the context's
+# process, then change its class) and runs ``deepaas-run``. The pool only runs the /v2 view's
+# predict and train; the /v1 routes call the model in the server process. DEEPaaS 1.3.0 on
+# Python 3.7 with aiohttp 3.6.2, unpatched, answered every request of the v1 corpus module
+# exactly as this one does (status, content type and body).
+_RUN_DEEPAAS_1_3 = """
+import sys
+from deepaas.model.v2 import wrapper
+
+def _process(ctx, *args, **kwargs):
+    proc = ctx.Process(*args, **kwargs)
+    proc.__class__ = wrapper.NonDaemonProcess
+    return proc
+
+wrapper.NonDaemonPool.Process = staticmethod(_process)
+from deepaas.cmd.run import main
+sys.exit(main())
+"""
+
+
+def _deepaas_2_6(bin_dir: Path, port: int, model: str | None) -> list[str]:
+    command = [str(bin_dir / "deepaas-run"), "--listen-ip", "127.0.0.1", "--listen-port", str(port)]
+    return command + (["--model-name", model] if model else [])
+
+
+def _deepaas_1_3(bin_dir: Path, port: int, model: str | None) -> list[str]:
+    # 1.3.0 has no --model-name: it serves every installed v1 model; the v1 routes are off by default
+    assert model is None, "DEEPaaS 1.3.0 serves every installed model: start it without a model name"
+    return [
+        *(str(bin_dir / "python"), "-c", _RUN_DEEPAAS_1_3, "--enable-v1"),
+        *("--listen-ip", "127.0.0.1", "--listen-port", str(port)),
+    ]
+
+
+@dataclass(frozen=True)
+class Release:
+    """A DEEPaaS release the comparisons run against: what to install, which models, how to start it."""
+
+    name: str
+    """Part of the cache key (and so of the virtualenv's name)."""
+    requirements: tuple[str, ...]
+    """What ``pip install`` gets first: DEEPaaS, with the pins it needs."""
+    packages: Callable[[], dict[str, Path]]
+    """The model packages installed after modelaas, by label."""
+    command: Callable[[Path, int, str | None], list[str]]
+    """The DEEPaaS server command, from the virtualenv's ``bin``, the port and the model name (or None)."""
+
+
+V2 = Release("parity-v2", (DEEPAAS,), model_packages, _deepaas_2_6)
+
+V1 = Release(
+    "parity-v1",
+    (
+        "deepaas==1.3.0",
+        # DEEPaaS 1.3.0 asks for webargs>=5.5.2,<6 and marshmallow>=3.2.1, aiohttp>=3.6.2,
+        # aiohttp-apispec>=2.2.0, werkzeug>=0.16; left to pip, these resolve to marshmallow 4
+        # (which webargs 5 cannot load) and today's aiohttp. Pinned, the oldest releases of its time
+        # that install on Python 3.11 and work together:
+        "webargs==5.5.3",  # the last 5.x: dict2schema, marshmallow 3 support
+        "marshmallow==3.10.0",  # December 2020; ``fields.Str(default=...)`` is a dump default, as in 3.2
+        # aiohttp 3.6/3.7 have no wheels for Python 3.10+ and do not build there; 3.8.6 has them up to
+        # 3.11, with a yarl of its time (yarl 1.9+ refuses its "host:port" Host: 500 on every request);
+        # 3.10.11 has them for 3.12 and 3.13, where it works with today's yarl. The same answers on both.
+        "aiohttp==3.8.6; python_version < '3.12'",
+        "yarl==1.8.2; python_version < '3.12'",
+        "aiohttp==3.10.11; python_version >= '3.12'",
+        "aiohttp-apispec==2.2.3",  # the last release, for webargs 5 (brings apispec 3.3.2)
+        "werkzeug==1.0.1",  # the FileStorage DEEPaaS 1.3.0 hands to v1 models, as of its time
+    ),
+    v1_model_packages,
+    _deepaas_1_3,
+)
 
 
 def _build_debris(path: Path) -> bool:
@@ -74,18 +164,18 @@ def _tree(base: Path, *parts: str) -> list[Path]:
     return out
 
 
-def _sources() -> dict[str, tuple[Path, list[Path]]]:
+def _sources(release: Release) -> dict[str, tuple[Path, list[Path]]]:
     """The files each install reads: label -> (the folder they are copied from, the files)."""
     root_files = ["pyproject.toml", "README.md", "src", *sorted(p.name for p in ROOT.glob("LICEN[CS]E*"))]
     sources = {"modelaas": (ROOT, _tree(ROOT, *root_files))}
-    for label, base in model_packages().items():
+    for label, base in release.packages().items():
         sources[label] = (base, _tree(base, "."))
     return sources
 
 
-def _cache_key(sources: dict[str, tuple[Path, list[Path]]]) -> str:
+def _cache_key(release: Release, sources: dict[str, tuple[Path, list[Path]]]) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{sys.version}|{sys.platform}|{DEEPAAS}|parity-v2".encode())
+    digest.update(f"{sys.version}|{sys.platform}|{' '.join(release.requirements)}|{release.name}".encode())
     for label, (base, files) in sources.items():
         for path in files:
             digest.update(f"\0{label}/{path.relative_to(base).as_posix()}\0".encode())
@@ -150,14 +240,14 @@ def _write_freeze(path: Path, versions: dict[str, str]) -> None:
     path.write_text("".join(f"{name}=={version}\n" for name, version in sorted(versions.items())))
 
 
-def _build(venv: Path, work: Path) -> None:
+def _build(venv: Path, work: Path, release: Release) -> None:
     log = venv.parent / (venv.name + ".log")
     log.write_text("")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
     python = venv / "bin" / "python"
-    _pip(python, log, DEEPAAS)
+    _pip(python, log, *release.requirements)
     _write_freeze(venv / "freeze-deepaas.txt", _freeze(python))
-    sources = _sources()
+    sources = _sources(release)
     own_base, own_files = sources.pop("modelaas")
     _pip(python, log, _copy(own_base, own_files, work / "modelaas"))
     _write_freeze(venv / "freeze-modelaas.txt", _freeze(python))
@@ -174,18 +264,18 @@ def _prune(cache: Path, keep: Path, max_age: float = 7 * 86400) -> None:
                 old.with_name(old.name + extra).unlink(missing_ok=True)
 
 
-def deepaas_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def deepaas_venv(tmp_path_factory: pytest.TempPathFactory, release: Release = V2) -> Path:
     """The virtualenv with DEEPaaS, modelaas and the model packages (built once per set of inputs)."""
     cache = Path(os.environ.get("MODELAAS_TEST_CACHE") or Path.home() / ".cache" / "modelaas-tests")
     cache.mkdir(parents=True, exist_ok=True)
-    venv = cache / f"parity-{_cache_key(_sources())}"
+    venv = cache / f"parity-{_cache_key(release, _sources(release))}"
     with (cache / (venv.name + ".lock")).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; the others then reuse it
         try:
             if not (venv / ".complete").exists():
                 shutil.rmtree(venv, ignore_errors=True)
                 try:
-                    _build(venv, tmp_path_factory.mktemp("deepaas-venv-src"))
+                    _build(venv, tmp_path_factory.mktemp("deepaas-venv-src"), release)
                 except BaseException:
                     shutil.rmtree(venv, ignore_errors=True)
                     raise
@@ -302,8 +392,16 @@ def _stop(server: Server) -> list[int]:
 
 
 @contextlib.contextmanager
-def serve_both(venv: Path, model: str, tmp: Path) -> Iterator[dict[str, Server]]:
-    """``deepaas-run`` and ``modelaas serve`` for ``model``, started together; ready (or with a problem) when yielded.
+def serve_both(
+    venv: Path,
+    model: str | None,
+    tmp: Path,
+    *,
+    release: Release = V2,
+    modelaas_flags: tuple[str, ...] = (),
+) -> Iterator[dict[str, Server]]:
+    """DEEPaaS and ``modelaas serve`` for ``model`` (every installed model if None), started together;
+    ready (or with a problem) when yielded. ``modelaas_flags`` go to ``modelaas serve`` only.
 
     Stopping them afterwards fails if any process they started is left running.
     """
@@ -316,15 +414,13 @@ def serve_both(venv: Path, model: str, tmp: Path) -> Iterator[dict[str, Server]]
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["HOME"] = str(tmp)  # no user config files for either server
     commands = {
-        "deepaas": (
-            "/",
-            lambda port: [str(bin_dir / "deepaas-run"), "--listen-ip", "127.0.0.1", "--listen-port", str(port)],
-        ),
+        "deepaas": ("/", lambda port: release.command(bin_dir, port, model)),
         "modelaas": (
             "/readyz",
             lambda port: [
                 *(str(bin_dir / "modelaas"), "serve", "--listen-port", str(port)),
-                *("--data-dir", str(tmp / "modelaas-data")),
+                *("--data-dir", str(tmp / "modelaas-data"), *modelaas_flags),
+                *(("--model-name", model) if model else ()),
             ],
         ),
     }
@@ -336,7 +432,7 @@ def serve_both(venv: Path, model: str, tmp: Path) -> Iterator[dict[str, Server]]
             log = tmp / f"{name}.log"
             with log.open("wb") as out:
                 proc = subprocess.Popen(
-                    [*command(port), "--model-name", model],
+                    command(port),
                     cwd=tmp,
                     env=env,
                     stdout=out,

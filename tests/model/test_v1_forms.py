@@ -23,6 +23,7 @@ MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
     [
         ("def f(args): pass", True),
         ("def f(*args): pass", True),
+        ("def f(*args, **kwargs): pass", True),
         ("def f(data): pass", True),
         ("def f(data, **kwargs): pass", False),
         ("def f(url, *args): pass", False),

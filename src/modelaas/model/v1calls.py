@@ -9,9 +9,10 @@
   ``predict_data(data, **kwargs)`` with the file's bytes, ``predict_url(url, *args)``,
   one call per file or URL.
 
-Each function is read from its signature: one that takes ``**kwargs``, or a named first
-parameter and more (``url, *args``), follows the seed form; one that takes a single
-parameter, or only ``*args``, takes the dict. The ``--v1-call-form`` setting forces either.
+Each function is read from its signature: one that takes a single parameter, or no named
+one but ``*args`` (with or without ``**kwargs``), takes the dict; one with a named first
+parameter and ``**kwargs`` or more (``data, **kwargs``, ``url, *args``) follows the seed
+form. The ``--v1-call-form`` setting forces either.
 """
 
 from __future__ import annotations
@@ -28,16 +29,23 @@ FORMS = ("auto", "dict", "seed")
 
 
 def takes_one_dict(func: Callable[..., Any]) -> bool:
-    """Whether ``func`` has the dict form's shape: ``f(args)`` or ``f(*args)``, no ``**kwargs``."""
+    """Whether ``func`` has the dict form's shape: ``f(args)``, ``f(*args)`` or ``f(*args, **kwargs)``.
+
+    DEEPaaS 1.x passed the dict positionally and never a keyword, and 2019 models took it
+    as ``args[0]`` behind ``*args`` with or without ``**kwargs``; a named first parameter
+    with ``**kwargs`` (``data, **kwargs``) is the seed's.
+    """
     try:
         params = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):  # a builtin or C function: nothing to read; the seed form
         return False
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return False
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     star = any(p.kind is p.VAR_POSITIONAL for p in params)
-    return (star and not positional) or (len(positional) == 1 and not star)
+    if star and not positional:
+        return True
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return False
+    return len(positional) == 1 and not star
 
 
 def uses_dict_form(func: Callable[..., Any] | None, forced: str) -> bool:
