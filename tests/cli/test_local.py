@@ -178,3 +178,12 @@ def test_the_cli_checks_v1_url_destinations_as_the_server_does(cli):
     r = cli("predict", "--model", "url_v1", "url-v1", "--url", "http://127.0.0.1:9/")
     assert r.returncode == 2, r.stderr.decode()
     assert "Refused to fetch" in r.stderr.decode() and "loopback" in r.stderr.decode()
+
+
+def test_stdout_holds_only_the_result_whatever_the_model_prints(cli):
+    r = cli("predict", "--model", "talkative", "talkative", "--n", "3")
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(r.stdout) == {"status": "OK", "predictions": {"n": 3}}  # pipes to jq unharmed
+    err = r.stderr.decode()
+    for line in ("imported", "describing", "warm", "predicting"):
+        assert f"talkative: {line}" in err

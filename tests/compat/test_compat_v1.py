@@ -129,7 +129,6 @@ def test_the_model_listing(v1_servers: dict[str, Server]) -> None:
     assert _ok(ours) == theirs.json()
 
 
-@pytest.mark.xfail(strict=True, reason="modelaas answers GET /v1/models, DEEPaaS 1.3.0's path, with a redirect")
 def test_the_model_listing_at_the_path_deepaas_1_3_serves(v1_servers: dict[str, Server]) -> None:
     theirs, ours = ask_both(v1_servers, lambda base: httpx.get(f"{base}/v1/models", timeout=30))
     assert (ours.status_code, ours.headers.get("location")) == (200, None)

@@ -42,7 +42,8 @@ class LocalModels:
         refs = {ref.name: ref for ref in select_models(self.settings)}
         if name not in refs:
             raise ModelNotFound(name, list(refs))
-        adapter = load(refs[name], self.settings)
+        with stdout_to_stderr():  # what the model prints on import or describing itself is not the result
+            adapter = load(refs[name], self.settings)
         described = adapter.predict_params if method == "predict" else adapter.train_params
         return Target(name=name, method=method, params=tuple(described or ()), handle=adapter)
 

@@ -149,6 +149,11 @@ def build_document(st: AppState) -> dict[str, Any]:
         paths[f"{base}/v1/models/"] = {
             "get": _get("models", "list_v1_models", "Installed v1 models", ref("ModelList"), 500)
         }
+        paths[f"{base}/v1/models"] = {  # where DEEPaaS 1.x answers it: the same list, no redirect
+            "get": _get(
+                "models", "list_v1_models_deepaas1", "Installed v1 models (DEEPaaS 1.x path)", ref("ModelList"), 500
+            )
+        }
         paths[f"{base}/v1/models/{{model}}"] = {"get": _model_entry("get_v1_model", models, v1=True)}
         for m in predicts:
             if m.interface == "v1":

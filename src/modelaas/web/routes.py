@@ -62,6 +62,7 @@ def build_routes(st: AppState) -> list[BaseRoute]:
         routes += [
             Route(f"{b}/v1/", versions.v1, methods=["GET"]),
             Route(f"{b}/v1/models/", models.v1_index, methods=["GET"]),
+            Route(f"{b}/v1/models", models.v1_index, methods=["GET"]),  # DEEPaaS 1.x's own path: no redirect
             Route(f"{b}/v1/models/{{model}}", models.v1_show, methods=["GET"]),
         ]
         if s.predict_endpoint:
