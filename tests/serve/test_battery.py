@@ -233,7 +233,7 @@ def test_hostile_uploads_answer_4xx_in_bounded_time_and_leave_nothing_behind(upl
 
     assert httpx.get(srv.url + "/healthz").status_code == 200
     wait_for(lambda: spool_files(data_dir / "uploads") == [], timeout=10, what="the upload spool to be empty")
-    wait_for(lambda: process.num_fds() <= fds, timeout=10, what=f"open files back to {fds}")
+    wait_for(lambda: process.num_fds() <= fds, timeout=30, what=f"open files back to {fds}")  # a loaded CI machine
     grown = process.memory_info().rss - rss
     print(
         f"\nabuse: slowest refusal {max(timings.values()):.2f} s; open files {process.num_fds()} (baseline {fds}); "

@@ -124,3 +124,18 @@ def test_a_client_that_left_before_its_turn_is_not_run(server, tmp_path):
         assert busy.result().status_code == 200
     assert httpx.post(url, data={"tag": "after"}).status_code == 200
     assert marker.read_text().split() == ["busy", "after"]
+
+
+@pytest.mark.parametrize("level", ["warn", "warning"])
+def test_quiet_log_levels_serve(server, level):
+    srv = server("--model", "v2_basic", "--log-level", level)
+    assert httpx.get(srv.url + "/readyz", timeout=10).status_code == 200
+
+
+def test_start_up_says_ready_once_not_uvicorns_lines_per_process(server):
+    srv = server("--model", "v2_basic", "--workers", "2")
+    srv.proc.send_signal(signal.SIGTERM)
+    code, err = srv.wait_exit()
+    assert code == 0, err
+    assert err.count("modelaas is ready on") == 1
+    assert "uvicorn.error" not in err and "Started server process" not in err, err

@@ -18,5 +18,8 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # uvicorn's per-process start and stop lines ("Started server process", "Application startup
+    # complete") repeat what modelaas says once for the server: kept for --log-level debug only
+    logging.getLogger("uvicorn.error").setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
     for name in ("httpx", "httpcore"):  # one line per request of our own client is noise
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))

@@ -89,7 +89,7 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection, serve
         or "h11",
         log_config=None,
         access_log=False,
-        log_level=settings.log_level.lower(),
+        log_level=None,  # levels are ours (serve/logs.py); uvicorn would reset them, and knows no "warn"
         timeout_graceful_shutdown=30,
         server_header=False,
         timeout_keep_alive=settings.keep_alive_timeout,
