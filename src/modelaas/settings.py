@@ -149,9 +149,14 @@ class Settings:
         metadata=_doc("Internal networks URL inputs may be fetched from: comma-separated CIDRs (default: none)."),
     )
     fetch_max_bytes: int = field(
-        default=100 * 1024 * 1024, metadata=_doc("Largest URL input fetched, in decoded bytes.")
+        default=100 * 1024 * 1024,
+        metadata=_doc("Most bytes the URL inputs of one request may fetch, together, decoded (413 beyond it)."),
     )
-    fetch_timeout: float = field(default=30.0, metadata=_doc("Seconds a URL input may take to fetch, in total."))
+    fetch_timeout: float = field(
+        default=30.0,
+        metadata=_doc("Seconds the URL inputs of one request may take to fetch, together (at most --predict-timeout)."),
+    )
+    fetch_max_urls: int = field(default=16, metadata=_doc("Most URL inputs one request may give (400 beyond it)."))
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -214,6 +219,8 @@ class Settings:
             raise ConfigError("max_header_size must be at least 1024 bytes")
         if self.fetch_max_bytes < 1:
             raise ConfigError("fetch_max_bytes must be a positive number of bytes")
+        if self.fetch_max_urls < 1:
+            raise ConfigError("fetch_max_urls must be at least 1")
         for name in ("tokens", "cors_origins"):  # blank (an empty variable) means not set
             value = getattr(self, name)
             if value is not None and not value.strip():
