@@ -191,9 +191,18 @@ async def _follow(url: httpx.URL, dest_dir: Path, policy: FetchPolicy, media_typ
                         continue
                     _check_response(response, label, policy, media_types)
                     return await _save(response, dest_dir, policy, label)
+            except httpx.InvalidURL as exc:  # httpx reads Location itself, even without following it
+                raise _bad_redirect(label, exc) from None
             except _NETWORK_ERRORS as exc:
+                if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc).lower():
+                    raise _bad_redirect(label, exc) from None
                 raise FetchFailed(f"Could not fetch {label}: {type(exc).__name__}: {exc}".rstrip(": ") + ".") from None
     raise FetchRefused(f"Refused to fetch {shown(first)}: more than {policy.max_redirects} redirects.")
+
+
+def _bad_redirect(label: str, exc: Exception) -> FetchRefused:
+    reason = str(exc).removeprefix("Invalid URL in location header: ").rstrip(".")
+    return FetchRefused(f"Refused to fetch {label}: it redirects to an invalid URL ({reason}).")
 
 
 def _joined(url: httpx.URL, location: str, label: str) -> str:
