@@ -18,6 +18,7 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator, Sequence
+from urllib.parse import urlsplit
 
 import anyio
 from starlette.datastructures import Headers, QueryParams
@@ -88,7 +89,10 @@ class RequestContext:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = message.get("headers", ())
+                if 300 <= message["status"] < 400:
+                    headers = _relative_locations(headers)
+                message["headers"] = [*headers, id_header]
             await send(message)
 
         try:
@@ -102,6 +106,20 @@ class RequestContext:
             await internal_error_response(scope)(scope, receive, send_with_id)
         finally:
             current_request_id.reset(token)
+
+
+def _relative_locations(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Redirect targets as paths: an absolute one (Starlette's slash redirects build it from
+    the request's Host header) would send clients wherever that header said."""
+    out = []
+    for key, value in headers:
+        if key.lower() == b"location":
+            parts = urlsplit(value.decode("latin-1"))
+            if parts.scheme or parts.netloc:
+                path = "/" + parts.path.lstrip("/")
+                value = (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")
+        out.append((key, value))
+    return out
 
 
 class _BodyDeadline:
