@@ -170,8 +170,15 @@ class JobService:
         return self.store.list(model)
 
 
+_MARKS = ({"$file"}, {"$literal"})
+
+
 def _keep_files(value: Any, job_id: str, folder: Path, inputs: list[InputFile]) -> Any:
-    """Move uploaded files into the job's folder; stand for them in ``raw`` by index."""
+    """Move uploaded files into the job's folder; stand for them in ``raw`` by index.
+
+    A file stands as ``{"$file": n}``; a client's own value of that shape (or of the shape
+    ``{"$literal": ...}``) is stored as ``{"$literal": value}``, so that it stays a value.
+    """
     if isinstance(value, list):
         return [_keep_files(v, job_id, folder, inputs) for v in value]
     if isinstance(value, File):
@@ -180,6 +187,8 @@ def _keep_files(value: Any, job_id: str, folder: Path, inputs: list[InputFile]) 
         shutil.move(value.filename, target)
         inputs.append(InputFile(value.name, str(target), value.content_type, value.original_filename))
         return {"$file": len(inputs) - 1}
+    if isinstance(value, dict) and set(value) in _MARKS:
+        return {"$literal": value}
     return value
 
 
@@ -187,6 +196,8 @@ def restore_files(value: Any, inputs: tuple[InputFile, ...]) -> Any:
     """The inverse of :func:`_keep_files`, in the job's process: ``{"$file": n}`` -> File."""
     if isinstance(value, list):
         return [restore_files(v, inputs) for v in value]
+    if isinstance(value, dict) and set(value) == {"$literal"}:
+        return value["$literal"]
     if isinstance(value, dict) and set(value) == {"$file"}:
         f = inputs[int(value["$file"])]
         return File(f.arg, f.path, f.content_type, f.original_filename)
