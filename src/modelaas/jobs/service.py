@@ -70,11 +70,8 @@ class JobService:
             raise NotImplementedByModel(f"Model {adapter.name!r} does not implement train.")
         kwargs = params.validate(raw)
         waiting = self.store.count(statuses=[JobStatus.QUEUED], owner=self.server_id)
-        if waiting >= self.settings.train_queue:
-            raise TooManyJobs(
-                f"{waiting} trainings are already waiting on this server (--train-queue "
-                f"{self.settings.train_queue}); retry later."
-            )
+        if waiting >= self.settings.train_queue:  # early: before files are moved (checked again on insert)
+            raise self._too_many(waiting)
         job_id = new_job_id()
         inputs: list[InputFile] = []
         stored_raw = {
@@ -88,11 +85,22 @@ class JobService:
             inputs=tuple(inputs),
             owner=self.server_id,
         )
+        from modelaas.jobs.store import QueueFull
+
         try:
-            return self.store.create(job)
+            return self.store.create(job, queue_limit=self.settings.train_queue)
+        except QueueFull as full:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            raise self._too_many(full.waiting) from None
         except Exception:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             raise
+
+    def _too_many(self, waiting: int) -> TooManyJobs:
+        return TooManyJobs(
+            f"{waiting} trainings are already waiting on this server (--train-queue "
+            f"{self.settings.train_queue}); retry later."
+        )
 
     # ----------------------------------------------------------------- read
     def get(self, model: str, job_id: str) -> Job:

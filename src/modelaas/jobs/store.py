@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import logging
 import os
 import socket
@@ -52,6 +53,14 @@ log = logging.getLogger("modelaas.jobs")
 
 class JobGone(LookupError):
     """The job was deleted (while something was still writing to it)."""
+
+
+class QueueFull(Exception):
+    """A new job would pass its server's limit of queued jobs."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(f"{waiting} jobs are queued already")
+        self.waiting = waiting
 
 
 @dataclass(frozen=True)
@@ -153,12 +162,27 @@ class JobStore:
                 delay = min(delay * 2, RETRY_MAX_DELAY)
 
     # ------------------------------------------------------------------ jobs
-    def create(self, job: Job) -> Job:
+    def create(self, job: Job, *, queue_limit: int | None = None) -> Job:
+        """Store a new job; with ``queue_limit``, raise :class:`QueueFull` instead when its
+        owner has that many queued jobs already (checked and inserted in one transaction)."""
+        t = schema.jobs
+
         def work(conn: sa.Connection) -> None:
-            exists = conn.execute(sa.select(schema.jobs.c.id).where(schema.jobs.c.id == job.id)).first()
-            if exists is None:  # else: a retry of a commit that did happen
-                conn.execute(schema.jobs.insert().values(**_row(job)))
-                _event(conn, job.id, "state", {"status": job.status.value})
+            exists = conn.execute(sa.select(t.c.id).where(t.c.id == job.id)).first()
+            if exists is not None:  # a retry of a commit that did happen
+                return
+            if queue_limit is not None:
+                if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE serialises writers already
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key("queue", job.owner))))
+                waiting = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t)
+                    .where(t.c.status == JobStatus.QUEUED.value, t.c.owner == job.owner)
+                ).scalar()
+                if int(waiting or 0) >= queue_limit:
+                    raise QueueFull(int(waiting or 0))
+            conn.execute(t.insert().values(**_row(job)))
+            _event(conn, job.id, "state", {"status": job.status.value})
 
         self._write(work, repeatable=True)
         return job
@@ -518,6 +542,12 @@ def _filter(query: Any, *, model: str | None = None, statuses: Any = None, owner
     if owner is not None:
         query = query.where(t.c.owner == owner)
     return query
+
+
+def _lock_key(*parts: str) -> int:
+    """A signed 64-bit key for a PostgreSQL advisory lock."""
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _lock_job(conn: sa.Connection, job_id: str) -> None:
