@@ -174,7 +174,7 @@ class Runtime:
             return await self.gate.run(func, kwargs, is_async=is_async, gone=gone)
         except ModelaasError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # model code may raise these too
             error = from_model_exception(exc, model=adapter.name, method="predict")
             if error.status >= 500:
                 log.error("Model %r raised in predict", adapter.name, exc_info=exc)
