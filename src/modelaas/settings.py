@@ -144,6 +144,9 @@ class Settings:
     keep_alive_timeout: int = field(
         default=5, metadata=_doc("Seconds an idle keep-alive connection is kept open between requests.")
     )
+    max_event_streams: int = field(
+        default=100, metadata=_doc("Training event streams open at once per serving process (503 beyond it).")
+    )
     fetch_allow_networks: str | None = field(
         default=None,
         metadata=_doc("Internal networks URL inputs may be fetched from: comma-separated CIDRs (default: none)."),
@@ -219,6 +222,8 @@ class Settings:
             raise ConfigError("max_header_size must be at least 1024 bytes")
         if self.fetch_max_bytes < 1:
             raise ConfigError("fetch_max_bytes must be a positive number of bytes")
+        if self.max_event_streams < 1:
+            raise ConfigError("max_event_streams must be at least 1")
         if self.fetch_max_urls < 1:
             raise ConfigError("fetch_max_urls must be at least 1")
         for name in ("tokens", "cors_origins"):  # blank (an empty variable) means not set

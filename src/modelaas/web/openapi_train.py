@@ -242,6 +242,10 @@ def train_paths(models: list[ModelAdapter], *, base: str, v1_routes: bool, used:
                     "200": _ok(_STRING, _EVENTS_FORMAT, "text/event-stream"),
                     "400": _error("Last-Event-ID or after is not a whole number, zero or more."),
                     "404": _shared("JobNotFound"),
+                    "503": {
+                        **_error("--max-event-streams streams are open on this serving process already."),
+                        "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+                    },
                 },
                 description="Replays the job's history, then follows it until it ends. A client that reconnects "
                 "with Last-Event-ID (or `after`) gets every later event, once.",

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from modelaas.errors import BadRequest, JobNotFound, ModelError, NotFound, NotImplementedByModel
+from modelaas.errors import BadRequest, JobNotFound, ModelError, NotFound, NotImplementedByModel, Overloaded
 from modelaas.jobs.records import JobStatus, to_record
 from modelaas.jobs.service import JobService
 from modelaas.model.adapters import ModelAdapter
@@ -133,7 +134,9 @@ async def events(request: Request) -> Response:
 
     Event ids increase along the job's history: a client that reconnects with
     ``Last-Event-ID`` (or ``?after=``; the header wins) gets every later event, once.
-    The stream ends after the event that gives the job its final state.
+    The stream ends after the event that gives the job its final state. At most
+    ``--max-event-streams`` streams are open at once in a serving process (each polls the
+    store; without a bound, hundreds slowed every train route down); beyond, 503.
     """
     service = _service(request)
     model, job_id = _model(request).name, request.path_params["job"]
@@ -143,11 +146,61 @@ async def events(request: Request) -> Response:
         after = _whole_number(header.strip(), "Last-Event-ID")
     else:
         after = _whole_number(request.query_params.get("after", "0"), "after")
-    return StreamingResponse(
+    slots = _stream_slots(request)
+    if not slots.take():
+        raise Overloaded(
+            f"{slots.limit} event streams are open on this server process already (--max-event-streams); "
+            "retry later, or follow .../logs and the job's record.",
+            retry_after=5,
+        )
+    return _EventStream(
         _stream(service, request, model, job_id, after),
+        release=slots.give_back,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class StreamSlots:
+    """How many event streams a serving process may hold open, and holds."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def take(self) -> bool:
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        self.open -= 1
+
+
+def _stream_slots(request: Request) -> StreamSlots:
+    st = state(request)
+    slots = st.extras.get("event_streams")
+    if slots is None:
+        slots = st.extras["event_streams"] = StreamSlots(st.settings.max_event_streams)
+    assert isinstance(slots, StreamSlots)
+    return slots
+
+
+class _EventStream(StreamingResponse):
+    """A streaming answer that gives its slot back however it ends (done, client gone, error)."""
+
+    def __init__(self, content: AsyncIterator[str], *, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release: Callable[[], None] | None = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
 
 
 async def _stream(service: JobService, request: Request, model: str, job_id: str, after: int) -> AsyncIterator[str]:
