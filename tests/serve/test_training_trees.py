@@ -8,6 +8,7 @@ survived a cancel and ``kill -9`` of the server.
 from __future__ import annotations
 
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -118,3 +119,24 @@ def test_kill_9_of_the_server_stops_the_daemon_too(server, marker):
     srv.proc.send_signal(signal.SIGKILL)
     time.sleep(0.1)
     assert_gone(daemon, marker)
+
+
+def test_a_process_forked_by_a_prediction_neither_delays_stop_nor_keeps_the_port(server):
+    """Finding: a process forked by model code kept the listening socket: stopping took 35 s
+    and the port stayed bound."""
+    srv = server("--model", "forking:Forking")
+    r = httpx.post(srv.url + "/v2/models/forking/predict/", data={"seconds": "120"}, timeout=30)
+    assert r.status_code == 200, r.text
+    forked = psutil.Process(r.json()["predictions"]["forked"])
+    assert forked.is_running()
+    asked = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    code, err = srv.wait_exit(timeout=60)
+    took = time.monotonic() - asked
+    print(f"\nstopped in {took:.1f} s")
+    assert code == 0, err
+    assert took < 15, f"stopping took {took:.1f} s"
+    wait_for(lambda: not forked.is_running() or forked.status() == psutil.STATUS_ZOMBIE, timeout=5, what="the fork")
+    with socket.socket() as again:  # the port is free
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", srv.port))
