@@ -174,8 +174,11 @@ class JobService:
             raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
         return candidate
 
-    def list(self, model: str) -> list[Job]:
-        return self.store.list(model)
+    def list(self, model: str, *, limit: int | None = None, offset: int = 0) -> tuple[list[Job], int]:
+        """The model's jobs, oldest first (a page of them with ``limit``/``offset``), and how many it has."""
+        jobs = self.store.list(model, limit=limit, offset=offset)
+        total = len(jobs) if limit is None and not offset else self.store.count(model)
+        return jobs, total
 
 
 _MARKS = ({"$file"}, {"$literal"})

@@ -193,8 +193,12 @@ class JobStore:
         )
         return _job(row) if row else None
 
-    def count(self, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None) -> int:
-        query = _filter(sa.select(sa.func.count()).select_from(schema.jobs), statuses=statuses, owner=owner)
+    def count(
+        self, model: str | None = None, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None
+    ) -> int:
+        query = _filter(
+            sa.select(sa.func.count()).select_from(schema.jobs), model=model, statuses=statuses, owner=owner
+        )
         return int(self._read(lambda conn: conn.execute(query).scalar()) or 0)
 
     def claim_next(self, owner: str, runner: dict[str, Any]) -> Job | None:
@@ -464,11 +468,18 @@ class JobStore:
         return interrupted
 
     def list(
-        self, model: str | None = None, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None
+        self,
+        model: str | None = None,
+        *,
+        statuses: Iterable[JobStatus] | None = None,
+        owner: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Job]:
-        """Jobs oldest first, optionally of one model, in some states, of one owner."""
+        """Jobs oldest first, optionally of one model, in some states, of one owner; a page of
+        them with ``limit`` and ``offset``."""
         query = sa.select(schema.jobs).order_by(schema.jobs.c.created_at, schema.jobs.c.id)
-        query = _filter(query, model=model, statuses=statuses, owner=owner)
+        query = _filter(query, model=model, statuses=statuses, owner=owner).limit(limit).offset(offset or None)
         rows = self._read(lambda conn: conn.execute(query).mappings().all())
         return [_job(r) for r in rows]
 

@@ -56,6 +56,8 @@ def build_middleware(settings: Settings, routes: Sequence[BaseRoute], tokens: To
                     "Content-Disposition",
                     "X-Next-Offset",
                     "X-Job-Status",
+                    "X-Total-Count",
+                    "Link",
                 ],
             )
         )

@@ -99,9 +99,25 @@ class SubmitEndpoint:
         await JSON(job.result)(scope, receive, send)
 
 
+MAX_PAGE = 10_000
+
+
 async def index(request: Request) -> Response:
-    jobs = await asyncio.to_thread(_service(request).list, _model(request).name)
-    return JSON([to_record(j) for j in jobs])
+    """The model's jobs, oldest first: all of them (DEEPaaS), or a page with ``limit`` and
+    ``offset``; ``X-Total-Count`` says how many there are, ``Link: <...>; rel="next"`` where
+    the next page is."""
+    params = request.query_params
+    limit = None
+    if "limit" in params:
+        limit = _whole_number(params["limit"], "limit")
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadRequest(f"limit must be between 1 and {MAX_PAGE} (got {limit}).")
+    offset = _whole_number(params.get("offset", "0"), "offset")
+    jobs, total = await asyncio.to_thread(_service(request).list, _model(request).name, limit=limit, offset=offset)
+    headers = {"X-Total-Count": str(total)}
+    if limit is not None and offset + len(jobs) < total:
+        headers["Link"] = f'<{request.url.path}?limit={limit}&offset={offset + len(jobs)}>; rel="next"'
+    return JSON([to_record(j) for j in jobs], headers=headers)
 
 
 async def show(request: Request) -> Response:
