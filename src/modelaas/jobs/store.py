@@ -526,14 +526,14 @@ def first_line(exc: BaseException) -> str:
 
 
 def _passing(exc: sa.exc.DBAPIError) -> bool:
-    """Whether running the transaction again may succeed: a lock, a lost or refused connection."""
+    """Whether running the transaction again may succeed: a lock, a lost or refused connection, a full disk."""
     if exc.connection_invalidated:
         return True
     if not isinstance(exc, sa.exc.OperationalError):
         return False
     if isinstance(exc.orig, sqlite3.OperationalError):
         text = str(exc.orig).lower()
-        return "locked" in text or "busy" in text
+        return "locked" in text or "busy" in text or "disk is full" in text  # room may be made
     return True  # PostgreSQL: connection failures, administrator shutdowns, deadlocks, serialisation
 
 

@@ -10,6 +10,7 @@ their base names, and values of environment variables and access tokens become
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -145,6 +146,31 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if rid is not None:
         body["request_id"] = rid
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+OUT_OF_SPACE = "The server is out of disk space; retry later."
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says a disk is full (the spool, the data directory, the job store)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    orig = getattr(exc, "orig", None)
+    if orig is not None and orig is not exc:
+        if getattr(orig, "sqlstate", None) == "53100":  # PostgreSQL: disk_full
+            return True
+        text = str(orig).lower()
+        return "disk is full" in text or "no space left on device" in text
+    return False
+
+
+def out_of_space_response(scope: Scope) -> Response:
+    """507: a full disk is the server's state, not a failure of the request (retry later)."""
+    body = {"message": OUT_OF_SPACE}
+    rid = request_id(scope)
+    if rid is not None:
+        body["request_id"] = rid
+    return JSONResponse(body, status_code=507, headers={"Retry-After": "60"})
 
 
 def internal_error_response(scope: Scope) -> Response:

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelaas.errors import Forbidden, RequestTimeout, Unauthorized
 from modelaas.settings import Settings
 from modelaas.web.auth import ADMIN, PREDICT, TRAIN, TokenTable, grants
-from modelaas.web.errors import error_response, internal_error_response
+from modelaas.web.errors import error_response, internal_error_response, out_of_space, out_of_space_response
 
 log = logging.getLogger("modelaas.web")
 
@@ -103,6 +103,10 @@ class RequestContext:
             request = Request(scope)
             if started:  # too late for an error answer: uvicorn closes the connection
                 log.error("Error after the answer to %s %s had started", request.method, scope["path"], exc_info=exc)
+                return
+            if out_of_space(exc):
+                log.error("Out of disk space answering %s %s: %s", request.method, scope["path"], exc)
+                await out_of_space_response(scope)(scope, receive, send_with_id)
                 return
             log.error("Unexpected error answering %s %s", request.method, scope["path"], exc_info=exc)
             await internal_error_response(scope)(scope, receive, send_with_id)
