@@ -63,8 +63,8 @@ class JobService:
             self._store.close()
 
     # ---------------------------------------------------------------- submit
-    def submit(self, adapter: ModelAdapter, raw: Mapping[str, Any]) -> Job:
-        """Validate the arguments, keep uploaded files with the job, queue it."""
+    def submit(self, adapter: ModelAdapter, raw: Mapping[str, Any], *, submitter: str | None = None) -> Job:
+        """Validate the arguments, keep uploaded files with the job, queue it (as ``submitter``'s)."""
         params = adapter.train_params
         if params is None:
             raise NotImplementedByModel(f"Model {adapter.name!r} does not implement train.")
@@ -84,6 +84,7 @@ class JobService:
             raw=stored_raw,
             inputs=tuple(inputs),
             owner=self.server_id,
+            submitter=submitter,
         )
         from modelaas.jobs.store import QueueFull
 
@@ -103,9 +104,11 @@ class JobService:
         )
 
     # ----------------------------------------------------------------- read
-    def get(self, model: str, job_id: str) -> Job:
+    def get(self, model: str, job_id: str, *, viewer: str | None = None) -> Job:
+        """The job; :class:`JobNotFound` also when ``viewer`` (a submitter) is given and it is
+        someone else's (whether it exists is not told)."""
         job = self.store.get(job_id)
-        if job is None or job.model != model:
+        if job is None or job.model != model or (viewer is not None and job.submitter != viewer):
             raise JobNotFound(model, job_id)
         return job
 
@@ -174,10 +177,13 @@ class JobService:
             raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
         return candidate
 
-    def list(self, model: str, *, limit: int | None = None, offset: int = 0) -> tuple[list[Job], int]:
-        """The model's jobs, oldest first (a page of them with ``limit``/``offset``), and how many it has."""
-        jobs = self.store.list(model, limit=limit, offset=offset)
-        total = len(jobs) if limit is None and not offset else self.store.count(model)
+    def list(
+        self, model: str, *, limit: int | None = None, offset: int = 0, viewer: str | None = None
+    ) -> tuple[list[Job], int]:
+        """The model's jobs (``viewer``'s only, when given), oldest first (a page of them with
+        ``limit``/``offset``), and how many there are."""
+        jobs = self.store.list(model, limit=limit, offset=offset, submitter=viewer)
+        total = len(jobs) if limit is None and not offset else self.store.count(model, submitter=viewer)
         return jobs, total
 
 

@@ -194,10 +194,19 @@ class JobStore:
         return _job(row) if row else None
 
     def count(
-        self, model: str | None = None, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None
+        self,
+        model: str | None = None,
+        *,
+        statuses: Iterable[JobStatus] | None = None,
+        owner: str | None = None,
+        submitter: str | None = None,
     ) -> int:
         query = _filter(
-            sa.select(sa.func.count()).select_from(schema.jobs), model=model, statuses=statuses, owner=owner
+            sa.select(sa.func.count()).select_from(schema.jobs),
+            model=model,
+            statuses=statuses,
+            owner=owner,
+            submitter=submitter,
         )
         return int(self._read(lambda conn: conn.execute(query).scalar()) or 0)
 
@@ -473,13 +482,15 @@ class JobStore:
         *,
         statuses: Iterable[JobStatus] | None = None,
         owner: str | None = None,
+        submitter: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Job]:
-        """Jobs oldest first, optionally of one model, in some states, of one owner; a page of
-        them with ``limit`` and ``offset``."""
+        """Jobs oldest first, optionally of one model, in some states, of one owner (server),
+        of one submitter; a page of them with ``limit`` and ``offset``."""
         query = sa.select(schema.jobs).order_by(schema.jobs.c.created_at, schema.jobs.c.id)
-        query = _filter(query, model=model, statuses=statuses, owner=owner).limit(limit).offset(offset or None)
+        query = _filter(query, model=model, statuses=statuses, owner=owner, submitter=submitter)
+        query = query.limit(limit).offset(offset or None)
         rows = self._read(lambda conn: conn.execute(query).mappings().all())
         return [_job(r) for r in rows]
 
@@ -544,10 +555,19 @@ def _safe(url: str) -> str:
         return "<job store>"
 
 
-def _filter(query: Any, *, model: str | None = None, statuses: Any = None, owner: str | None = None) -> Any:
+def _filter(
+    query: Any,
+    *,
+    model: str | None = None,
+    statuses: Any = None,
+    owner: str | None = None,
+    submitter: str | None = None,
+) -> Any:
     t = schema.jobs
     if model is not None:
         query = query.where(t.c.model == model)
+    if submitter is not None:
+        query = query.where(t.c.submitter == submitter)
     if statuses is not None:
         query = query.where(t.c.status.in_([JobStatus(s).value for s in statuses]))
     if owner is not None:
@@ -606,6 +626,7 @@ def _row(job: Job) -> dict[str, Any]:
         "heartbeat_at": job.heartbeat_at,
         "log_lines": job.log_lines,
         "log_dropped": job.log_dropped,
+        "submitter": job.submitter,
     }
 
 
@@ -630,4 +651,5 @@ def _job(row: Any) -> Job:
         heartbeat_at=_opt_utc(row["heartbeat_at"]),
         log_lines=int(row["log_lines"]),
         log_dropped=int(row["log_dropped"]),
+        submitter=row["submitter"],
     )

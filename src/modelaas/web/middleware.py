@@ -5,7 +5,9 @@
    a client may take to send its body (``body_timeout``, 408); turns an unexpected error
    into a generic 500 and logs its traceback with the request id.
 2. CORS (Starlette's), only with ``cors_origins``.
-3. :class:`AccessControl`: bearer tokens and scopes, only when tokens are configured.
+3. :class:`AccessControl`: bearer tokens and scopes, only when tokens are configured; it
+   records who sent a request (``scope["state"]["principal"]``, ``["sees_all"]`` for an
+   admin token), which training jobs are filtered by.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelaas.errors import Forbidden, RequestTimeout, Unauthorized
 from modelaas.settings import Settings
-from modelaas.web.auth import ADMIN, PREDICT, TRAIN, TokenTable, grants
+from modelaas.web.auth import ADMIN, PREDICT, TRAIN, TokenTable, grants, principal
 from modelaas.web.errors import error_response, internal_error_response, out_of_space, out_of_space_response
 
 log = logging.getLogger("modelaas.web")
@@ -253,6 +255,7 @@ class AccessControl:
         await self.app(scope, receive, send)
 
     def _refusal(self, scope: Scope, need: str, *, query_token: bool) -> Unauthorized | Forbidden | None:
+        """Why the request may not go on (None: it may; then who sent it is in its state)."""
         token = _bearer(scope)
         if token is None and query_token:  # EventSource cannot send headers
             token = QueryParams(scope.get("query_string", b"").decode("latin-1")).get("access_token")
@@ -263,6 +266,9 @@ class AccessControl:
             return Unauthorized("The access token is not valid.")
         if need != ANY_TOKEN and not grants(scopes, need):
             return Forbidden(f"This token may not use {need} routes: that needs the {need!r} scope (or 'admin').")
+        state = scope.setdefault("state", {})
+        state["principal"] = principal(token)  # the jobs it submits are its own
+        state["sees_all"] = ADMIN in scopes  # ... and only an admin token sees the others' too
         return None
 
 

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response, Strea
 from starlette.types import Receive, Scope, Send
 
 from modelaas.errors import BadRequest, JobNotFound, ModelError, NotFound, NotImplementedByModel, Overloaded
-from modelaas.jobs.records import JobStatus, to_record
+from modelaas.jobs.records import Job, JobStatus, to_record
 from modelaas.jobs.service import JobService
 from modelaas.model.adapters import ModelAdapter
 from modelaas.web.args import collect
@@ -46,6 +46,22 @@ def _model(request: Request, *, v1: bool = False) -> ModelAdapter:
     if adapter.train_params is None:
         raise NotImplementedByModel(f"Model {adapter.name!r} does not implement train.")
     return adapter
+
+
+def _viewer(request: Request) -> str | None:
+    """Whose jobs the request may see: its token's (None: every job; no access control, or admin)."""
+    st = request.scope.get("state", {})
+    return None if st.get("sees_all", True) else st.get("principal")
+
+
+def _submitter(request: Request) -> str | None:
+    principal = request.scope.get("state", {}).get("principal")
+    return principal if isinstance(principal, str) else None
+
+
+async def _own_job(request: Request, service: JobService, model: str, job_id: str) -> Job:
+    """The job, if the request may see it (else 404, as for a job that does not exist)."""
+    return await asyncio.to_thread(service.get, model, job_id, viewer=_viewer(request))
 
 
 def _whole_number(text: str, what: str) -> int:
@@ -80,7 +96,7 @@ class SubmitEndpoint:
         )
         try:
             raw = collect(params, request.query_params.multi_items(), body.fields, body.files, body.json)
-            job = await asyncio.to_thread(service.submit, adapter, raw)
+            job = await asyncio.to_thread(service.submit, adapter, raw, submitter=_submitter(request))
         finally:
             body.cleanup()
         wake = request.app.state.modelaas.extras.get("wake_scheduler")
@@ -113,7 +129,8 @@ async def index(request: Request) -> Response:
         if not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit must be between 1 and {MAX_PAGE} (got {limit}).")
     offset = _whole_number(params.get("offset", "0"), "offset")
-    jobs, total = await asyncio.to_thread(_service(request).list, _model(request).name, limit=limit, offset=offset)
+    service, model = _service(request), _model(request).name
+    jobs, total = await asyncio.to_thread(service.list, model, limit=limit, offset=offset, viewer=_viewer(request))
     headers = {"X-Total-Count": str(total)}
     if limit is not None and offset + len(jobs) < total:
         headers["Link"] = f'<{request.url.path}?limit={limit}&offset={offset + len(jobs)}>; rel="next"'
@@ -121,12 +138,14 @@ async def index(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    job = await asyncio.to_thread(_service(request).get, _model(request).name, request.path_params["job"])
+    job = await _own_job(request, _service(request), _model(request).name, request.path_params["job"])
     return JSON(to_record(job))
 
 
 async def delete(request: Request) -> Response:
-    job = await asyncio.to_thread(_service(request).delete, _model(request).name, request.path_params["job"])
+    service, model, job_id = _service(request), _model(request).name, request.path_params["job"]
+    await _own_job(request, service, model, job_id)
+    job = await asyncio.to_thread(service.delete, model, job_id)
     return JSON(to_record(job))
 
 
@@ -138,7 +157,7 @@ async def logs(request: Request) -> Response:
     """
     service = _service(request)
     model, job_id = _model(request).name, request.path_params["job"]
-    job = await asyncio.to_thread(service.get, model, job_id)
+    job = await _own_job(request, service, model, job_id)
     offset = _whole_number(request.query_params.get("offset", "0"), "offset")
     lines, next_offset = await asyncio.to_thread(service.logs, model, job_id, offset)
     text = "".join(line + "\n" for line in lines)
@@ -156,7 +175,7 @@ async def events(request: Request) -> Response:
     """
     service = _service(request)
     model, job_id = _model(request).name, request.path_params["job"]
-    await asyncio.to_thread(service.get, model, job_id)  # 404 before streaming
+    await _own_job(request, service, model, job_id)  # 404 before streaming
     header = request.headers.get("last-event-id")
     if header is not None and header.strip():
         after = _whole_number(header.strip(), "Last-Event-ID")
@@ -252,6 +271,7 @@ async def _stream(service: JobService, request: Request, model: str, job_id: str
 async def files(request: Request) -> Response:
     service = _service(request)
     model, job_id = _model(request).name, request.path_params["job"]
+    await _own_job(request, service, model, job_id)
     listing = await asyncio.to_thread(service.list_files, model, job_id)
     base = str(request.url.path).rstrip("/")
     return JSON([{**item, "href": f"{base}/{quote(item['path'], safe='/')}"} for item in listing])
@@ -261,8 +281,8 @@ async def file(request: Request) -> Response:
     """One artefact, as an attachment; nothing outside the job's output folder (404)."""
     service = _service(request)
     model, job_id, relative = _model(request).name, request.path_params["job"], request.path_params["path"]
+    await _own_job(request, service, model, job_id)
     if "\x00" in relative:  # a NUL byte is no file name (and makes path resolution raise)
-        await asyncio.to_thread(service.get, model, job_id)
         raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
     path = await asyncio.to_thread(service.file_path, model, job_id, relative)
     return FileResponse(path, media_type=OCTET_STREAM, filename=path.name, content_disposition_type="attachment")
