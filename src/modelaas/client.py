@@ -62,6 +62,8 @@ from modelaas.media import is_json_media
 __all__ = ["Client", "Event", "Job"]
 
 DEFAULT_TIMEOUT = 60.0
+JOBS_PAGE = 1000
+"""Job records asked for at once by :meth:`Client.jobs`."""
 
 
 class Client:
@@ -143,10 +145,19 @@ class Client:
             response = self._request("POST", model_path(model) + "train/", model=model, data=fields, files=files)
         return Job(self, model, response.json())
 
-    def jobs(self, model: str) -> list[Job]:
-        """The model's training jobs, oldest first."""
-        records = self._request("GET", model_path(model) + "train/", model=model).json()
-        return [Job(self, model, record) for record in records]
+    def jobs(self, model: str, *, page: int = JOBS_PAGE) -> list[Job]:
+        """The model's training jobs, oldest first (fetched ``page`` at a time from a modelaas
+        server; a DEEPaaS server answers all of them at once)."""
+        records: list[Any] = []
+        while True:
+            response = self._request(
+                "GET", model_path(model) + "train/", model=model, params={"limit": page, "offset": len(records)}
+            )
+            batch = response.json()
+            records += batch
+            total = response.headers.get("X-Total-Count", "")
+            if not batch or not total.isdigit() or len(records) >= int(total):
+                return [Job(self, model, record) for record in records]
 
     def job(self, model: str, id: str) -> Job:
         """One training job; :class:`~modelaas.errors.JobNotFound` if there is none with this id."""

@@ -9,10 +9,12 @@ address they carry. :func:`check_destination` answers the addresses to connect t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import re
 import socket
 import ssl
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -100,17 +102,39 @@ def parse_networks(value: str | Iterable[str] | None) -> tuple[IPNetwork, ...]:
         raise ConfigError(f"fetch_allow_networks: {exc}; give CIDRs such as 10.0.0.0/8,fd00::/8") from None
 
 
+@dataclass
+class FetchBudget:
+    """What the URL inputs of one request may still take: one deadline, one byte count."""
+
+    deadline: float
+    """``time.monotonic()`` by which every fetch of the request must be done."""
+    seconds: float
+    flag: str
+    """The setting the time limit comes from (``--fetch-timeout`` or ``--predict-timeout``)."""
+    bytes_left: int
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
-    """What the fetcher allows; build it from settings with :meth:`from_settings`."""
+    """What the fetcher allows; build it from settings with :meth:`from_settings`.
+
+    ``max_bytes`` and ``timeout`` bound one fetch; :meth:`for_request` makes the policy of
+    one request, whose fetches share them (and ``max_urls`` bounds how many there are).
+    """
 
     allow_networks: tuple[IPNetwork, ...] = ()
     max_bytes: int = 100 * MIB
     timeout: float = 30.0
     connect_timeout: float = 10.0
     max_redirects: int = 5
+    max_urls: int = 16
     ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
     """Trust for https (default: certifi, or SSL_CERT_FILE/SSL_CERT_DIR)."""
+    budget: FetchBudget | None = field(default=None, compare=False, repr=False)
+    """The shared budget of one request's fetches (see :meth:`for_request`)."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> FetchPolicy:
@@ -120,7 +144,22 @@ class FetchPolicy:
             max_bytes=int(getattr(settings, "fetch_max_bytes", None) or 100 * MIB),
             timeout=timeout,
             connect_timeout=min(10.0, timeout),
+            max_urls=int(getattr(settings, "fetch_max_urls", None) or 16),
         )
+
+    def for_request(self, urls: int, *, predict_timeout: float | None = None) -> FetchPolicy:
+        """The policy for the ``urls`` URL inputs of one request: they share one deadline
+        (``timeout``, or ``predict_timeout`` when shorter) and ``max_bytes``.
+
+        Raises :class:`FetchRefused` (400) when there are more than ``max_urls``.
+        """
+        if urls > self.max_urls:
+            raise FetchRefused(f"{urls} URL inputs in one request; at most {self.max_urls} (--fetch-max-urls).")
+        seconds, flag = self.timeout, "--fetch-timeout"
+        if predict_timeout is not None and predict_timeout < seconds:
+            seconds, flag = predict_timeout, "--predict-timeout"
+        budget = FetchBudget(time.monotonic() + seconds, seconds, flag, self.max_bytes)
+        return dataclasses.replace(self, budget=budget)
 
 
 def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:

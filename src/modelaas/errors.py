@@ -264,4 +264,6 @@ def _carried_reason(exc: BaseException) -> str:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
+    if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: the name says more than "3"
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text if text else type(exc).__name__

@@ -16,6 +16,7 @@ name>)`` on that socket, so SNI and certificate verification check the host name
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import ssl
@@ -135,19 +136,40 @@ class Fetched:
 async def fetch(url: str, dest_dir: str | Path, policy: FetchPolicy, *, media_types: Sequence[str] = ()) -> Fetched:
     """Download ``url`` into a new file in ``dest_dir`` under ``policy``.
 
+    With a request's policy (:meth:`FetchPolicy.for_request`), the fetch takes its share
+    of the request's budget: what is left of its deadline and of its bytes.
+
     Raises :class:`FetchRefused` (400: destination, scheme, content type, too many
     redirects), :class:`PayloadTooLarge` (413: decoded body over ``max_bytes``) or
     :class:`FetchFailed` (502: network or remote errors, the deadline). On any error no
     file is left behind.
     """
     parsed = parse_url(url)
+    budget = policy.budget
+    if budget is None:
+        seconds, limit, flag = policy.timeout, policy.timeout, "--fetch-timeout"
+        within = policy
+    else:  # the request's fetches share one deadline and one byte count
+        seconds, limit, flag = budget.remaining(), budget.seconds, budget.flag
+        within = dataclasses.replace(policy, max_bytes=min(policy.max_bytes, budget.bytes_left))
     try:
-        with anyio.fail_after(policy.timeout):
-            return await _follow(parsed, Path(dest_dir), policy, tuple(media_types))
+        with anyio.fail_after(seconds):
+            got = await _follow(parsed, Path(dest_dir), within, tuple(media_types))
     except TimeoutError:
+        what = "it" if budget is None else "the URL inputs of this request"
         raise FetchFailed(
-            f"Could not fetch {shown(url)}: it took longer than the limit of {policy.timeout:g} s (--fetch-timeout)."
+            f"Could not fetch {shown(url)}: {what} took longer than the limit of {limit:g} s ({flag})."
         ) from None
+    except PayloadTooLarge:
+        if budget is None or within.max_bytes == policy.max_bytes:
+            raise
+        raise PayloadTooLarge(
+            f"Refused to fetch {shown(url)}: the URL inputs of this request are larger, together, than the limit "
+            f"of {policy.max_bytes} bytes (--fetch-max-bytes)."
+        ) from None
+    if budget is not None:
+        budget.bytes_left -= got.size
+    return got
 
 
 async def _follow(url: httpx.URL, dest_dir: Path, policy: FetchPolicy, media_types: tuple[str, ...]) -> Fetched:
@@ -169,9 +191,18 @@ async def _follow(url: httpx.URL, dest_dir: Path, policy: FetchPolicy, media_typ
                         continue
                     _check_response(response, label, policy, media_types)
                     return await _save(response, dest_dir, policy, label)
+            except httpx.InvalidURL as exc:  # httpx reads Location itself, even without following it
+                raise _bad_redirect(label, exc) from None
             except _NETWORK_ERRORS as exc:
+                if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc).lower():
+                    raise _bad_redirect(label, exc) from None
                 raise FetchFailed(f"Could not fetch {label}: {type(exc).__name__}: {exc}".rstrip(": ") + ".") from None
     raise FetchRefused(f"Refused to fetch {shown(first)}: more than {policy.max_redirects} redirects.")
+
+
+def _bad_redirect(label: str, exc: Exception) -> FetchRefused:
+    reason = str(exc).removeprefix("Invalid URL in location header: ").rstrip(".")
+    return FetchRefused(f"Refused to fetch {label}: it redirects to an invalid URL ({reason}).")
 
 
 def _joined(url: httpx.URL, location: str, label: str) -> str:

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from modelaas.errors import ClientGone, Overloaded, PredictTimeout
@@ -85,6 +86,8 @@ class PredictGate:
         self._loop_running = 0
         """Calls running on the event loop: async ones, and inline ones granted a slot."""
         self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._preparing = 0
+        """Calls being prepared (their URL inputs fetched): they hold places in the queue."""
         self._estimate: float | None = None
         """Seconds per model-thread call: a moving average, or the last call when it was slower."""
 
@@ -102,7 +105,8 @@ class PredictGate:
     @property
     def waiting(self) -> int:
         """Calls waiting for their turn: on the event loop, or handed ahead to a busy model thread."""
-        return len(self._waiters) + max(0, len(self._inflight) + self._reserved - self.concurrency)
+        ahead = max(0, len(self._inflight) + self._reserved - self.concurrency)
+        return len(self._waiters) + ahead + self._preparing
 
     @property
     def running(self) -> int:
@@ -133,6 +137,25 @@ class PredictGate:
         return min(self.queue, int(AHEAD_SECONDS / max(estimate, 1e-6)))
 
     # -------------------------------------------------------------------- run
+    @contextlib.asynccontextmanager
+    async def preparing(self) -> AsyncIterator[None]:
+        """Hold a place in the wait queue while a call is prepared (its URL inputs fetched).
+
+        A call being prepared counts as waiting: when the queue is full (``queue`` places,
+        at least one), the next call is refused with 503 at once, whether it would fetch
+        or predict; so at most that many requests fetch at once.
+        """
+        if self.waiting >= max(self.queue, 1):
+            raise Overloaded(
+                f"The server is busy: {self.running} predictions running and {self.waiting} waiting. Retry shortly.",
+                retry_after=1,
+            )
+        self._preparing += 1
+        try:
+            yield
+        finally:
+            self._preparing -= 1
+
     async def run(
         self,
         func: Callable[..., Any],

@@ -142,8 +142,12 @@ class Runtime:
             if any(p.extra.get("fetch") and kwargs.get(p.name) is not None for p in params):
                 root = spool_root or Path(tempfile.gettempdir())
                 root.mkdir(parents=True, exist_ok=True)
+                given = [kwargs[p.name] for p in params if p.extra.get("fetch") and kwargs.get(p.name) is not None]
+                urls = sum(len(v) if isinstance(v, list) else 1 for v in given)
+                policy = self.fetch_policy.for_request(urls, predict_timeout=self.settings.predict_timeout)
                 fetch_dir = tempfile.mkdtemp(dir=root, prefix="fetch-")
-                kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), self.fetch_policy)
+                async with self.gate.preparing():  # fetching waits in the predict queue
+                    kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), policy)
             output = await self._call(adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone)
             try:
                 answer = render(adapter, output, media, envelope=envelope)
@@ -167,7 +171,7 @@ class Runtime:
             return await self.gate.run(func, kwargs, is_async=is_async, gone=gone)
         except ModelaasError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # model code may raise these too
             error = from_model_exception(exc, model=adapter.name, method="predict")
             if error.status >= 500:
                 log.error("Model %r raised in predict", adapter.name, exc_info=exc)

@@ -156,15 +156,28 @@ class Settings:
     keep_alive_timeout: int = field(
         default=5, metadata=_doc("Seconds an idle keep-alive connection is kept open between requests.", minimum=1)
     )
+    max_event_streams: int = field(
+        default=100,
+        metadata=_doc("Training event streams open at once per serving process (503 beyond it).", minimum=1),
+    )
     fetch_allow_networks: str | None = field(
         default=None,
         metadata=_doc("Internal networks URL inputs may be fetched from: comma-separated CIDRs (default: none)."),
     )
     fetch_max_bytes: int = field(
-        default=100 * 1024 * 1024, metadata=_doc("Largest URL input fetched, in decoded bytes.", minimum=1)
+        default=100 * 1024 * 1024,
+        metadata=_doc(
+            "Most bytes the URL inputs of one request may fetch, together, decoded (413 beyond it).", minimum=1
+        ),
     )
     fetch_timeout: float = field(
-        default=30.0, metadata=_doc("Seconds a URL input may take to fetch, in total.", above=0)
+        default=30.0,
+        metadata=_doc(
+            "Seconds the URL inputs of one request may take to fetch, together (at most --predict-timeout).", above=0
+        ),
+    )
+    fetch_max_urls: int = field(
+        default=16, metadata=_doc("Most URL inputs one request may give (400 beyond it).", minimum=1)
     )
     v1_call_form: str = field(
         default="auto",

@@ -104,6 +104,7 @@ class _OriginServer(http.server.ThreadingHTTPServer):
         self.requests, self.lock = requests, lock
         self.sni: list[str | None] = []
         self.sent = 0
+        self.busy = self.most_busy = 0
         super().__init__(address, _OriginHandler)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
@@ -114,7 +115,9 @@ class _OriginServer(http.server.ThreadingHTTPServer):
 
 class _OriginHandler(http.server.BaseHTTPRequestHandler):
     """Routes: /img/<name>, /text, /notype, /gzip, /bomb, /corrupt-gzip, /endless, /drip,
-    /declared-big, /status/<code>, /redirect?to=<url>[&hops=<n>], /hops/<n>."""
+    /declared-big, /status/<code>, /redirect?to=<url>[&hops=<n>], /hops/<n>,
+    /bytes/<n> (n bytes of image/png), /slow/<seconds> (a PNG after that long; counted in
+    ``busy`` meanwhile, the most at once in ``most_busy``)."""
 
     server: _OriginServer
     timeout = 2
@@ -175,6 +178,18 @@ class _OriginHandler(http.server.BaseHTTPRequestHandler):
             if hops > 0:
                 target = f"/redirect?{url.query.replace(f'hops={hops}', f'hops={hops - 1}')}"
             self._send(302, b"", None, Location=target)
+        elif path.startswith("/bytes/"):
+            self._send(200, b"\x89" * int(path.rsplit("/", 1)[1]), "image/png")
+        elif path.startswith("/slow/"):
+            with self.server.lock:
+                self.server.busy += 1
+                self.server.most_busy = max(self.server.most_busy, self.server.busy)
+            try:
+                time.sleep(float(path.rsplit("/", 1)[1]))
+                self._send(200, PNG, "image/png")
+            finally:
+                with self.server.lock:
+                    self.server.busy -= 1
         elif path.startswith("/hops/"):
             left = int(path.rsplit("/", 1)[1])
             if left > 0:
@@ -231,10 +246,17 @@ class Origin:
         with self.lock:
             return self.server.sent
 
+    @property
+    def most_busy(self) -> int:
+        """The most /slow/ requests that were answered at once."""
+        with self.lock:
+            return self.server.most_busy
+
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
             self.server.sent = 0
+            self.server.most_busy = 0
 
 
 def _serve(server: socketserver.BaseServer) -> threading.Thread:

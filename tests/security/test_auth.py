@@ -145,8 +145,9 @@ def test_base_path_routes_are_guarded(make_client):
 def test_events_accept_the_token_in_the_query(job_id):
     client, job = job_id
     url = f"/v2/models/trainer/train/{job}/events"
-    r = client.get(url, params={"access_token": TRAIN_TOKEN})
+    r = client.get(url, params={"access_token": ADMIN_TOKEN})  # the job's own token (a train token sees its own only)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    assert client.get(url, params={"access_token": TRAIN_TOKEN}).status_code == 404  # someone else's job
     assert client.get(url, params={"access_token": PREDICT_TOKEN}).status_code == 403
     assert client.get(url, params={"access_token": "unknown-token-0123456789"}).status_code == 401
 

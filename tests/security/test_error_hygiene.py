@@ -41,6 +41,28 @@ def test_environment_values_are_redacted(leaky):
     assert "cannot log in with key <redacted>!" in r.json()["message"]
 
 
+@pytest.mark.parametrize("how", ["form", "query", "json"])
+def test_redaction_tells_no_client_whether_its_text_is_an_environment_value(leaky, how):
+    """Finding: a model repeating the client's text redacted it when it was a server
+    environment value: an oracle for guessing the environment."""
+
+    def echo(text: str) -> str:
+        if how == "form":
+            r = leaky.post(URL, data={"what": "echo", "text": text})
+        elif how == "query":
+            r = leaky.post(URL, params={"what": "echo", "text": text})
+        else:
+            r = leaky.post(URL, json={"what": "echo", "text": text})
+        assert r.status_code == 500
+        return str(r.json()["message"])
+
+    assert echo(SECRET) == f"Model 'leaky-errors' failed in predict: bad header: {SECRET}"
+    assert echo("not-a-secret-at-all") == "Model 'leaky-errors' failed in predict: bad header: not-a-secret-at-all"
+    assert echo(f"x{SECRET}y") == f"Model 'leaky-errors' failed in predict: bad header: x{SECRET}y"
+    home = leaky.post(URL, data={"what": "env"})  # what the client did not send stays redacted
+    assert home.json()["message"].endswith("cannot log in with key <redacted>!")
+
+
 def test_tracebacks_in_messages_are_cut(leaky):
     r = leaky.post(URL, data={"what": "traceback"})
     assert r.status_code == 500

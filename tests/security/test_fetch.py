@@ -217,6 +217,27 @@ def test_more_than_five_redirects_are_refused(origin: Any, tmp_path: Path) -> No
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize(
+    "to", ["data:text/plain,hi", "jar:http://x/!/a", "http:host", "javascript:alert(1)", "http://[::1", "//[::1"]
+)
+def test_a_redirect_to_something_not_fetchable_is_refused_not_an_error(
+    to: str, origin: Any, make_client: Callable[..., TestClient], settings: Settings, tmp_path: Path
+) -> None:
+    """Finding: redirects to data:, jar: or http:host answered 500."""
+    from urllib.parse import quote
+
+    url = origin.url("/redirect?to=" + quote(to, safe=""))
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    with pytest.raises(FetchRefused, match="redirect"):
+        run(url, direct, policy(origin))
+    client = make_client("url_inputs:Image", fetch_allow_networks=origin.ALLOW)
+    r = client.post("/v2/models/url-inputs/predict/", json={"image": url})
+    assert r.status_code == 400, r.text
+    assert "request_id" in r.json() and "Argument 'image'" in r.json()["message"]
+    assert leftovers(direct) == [] and spool_clean(settings)
+
+
 # ------------------------------------------------------------------ remote and network failures (502)
 @pytest.mark.parametrize(
     ("path", "message"),

@@ -202,3 +202,23 @@ def test_small_trailers_are_accepted_and_the_body_is_served(strict):
             assert chunk, answer
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def test_many_pipelined_requests_are_all_answered_not_refused_as_one_big_head(strict):
+    """Finding: more than 64 KiB of pipelined requests got a false 431 (the bytes of the
+    earlier requests in one read were counted into the head of the last)."""
+    count = 2000
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = request * (count - 1) + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=HELD) as sock:
+        for start in range(0, len(data), 20_005):  # reads that end inside a request
+            sock.sendall(data[start : start + 20_005])
+            time.sleep(0.05)
+        answers = b""
+        try:
+            while chunk := sock.recv(65536):
+                answers += chunk
+        except ConnectionResetError:
+            pass
+    assert b" 431 " not in answers
+    assert answers.count(b"HTTP/1.1 200 ") == count

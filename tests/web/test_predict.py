@@ -83,6 +83,18 @@ def test_plain_model_exception_is_500_with_its_message(make_client):
     assert (r.status_code, body_of(r)) == (501, {"message": "Model 'v2-raises' does not implement predict."})
 
 
+@pytest.mark.parametrize(("how", "named"), [("exit", "SystemExit: 3"), ("interrupt", "KeyboardInterrupt: stop")])
+def test_a_model_raising_what_is_no_exception_gets_a_json_500_and_the_server_goes_on(make_client, how, named):
+    """Finding: SystemExit or KeyboardInterrupt from a model answered a text 500 without request id."""
+    c = make_client("exiting:Exiting")
+    r = c.post("/v2/models/exiting/predict/", data={"how": how})
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert body["message"].startswith("Model 'exiting' failed in predict: ") and named in body["message"]
+    assert c.post("/v2/models/exiting/predict/", data={"how": "ok"}).json()["predictions"] == {"ok": True}
+
+
 def test_model_without_predict_answers_501(make_client):
     r = make_client("train_only").post("/v2/models/train-only/predict/")
     assert (r.status_code, r.json()["message"]) == (501, "Model 'train-only' does not implement predict.")

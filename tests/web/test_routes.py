@@ -70,6 +70,17 @@ def test_missing_trailing_slash_redirects_308(make_client, method, path, target)
     assert (r.status_code, r.headers["location"]) == (308, target)
 
 
+@pytest.mark.parametrize("path", ["/healthz/", "/openapi.json/?x=1", "/v2/models/v2-basic/train/abc/", "/v2/models"])
+def test_redirects_never_reflect_the_host_header(make_client, path):
+    """Finding: the Host header was reflected into slash redirects (an open redirect for
+    anyone who can poison a cache or a proxy's Host)."""
+    c = make_client("v2_basic")
+    r = c.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+    assert r.status_code in (307, 308), r.text
+    location = r.headers["location"]
+    assert location.startswith("/") and not location.startswith("//") and "evil" not in location
+
+
 def test_post_follows_308_keeping_method_and_body(make_client):
     c = make_client("v2_basic")
     r = c.post("/v2/models/v2-basic/predict", data={"count": "3"})

@@ -25,6 +25,7 @@ from modelaas.jobs.logs import OutputCapture
 from modelaas.jobs.records import JobStatus
 from modelaas.jobs.service import restore_files
 from modelaas.jobs.store import JobStore, store_url
+from modelaas.jobs.tree import become_subreaper, kill_descendants
 from modelaas.model.loader import load, select_models
 from modelaas.model.outputs import to_jsonable
 from modelaas.settings import Settings
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(job_id: str, settings: Settings) -> int:
     watch_parent()
+    become_subreaper()  # orphans of the training's tree stay in it (see modelaas.jobs.tree)
     store = JobStore(store_url(settings.jobs_db, settings.data_dir))
     job = store.get(job_id)
     if job is None or job.status is not JobStatus.RUNNING:
@@ -103,6 +105,7 @@ def run(job_id: str, settings: Settings) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        kill_descendants()  # what the training left running, daemons included
         capture.stop()
         store.close()
 
@@ -152,6 +155,7 @@ def watch_parent() -> None:
         while os.getppid() == parent:
             time.sleep(0.25)
         try:
+            kill_descendants()
             os.killpg(os.getpgid(0), signal.SIGKILL)
         finally:
             os._exit(1)

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modelaas.jobs.store import JobStore, first_line
+from modelaas.jobs.database import first_line
+from modelaas.jobs.store import JobStore
 from modelaas.model.interface import TrainingContext
 
 REPORT_INTERVAL = 0.2

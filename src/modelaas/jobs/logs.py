@@ -32,7 +32,8 @@ import threading
 import time
 from typing import TextIO
 
-from modelaas.jobs.store import JobGone, JobStore, first_line, is_passing
+from modelaas.jobs.database import first_line, is_passing
+from modelaas.jobs.store import JobGone, JobStore
 
 FLUSH_INTERVAL = 0.25
 """Longest time a line waits in the buffer while the store answers."""

@@ -84,6 +84,8 @@ class Job:
     """How many lines its log holds."""
     log_dropped: int = 0
     """How many lines of its output were not kept (each gap is marked in the log)."""
+    submitter: str | None = None
+    """Who submitted it: an id derived from the access token (None without access control)."""
 
     def but(self, **changes: Any) -> Job:
         return replace(self, **changes)

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 
 from modelaas.jobs.backends import Backend
+from modelaas.jobs.database import first_line, is_passing
 from modelaas.jobs.records import Job, JobStatus
-from modelaas.jobs.store import JobStore, first_line, is_passing
+from modelaas.jobs.store import JobStore
 from modelaas.processes import pid_alive
 from modelaas.settings import Settings
 

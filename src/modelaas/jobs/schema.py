@@ -43,9 +43,12 @@ jobs = sa.Table(
     sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
     sa.Index("modelaas_jobs_status_owner", "status", "owner"),
     sa.Index("modelaas_jobs_model_created", "model", "created_at"),
-    # v2: how many log lines the job has (the next line's number), how many were not kept
+    # v2: how many log lines the job has (the next line's number), how many were not kept;
+    # who submitted it (an id derived from the access token; None without access control)
     sa.Column("log_lines", sa.Integer, nullable=False, server_default="0"),
     sa.Column("log_dropped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("submitter", sa.String(64)),
+    sa.Index("modelaas_jobs_model_submitter", "model", "submitter", "created_at"),
 )
 
 events = sa.Table(
@@ -76,7 +79,7 @@ servers = sa.Table(
 
 def _v1(conn: sa.Connection) -> None:
     """The first tables: ``jobs`` and ``events`` without the columns later steps add."""
-    v1, later = sa.MetaData(), {"log_lines", "log_dropped", "line"}
+    v1, later = sa.MetaData(), {"log_lines", "log_dropped", "line", "submitter"}
     for table in (jobs, events, servers):
         columns = [c._copy() for c in table.columns if c.name not in later]
         indexes = [
@@ -89,8 +92,10 @@ def _v1(conn: sa.Connection) -> None:
 
 
 def _v2(conn: sa.Connection) -> None:
-    """Log lines get their number (to read from an offset without a scan), jobs count theirs."""
+    """Log lines get their number (to read from an offset without a scan), jobs count theirs
+    and know who submitted them."""
     conn.execute(sa.text("ALTER TABLE modelaas_jobs ADD COLUMN log_lines INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(sa.text("ALTER TABLE modelaas_jobs ADD COLUMN submitter VARCHAR(64)"))
     conn.execute(sa.text("ALTER TABLE modelaas_jobs ADD COLUMN log_dropped INTEGER NOT NULL DEFAULT 0"))
     conn.execute(sa.text("ALTER TABLE modelaas_job_events ADD COLUMN line INTEGER"))
     numbered = (
@@ -123,6 +128,7 @@ def _v2(conn: sa.Connection) -> None:
         )
     )
     conn.execute(sa.text("CREATE UNIQUE INDEX modelaas_job_events_line ON modelaas_job_events (job_id, line)"))
+    conn.execute(sa.text("CREATE INDEX modelaas_jobs_model_submitter ON modelaas_jobs (model, submitter, created_at)"))
 
 
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]

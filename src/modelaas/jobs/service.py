@@ -63,15 +63,12 @@ class JobService:
             self._store.close()
 
     # ---------------------------------------------------------------- submit
-    def submit(self, adapter: ModelAdapter, raw: Mapping[str, Any]) -> Job:
-        """Validate the arguments, keep uploaded files with the job, queue it."""
+    def submit(self, adapter: ModelAdapter, raw: Mapping[str, Any], *, submitter: str | None = None) -> Job:
+        """Validate the arguments, keep uploaded files with the job, queue it (as ``submitter``'s)."""
         kwargs = adapter.params_for("train").validate(raw)
         waiting = self.store.count(statuses=[JobStatus.QUEUED], owner=self.server_id)
-        if waiting >= self.settings.train_queue:
-            raise TooManyJobs(
-                f"{waiting} trainings are already waiting on this server (--train-queue "
-                f"{self.settings.train_queue}); retry later."
-            )
+        if waiting >= self.settings.train_queue:  # early: before files are moved (checked again on insert)
+            raise self._too_many(waiting)
         job_id = new_job_id()
         inputs: list[InputFile] = []
         stored_raw = {
@@ -84,17 +81,31 @@ class JobService:
             raw=stored_raw,
             inputs=tuple(inputs),
             owner=self.server_id,
+            submitter=submitter,
         )
+        from modelaas.jobs.store import QueueFull
+
         try:
-            return self.store.create(job)
+            return self.store.create(job, queue_limit=self.settings.train_queue)
+        except QueueFull as full:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            raise self._too_many(full.waiting) from None
         except Exception:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             raise
 
+    def _too_many(self, waiting: int) -> TooManyJobs:
+        return TooManyJobs(
+            f"{waiting} trainings are already waiting on this server (--train-queue "
+            f"{self.settings.train_queue}); retry later."
+        )
+
     # ----------------------------------------------------------------- read
-    def get(self, model: str, job_id: str) -> Job:
+    def get(self, model: str, job_id: str, *, viewer: str | None = None) -> Job:
+        """The job; :class:`JobNotFound` also when ``viewer`` (a submitter) is given and it is
+        someone else's (whether it exists is not told)."""
         job = self.store.get(job_id)
-        if job is None or job.model != model:
+        if job is None or job.model != model or (viewer is not None and job.submitter != viewer):
             raise JobNotFound(model, job_id)
         return job
 
@@ -163,12 +174,25 @@ class JobService:
             raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
         return candidate
 
-    def list(self, model: str) -> list[Job]:
-        return self.store.list(model)
+    def list(
+        self, model: str, *, limit: int | None = None, offset: int = 0, viewer: str | None = None
+    ) -> tuple[list[Job], int]:
+        """The model's jobs (``viewer``'s only, when given), oldest first (a page of them with
+        ``limit``/``offset``), and how many there are."""
+        jobs = self.store.list(model, limit=limit, offset=offset, submitter=viewer)
+        total = len(jobs) if limit is None and not offset else self.store.count(model, submitter=viewer)
+        return jobs, total
+
+
+_MARKS = ({"$file"}, {"$literal"})
 
 
 def _keep_files(value: Any, job_id: str, folder: Path, inputs: list[InputFile]) -> Any:
-    """Move uploaded files into the job's folder; stand for them in ``raw`` by index."""
+    """Move uploaded files into the job's folder; stand for them in ``raw`` by index.
+
+    A file stands as ``{"$file": n}``; a client's own value of that shape (or of the shape
+    ``{"$literal": ...}``) is stored as ``{"$literal": value}``, so that it stays a value.
+    """
     if isinstance(value, list):
         return [_keep_files(v, job_id, folder, inputs) for v in value]
     if isinstance(value, File):
@@ -177,6 +201,8 @@ def _keep_files(value: Any, job_id: str, folder: Path, inputs: list[InputFile]) 
         shutil.move(value.filename, target)
         inputs.append(InputFile(value.name, str(target), value.content_type, value.original_filename))
         return {"$file": len(inputs) - 1}
+    if isinstance(value, dict) and set(value) in _MARKS:
+        return {"$literal": value}
     return value
 
 
@@ -184,6 +210,8 @@ def restore_files(value: Any, inputs: tuple[InputFile, ...]) -> Any:
     """The inverse of :func:`_keep_files`, in the job's process: ``{"$file": n}`` -> File."""
     if isinstance(value, list):
         return [restore_files(v, inputs) for v in value]
+    if isinstance(value, dict) and set(value) == {"$literal"}:
+        return value["$literal"]
     if isinstance(value, dict) and set(value) == {"$file"}:
         f = inputs[int(value["$file"])]
         return File(f.arg, f.path, f.content_type, f.original_filename)

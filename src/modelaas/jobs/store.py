@@ -6,52 +6,48 @@ compare-and-set, so concurrent servers never run a job twice or overwrite a fina
 Each state change, progress report and log line is also appended to the job's event
 list, which the events stream and the logs endpoint read.
 
-Reads never block writers: on SQLite a read runs in a deferred transaction (WAL lets it
-proceed beside a writer), a write in ``BEGIN IMMEDIATE``. A transaction that fails for a
-passing reason (a locked SQLite file, a PostgreSQL connection that was dropped or refused)
-is run again, with back-off, for up to ``retry_for`` seconds; other failures, and a write
-whose commit may have happened already, raise at once.
+Reads never block writers, and transactions that fail for a passing reason are retried
+(:mod:`modelaas.jobs.database`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
+import hashlib
 import logging
 import os
 import socket
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
-from modelaas.errors import ConfigError
 from modelaas.jobs import schema
-from modelaas.jobs.records import TERMINAL, InputFile, Job, JobStatus, utcnow
+from modelaas.jobs.database import Database, first_line, is_passing, store_url
+from modelaas.jobs.records import TERMINAL, Job, JobStatus, utcnow
+from modelaas.jobs.rows import from_row, to_row, utc
+
+__all__ = ["ACTIVE", "Event", "JobGone", "JobStore", "QueueFull", "store_url"]
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
-RETRY_FOR = 10.0
-"""Seconds a store call keeps retrying a transaction that failed for a passing reason."""
-CONNECT_TIMEOUT = 10
-"""Seconds to wait for a PostgreSQL connection before the attempt counts as failed."""
-RETRY_FIRST_DELAY = 0.05
-RETRY_MAX_DELAY = 1.0
 RETRY_LONG_DELAY = 10.0
 """Longest pause between attempts of callers that wait for the store to come back."""
-READ_OPTION = "modelaas_read"
-"""Execution option of connections that only read (SQLite: a deferred transaction)."""
 
-T = TypeVar("T")
 log = logging.getLogger("modelaas.jobs")
 
 
 class JobGone(LookupError):
     """The job was deleted (while something was still writing to it)."""
+
+
+class QueueFull(Exception):
+    """A new job would pass its server's limit of queued jobs."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(f"{waiting} jobs are queued already")
+        self.waiting = waiting
 
 
 @dataclass(frozen=True)
@@ -64,101 +60,31 @@ class Event:
     at: dt.datetime
 
 
-@contextlib.contextmanager
-def _sqlite_migration_lock(engine: sa.Engine) -> Iterator[None]:
-    """For a SQLite file, a lock file beside it held during migration (PostgreSQL uses an advisory lock).
-
-    pysqlite starts no transaction before DDL, so two processes migrating a new file would
-    both try to create the tables.
-    """
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        yield
-        return
-    with open(f"{database}.migrate-lock", "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def store_url(jobs_db: str | None, data_dir: Path) -> str:
-    """The SQLAlchemy URL for ``--jobs-db`` (default: SQLite in the data directory)."""
-    if not jobs_db:
-        return f"sqlite:///{data_dir / 'jobs.sqlite3'}"
-    if jobs_db.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + jobs_db.split("://", 1)[1]
-    if jobs_db.startswith(("sqlite:", "postgresql+")):
-        return jobs_db
-    raise ConfigError(f"--jobs-db must be a postgresql:// or sqlite:/// URL, not {jobs_db!r}")
-
-
-class JobStore:
-    def __init__(self, url: str, *, retry_for: float = RETRY_FOR) -> None:
-        self.url = url
-        self.retry_for = retry_for
-        try:
-            self.engine = _engine(url)
-        except (ImportError, sa.exc.ArgumentError) as exc:
-            hint = " (install modelaas[postgres])" if "postgresql" in url else ""
-            raise ConfigError(f"Cannot use job store {_safe(url)}: {exc}{hint}") from None
-
-    def migrate(self) -> int:
-        """Bring the schema up to date; several processes may call it at once (they take turns)."""
-        try:
-            with _sqlite_migration_lock(self.engine):
-                return schema.migrate(self.engine)
-        except sa.exc.OperationalError as exc:
-            raise ConfigError(f"Cannot open job store {_safe(self.url)}: {exc.orig}") from None
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    # ----------------------------------------------------------- transactions
-    def _read(self, work: Callable[[sa.Connection], T]) -> T:
-        """Run ``work`` in a read-only transaction (retried like a write; reads repeat safely)."""
-        return self._run(work, read=True, repeatable=True)
-
-    def _write(self, work: Callable[[sa.Connection], T], *, repeatable: bool = False) -> T:
-        """Run ``work`` in a write transaction.
-
-        ``repeatable``: running it again after a commit that failed midway cannot do harm
-        (it is a compare-and-set or it overwrites with the same values), so even a
-        connection lost while committing is retried.
-        """
-        return self._run(work, read=False, repeatable=repeatable)
-
-    def _run(self, work: Callable[[sa.Connection], T], *, read: bool, repeatable: bool) -> T:
-        deadline: float | None = None
-        delay = RETRY_FIRST_DELAY
-        while True:
-            committing = False
-            try:
-                with self.engine.connect() as conn:
-                    if read:
-                        conn.execution_options(**{READ_OPTION: True})
-                    with conn.begin():
-                        result = work(conn)
-                        committing = True
-                return result
-            except sa.exc.DBAPIError as exc:
-                if not _passing(exc) or (committing and not repeatable):
-                    raise
-                now = time.monotonic()
-                deadline = deadline or now + self.retry_for
-                if now >= deadline:
-                    raise
-                time.sleep(min(delay, deadline - now))
-                delay = min(delay * 2, RETRY_MAX_DELAY)
+class JobStore(Database):
+    """The jobs, their events and the servers, in one database."""
 
     # ------------------------------------------------------------------ jobs
-    def create(self, job: Job) -> Job:
+    def create(self, job: Job, *, queue_limit: int | None = None) -> Job:
+        """Store a new job; with ``queue_limit``, raise :class:`QueueFull` instead when its
+        owner has that many queued jobs already (checked and inserted in one transaction)."""
+        t = schema.jobs
+
         def work(conn: sa.Connection) -> None:
-            exists = conn.execute(sa.select(schema.jobs.c.id).where(schema.jobs.c.id == job.id)).first()
-            if exists is None:  # else: a retry of a commit that did happen
-                conn.execute(schema.jobs.insert().values(**_row(job)))
-                _event(conn, job.id, "state", {"status": job.status.value})
+            exists = conn.execute(sa.select(t.c.id).where(t.c.id == job.id)).first()
+            if exists is not None:  # a retry of a commit that did happen
+                return
+            if queue_limit is not None:
+                if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE serialises writers already
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key("queue", job.owner))))
+                waiting = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t)
+                    .where(t.c.status == JobStatus.QUEUED.value, t.c.owner == job.owner)
+                ).scalar()
+                if int(waiting or 0) >= queue_limit:
+                    raise QueueFull(int(waiting or 0))
+            conn.execute(t.insert().values(**to_row(job)))
+            _event(conn, job.id, "state", {"status": job.status.value})
 
         self._write(work, repeatable=True)
         return job
@@ -167,10 +93,23 @@ class JobStore:
         row = self._read(
             lambda conn: conn.execute(sa.select(schema.jobs).where(schema.jobs.c.id == job_id)).mappings().first()
         )
-        return _job(row) if row else None
+        return from_row(row) if row else None
 
-    def count(self, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None) -> int:
-        query = _filter(sa.select(sa.func.count()).select_from(schema.jobs), statuses=statuses, owner=owner)
+    def count(
+        self,
+        model: str | None = None,
+        *,
+        statuses: Iterable[JobStatus] | None = None,
+        owner: str | None = None,
+        submitter: str | None = None,
+    ) -> int:
+        query = _filter(
+            sa.select(sa.func.count()).select_from(schema.jobs),
+            model=model,
+            statuses=statuses,
+            owner=owner,
+            submitter=submitter,
+        )
         return int(self._read(lambda conn: conn.execute(query).scalar()) or 0)
 
     def claim_next(self, owner: str, runner: dict[str, Any]) -> Job | None:
@@ -352,7 +291,7 @@ class JobStore:
             try:
                 return self.finish(job_id, status, result=result, message=message)
             except sa.exc.DBAPIError as exc:
-                if not _passing(exc):
+                if not is_passing(exc):
                     raise
                 log.warning("Job %s: the job store cannot be reached (%s); retrying.", job_id, first_line(exc))
             time.sleep(delay)
@@ -367,7 +306,7 @@ class JobStore:
         if kinds is not None:
             query = query.where(e.c.kind.in_(list(kinds)))
         rows = self._read(lambda conn: conn.execute(query).mappings().all())
-        return [Event(int(r["id"]), r["job_id"], r["kind"], dict(r["data"]), _utc(r["at"])) for r in rows]
+        return [Event(int(r["id"]), r["job_id"], r["kind"], dict(r["data"]), utc(r["at"])) for r in rows]
 
     # --------------------------------------------------------------- servers
     def register_server(self, server_id: str, *, pid: int | None = None) -> None:
@@ -420,7 +359,7 @@ class JobStore:
         alive_servers = {
             r["id"]
             for r in servers
-            if _utc(r["heartbeat_at"]) >= limit and not (r["host"] == host and not pid_alive(int(r["pid"])))
+            if utc(r["heartbeat_at"]) >= limit and not (r["host"] == host and not pid_alive(int(r["pid"])))
         }
         interrupted = []
         for job_id, owner in owners:
@@ -440,84 +379,49 @@ class JobStore:
         return interrupted
 
     def list(
-        self, model: str | None = None, *, statuses: Iterable[JobStatus] | None = None, owner: str | None = None
+        self,
+        model: str | None = None,
+        *,
+        statuses: Iterable[JobStatus] | None = None,
+        owner: str | None = None,
+        submitter: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Job]:
-        """Jobs oldest first, optionally of one model, in some states, of one owner."""
+        """Jobs oldest first, optionally of one model, in some states, of one owner (server),
+        of one submitter; a page of them with ``limit`` and ``offset``."""
         query = sa.select(schema.jobs).order_by(schema.jobs.c.created_at, schema.jobs.c.id)
-        query = _filter(query, model=model, statuses=statuses, owner=owner)
+        query = _filter(query, model=model, statuses=statuses, owner=owner, submitter=submitter)
+        query = query.limit(limit).offset(offset or None)
         rows = self._read(lambda conn: conn.execute(query).mappings().all())
-        return [_job(r) for r in rows]
+        return [from_row(r) for r in rows]
 
 
 # ---------------------------------------------------------------------- helpers
-def _engine(url: str) -> sa.Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @sa.event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _on_begin(conn: sa.Connection) -> None:
-            # A writer takes the lock at once (waiting up to the busy timeout), so that it never
-            # fails half-way when upgrading; a reader takes none: WAL lets it read beside a writer.
-            read = conn.get_execution_options().get(READ_OPTION, False)
-            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
-
-        return engine
-    return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": CONNECT_TIMEOUT}
-    )
-
-
-def is_passing(exc: BaseException) -> bool:
-    """Whether a store call that raised ``exc`` may succeed later (the store is unreachable or busy)."""
-    return isinstance(exc, sa.exc.DBAPIError) and _passing(exc)
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of what a store failure says (the driver's message, without the SQL)."""
-    orig = getattr(exc, "orig", None) or exc
-    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-
-
-def _passing(exc: sa.exc.DBAPIError) -> bool:
-    """Whether running the transaction again may succeed: a lock, a lost or refused connection."""
-    if exc.connection_invalidated:
-        return True
-    if not isinstance(exc, sa.exc.OperationalError):
-        return False
-    if isinstance(exc.orig, sqlite3.OperationalError):
-        text = str(exc.orig).lower()
-        return "locked" in text or "busy" in text
-    return True  # PostgreSQL: connection failures, administrator shutdowns, deadlocks, serialisation
-
-
-def _safe(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<job store>"
-
-
-def _filter(query: Any, *, model: str | None = None, statuses: Any = None, owner: str | None = None) -> Any:
+def _filter(
+    query: Any,
+    *,
+    model: str | None = None,
+    statuses: Any = None,
+    owner: str | None = None,
+    submitter: str | None = None,
+) -> Any:
     t = schema.jobs
     if model is not None:
         query = query.where(t.c.model == model)
+    if submitter is not None:
+        query = query.where(t.c.submitter == submitter)
     if statuses is not None:
         query = query.where(t.c.status.in_([JobStatus(s).value for s in statuses]))
     if owner is not None:
         query = query.where(t.c.owner == owner)
     return query
+
+
+def _lock_key(*parts: str) -> int:
+    """A signed 64-bit key for a PostgreSQL advisory lock."""
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _lock_job(conn: sa.Connection, job_id: str) -> None:
@@ -533,60 +437,3 @@ def _lock_job(conn: sa.Connection, job_id: str) -> None:
 def _event(conn: sa.Connection, job_id: str, kind: str, data: dict[str, Any]) -> None:
     _lock_job(conn, job_id)
     conn.execute(schema.events.insert().values(job_id=job_id, kind=kind, data=data, at=utcnow()))
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime:
-    assert value is not None
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-
-
-def _opt_utc(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else _utc(value)
-
-
-def _row(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "model": job.model,
-        "status": job.status.value,
-        "args": job.args,
-        "raw": job.raw,
-        "inputs": [vars(f) for f in job.inputs],
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "progress": job.progress,
-        "metrics": job.metrics,
-        "result": job.result,
-        "message": job.message,
-        "owner": job.owner,
-        "runner": job.runner,
-        "cancel_requested": job.cancel_requested,
-        "heartbeat_at": job.heartbeat_at,
-        "log_lines": job.log_lines,
-        "log_dropped": job.log_dropped,
-    }
-
-
-def _job(row: Any) -> Job:
-    return Job(
-        id=row["id"],
-        model=row["model"],
-        status=JobStatus(row["status"]),
-        args=dict(row["args"] or {}),
-        raw=dict(row["raw"] or {}),
-        inputs=tuple(InputFile(**f) for f in row["inputs"] or ()),
-        created_at=_utc(row["created_at"]),
-        started_at=_opt_utc(row["started_at"]),
-        finished_at=_opt_utc(row["finished_at"]),
-        progress=row["progress"],
-        metrics=dict(row["metrics"] or {}),
-        result=row["result"],
-        message=row["message"],
-        owner=row["owner"],
-        runner=dict(row["runner"] or {}),
-        cancel_requested=bool(row["cancel_requested"]),
-        heartbeat_at=_opt_utc(row["heartbeat_at"]),
-        log_lines=int(row["log_lines"]),
-        log_dropped=int(row["log_dropped"]),
-    )

@@ -95,9 +95,25 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection, serve
         timeout_keep_alive=settings.keep_alive_timeout,
         h11_max_incomplete_event_size=settings.max_header_size,
     )
-    server = uvicorn.Server(config)
+    server = _uvicorn_server()(config)
     server.run(sockets=[sock])
     sys.exit(FATAL_EXIT if failed else 0)
+
+
+def _uvicorn_server() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets=sockets)
+            # Processes model code forked hold the listening socket and the supervisor's sentinel
+            # (stop waited 35 s for them, and the port stayed bound): they end with the process.
+            # Here, not after run(): uvicorn re-raises the SIGTERM it caught once serving stops.
+            from modelaas.jobs.tree import kill_descendants
+
+            kill_descendants()
+
+    return Server
 
 
 def _send(conn: Connection, message: tuple[Any, ...]) -> None:

@@ -52,6 +52,11 @@ def hash_token(token: str) -> str:
     return "sha256:" + digest(token).hex()
 
 
+def principal(token: str) -> str:
+    """Who holds ``token``, as jobs record it: a digest of its digest (never the token)."""
+    return hashlib.sha256(b"modelaas-job-submitter\0" + digest(token)).hexdigest()[:32]
+
+
 def new_token() -> str:
     """A fresh random token (256 bits, URL-safe)."""
     return secrets.token_urlsafe(32)

@@ -10,10 +10,12 @@ their base names, and values of environment variables and access tokens become
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote_plus
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -43,18 +45,23 @@ def request_id(scope: Scope) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
-def scrub(message: str, *, public: Iterable[str] = (), extra: Iterable[str] = ()) -> str:
+def scrub(message: str, *, public: Iterable[str] = (), extra: Iterable[str] = (), sent: Iterable[str] = ()) -> str:
     """``message`` without stack traces, absolute paths (-> base names) and secrets.
 
     Secrets are the values of environment variables of at least ``MIN_SECRET_LENGTH``
-    characters, and ``extra``; strings in ``public`` (model names) are never redacted.
+    characters, and ``extra``; strings in ``public`` (model names) are never redacted, nor
+    environment values found in what the client ``sent``: a message repeating the client's
+    own text unchanged reveals nothing, while redacting it would tell the client that its
+    text is a value of the server's environment.
     """
     cut = message.find(_TRACEBACK)
     if cut >= 0:
         message = message[:cut].rstrip() + " (traceback in the server log)"
     message = _LOCATION.sub(_base_name, message)
     keep = set(public)
-    secrets = {v for v in (*os.environ.values(), *extra) if len(v) >= MIN_SECRET_LENGTH and v not in keep}
+    given = [s for s in sent if len(s) >= MIN_SECRET_LENGTH]
+    environment = {v for v in os.environ.values() if not any(v in s for s in given)}
+    secrets = {v for v in (*environment, *extra) if len(v) >= MIN_SECRET_LENGTH and v not in keep}
     for secret in sorted(secrets, key=len, reverse=True):
         if secret in message:
             message = message.replace(secret, REDACTED)
@@ -91,8 +98,37 @@ def _scrub_for(request: Request, message: str) -> str:
     st = getattr(request.app.state, "modelaas", None) if "app" in request.scope else None
     public = st.runtime.names if st is not None else ()
     tokens = st.extras.get("tokens") if st is not None else None
-    message = scrub(message, public=public)
+    message = scrub(message, public=public, sent=client_texts(request.scope))
     return tokens.redact(message) if tokens is not None else message
+
+
+def client_texts(scope: Scope) -> list[str]:
+    """The text a client sent with this request: path, query, and the inputs an endpoint
+    recorded as ``scope["state"]["client_input"]`` (a :class:`RequestBody`)."""
+    texts = [scope.get("path", ""), unquote_plus(scope.get("query_string", b"").decode("latin-1"))]
+    body = scope.get("state", {}).get("client_input")
+    if body is not None:
+        for name, value in body.fields:
+            texts += (name, value)
+        texts += (upload.original_filename for _, upload in body.files)
+        _strings(body.json, texts)
+    return texts
+
+
+def _strings(value: object, out: list[str], depth: int = 0) -> None:
+    if depth > 64:
+        return
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out.append(str(key))
+            _strings(item, out, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _strings(item, out, depth + 1)
+    elif value is not None:
+        out.append(str(value))
 
 
 async def modelaas_error(request: Request, exc: Exception) -> Response:
@@ -109,6 +145,31 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if rid is not None:
         body["request_id"] = rid
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+OUT_OF_SPACE = "The server is out of disk space; retry later."
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says a disk is full (the spool, the data directory, the job store)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    orig = getattr(exc, "orig", None)
+    if orig is not None and orig is not exc:
+        if getattr(orig, "sqlstate", None) == "53100":  # PostgreSQL: disk_full
+            return True
+        text = str(orig).lower()
+        return "disk is full" in text or "no space left on device" in text
+    return False
+
+
+def out_of_space_response(scope: Scope) -> Response:
+    """507: a full disk is the server's state, not a failure of the request (retry later)."""
+    body = {"message": OUT_OF_SPACE}
+    rid = request_id(scope)
+    if rid is not None:
+        body["request_id"] = rid
+    return JSONResponse(body, status_code=507, headers={"Retry-After": "60"})
 
 
 def internal_error_response(scope: Scope) -> Response:

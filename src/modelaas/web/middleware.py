@@ -5,7 +5,9 @@
    a client may take to send its body (``body_timeout``, 408); turns an unexpected error
    into a generic 500 and logs its traceback with the request id.
 2. CORS (Starlette's), only with ``cors_origins``.
-3. :class:`AccessControl`: bearer tokens and scopes, only when tokens are configured.
+3. :class:`AccessControl`: bearer tokens and scopes, only when tokens are configured; it
+   records who sent a request (``scope["state"]["principal"]``, ``["sees_all"]`` for an
+   admin token), which training jobs are filtered by.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator, Sequence
+from urllib.parse import urlsplit
 
 import anyio
 from starlette.datastructures import Headers, QueryParams
@@ -29,8 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelaas.errors import Forbidden, RequestTimeout, Unauthorized
 from modelaas.settings import Settings
-from modelaas.web.auth import ADMIN, PREDICT, TRAIN, TokenTable, grants
-from modelaas.web.errors import error_response, internal_error_response
+from modelaas.web.auth import ADMIN, PREDICT, TRAIN, TokenTable, grants, principal
+from modelaas.web.errors import error_response, internal_error_response, out_of_space, out_of_space_response
 
 log = logging.getLogger("modelaas.web")
 
@@ -55,6 +58,8 @@ def build_middleware(settings: Settings, routes: Sequence[BaseRoute], tokens: To
                     "Content-Disposition",
                     "X-Next-Offset",
                     "X-Job-Status",
+                    "X-Total-Count",
+                    "Link",
                 ],
             )
         )
@@ -88,7 +93,10 @@ class RequestContext:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = message.get("headers", ())
+                if 300 <= message["status"] < 400:
+                    headers = _relative_locations(headers)
+                message["headers"] = [*headers, id_header]
             await send(message)
 
         try:
@@ -98,10 +106,28 @@ class RequestContext:
             if started:  # too late for an error answer: uvicorn closes the connection
                 log.error("Error after the answer to %s %s had started", request.method, scope["path"], exc_info=exc)
                 return
+            if out_of_space(exc):
+                log.error("Out of disk space answering %s %s: %s", request.method, scope["path"], exc)
+                await out_of_space_response(scope)(scope, receive, send_with_id)
+                return
             log.error("Unexpected error answering %s %s", request.method, scope["path"], exc_info=exc)
             await internal_error_response(scope)(scope, receive, send_with_id)
         finally:
             current_request_id.reset(token)
+
+
+def _relative_locations(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Redirect targets as paths: an absolute one (Starlette's slash redirects build it from
+    the request's Host header) would send clients wherever that header said."""
+    out = []
+    for key, value in headers:
+        if key.lower() == b"location":
+            parts = urlsplit(value.decode("latin-1"))
+            if parts.scheme or parts.netloc:
+                path = "/" + parts.path.lstrip("/")
+                value = (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")
+        out.append((key, value))
+    return out
 
 
 class _BodyDeadline:
@@ -229,6 +255,7 @@ class AccessControl:
         await self.app(scope, receive, send)
 
     def _refusal(self, scope: Scope, need: str, *, query_token: bool) -> Unauthorized | Forbidden | None:
+        """Why the request may not go on (None: it may; then who sent it is in its state)."""
         token = _bearer(scope)
         if token is None and query_token:  # EventSource cannot send headers
             token = QueryParams(scope.get("query_string", b"").decode("latin-1")).get("access_token")
@@ -239,6 +266,9 @@ class AccessControl:
             return Unauthorized("The access token is not valid.")
         if need != ANY_TOKEN and not grants(scopes, need):
             return Forbidden(f"This token may not use {need} routes: that needs the {need!r} scope (or 'admin').")
+        state = scope.setdefault("state", {})
+        state["principal"] = principal(token)  # the jobs it submits are its own
+        state["sees_all"] = ADMIN in scopes  # ... and only an admin token sees the others' too
         return None
 
 

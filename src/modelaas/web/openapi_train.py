@@ -179,7 +179,41 @@ def train_paths(models: list[ModelAdapter], *, base: str, v1_routes: bool, used:
             "get": op(
                 f"list_jobs_{m.name}",
                 f"The training jobs of {m.name}",
-                {"200": _ok(ref("JobRecords"), "Every job of the model, oldest first (a bare array).")},
+                {
+                    "200": {
+                        **_ok(
+                            ref("JobRecords"),
+                            "The model's jobs, oldest first (a bare array): all of them, or the page asked for.",
+                        ),
+                        "headers": {
+                            "X-Total-Count": {
+                                "description": "How many jobs the model has.",
+                                "schema": {"type": "integer", "minimum": 0},
+                            },
+                            "Link": {
+                                "description": 'With limit, where the next page is: <url>; rel="next".',
+                                "schema": _STRING,
+                            },
+                        },
+                    },
+                    "400": _error("limit is not between 1 and 10000, or offset is not a whole number."),
+                },
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        "description": "Answer at most this many jobs (default: all of them, as DEEPaaS does).",
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1, "default": 0},
+                        "description": "Skip this many jobs first.",
+                    },
+                ],
             ),
         }
         paths[job] = {
@@ -248,6 +282,10 @@ def train_paths(models: list[ModelAdapter], *, base: str, v1_routes: bool, used:
                     "200": _ok(_STRING, _EVENTS_FORMAT, "text/event-stream"),
                     "400": _error("Last-Event-ID or after is not a whole number, zero or more."),
                     "404": _shared("JobNotFound"),
+                    "503": {
+                        **_error("--max-event-streams streams are open on this serving process already."),
+                        "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+                    },
                 },
                 description="Replays the job's history, then follows it until it ends. A client that reconnects "
                 "with Last-Event-ID (or `after`) gets every later event, once.",

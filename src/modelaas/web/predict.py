@@ -68,6 +68,7 @@ class PredictEndpoint:
             )
         else:  # HTTP/1.1: without Content-Length and Transfer-Encoding, there is no body
             body = _NO_BODY
+        scope.setdefault("state", {})["client_input"] = body  # what the client sent: never redacted from its answers
         try:
             query = _query(scope["query_string"].decode("latin-1"))
             raw = collect(params, query, body.fields, body.files, body.json, scope["headers"])

@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from modelaas.errors import BadRequest, JobNotFound, ModelError, NotFound
-from modelaas.jobs.records import JobStatus, to_record
+from modelaas.errors import BadRequest, JobNotFound, ModelError, NotFound, Overloaded
+from modelaas.jobs.records import Job, JobStatus, to_record
 from modelaas.jobs.service import JobService
 from modelaas.model.adapters import ModelAdapter
 from modelaas.web.args import collect
@@ -44,6 +45,22 @@ def _model(request: Request, *, v1: bool = False) -> ModelAdapter:
     adapter = v1_model(request) if v1 else state(request).runtime.model(request.path_params["model"])
     adapter.params_for("train")  # 501 if it has none
     return adapter
+
+
+def _viewer(request: Request) -> str | None:
+    """Whose jobs the request may see: its token's (None: every job; no access control, or admin)."""
+    st = request.scope.get("state", {})
+    return None if st.get("sees_all", True) else st.get("principal")
+
+
+def _submitter(request: Request) -> str | None:
+    principal = request.scope.get("state", {}).get("principal")
+    return principal if isinstance(principal, str) else None
+
+
+async def _own_job(request: Request, service: JobService, model: str, job_id: str) -> Job:
+    """The job, if the request may see it (else 404, as for a job that does not exist)."""
+    return await asyncio.to_thread(service.get, model, job_id, viewer=_viewer(request))
 
 
 def _whole_number(text: str, what: str) -> int:
@@ -80,7 +97,7 @@ class SubmitEndpoint:
             raw = collect(
                 params, request.query_params.multi_items(), body.fields, body.files, body.json, request.headers.raw
             )
-            job = await asyncio.to_thread(service.submit, adapter, raw)
+            job = await asyncio.to_thread(service.submit, adapter, raw, submitter=_submitter(request))
         finally:
             body.cleanup()
         wake = request.app.state.modelaas.extras.get("wake_scheduler")
@@ -99,18 +116,37 @@ class SubmitEndpoint:
         await JSON(job.result)(scope, receive, send)
 
 
+MAX_PAGE = 10_000
+
+
 async def index(request: Request) -> Response:
-    jobs = await asyncio.to_thread(_service(request).list, _model(request).name)
-    return JSON([to_record(j) for j in jobs])
+    """The model's jobs, oldest first: all of them (DEEPaaS), or a page with ``limit`` and
+    ``offset``; ``X-Total-Count`` says how many there are, ``Link: <...>; rel="next"`` where
+    the next page is."""
+    params = request.query_params
+    limit = None
+    if "limit" in params:
+        limit = _whole_number(params["limit"], "limit")
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadRequest(f"limit must be between 1 and {MAX_PAGE} (got {limit}).")
+    offset = _whole_number(params.get("offset", "0"), "offset")
+    service, model = _service(request), _model(request).name
+    jobs, total = await asyncio.to_thread(service.list, model, limit=limit, offset=offset, viewer=_viewer(request))
+    headers = {"X-Total-Count": str(total)}
+    if limit is not None and offset + len(jobs) < total:
+        headers["Link"] = f'<{request.url.path}?limit={limit}&offset={offset + len(jobs)}>; rel="next"'
+    return JSON([to_record(j) for j in jobs], headers=headers)
 
 
 async def show(request: Request) -> Response:
-    job = await asyncio.to_thread(_service(request).get, _model(request).name, request.path_params["job"])
+    job = await _own_job(request, _service(request), _model(request).name, request.path_params["job"])
     return JSON(to_record(job))
 
 
 async def delete(request: Request) -> Response:
-    job = await asyncio.to_thread(_service(request).delete, _model(request).name, request.path_params["job"])
+    service, model, job_id = _service(request), _model(request).name, request.path_params["job"]
+    await _own_job(request, service, model, job_id)
+    job = await asyncio.to_thread(service.delete, model, job_id)
     return JSON(to_record(job))
 
 
@@ -122,7 +158,7 @@ async def logs(request: Request) -> Response:
     """
     service = _service(request)
     model, job_id = _model(request).name, request.path_params["job"]
-    job = await asyncio.to_thread(service.get, model, job_id)
+    job = await _own_job(request, service, model, job_id)
     offset = _whole_number(request.query_params.get("offset", "0"), "offset")
     lines, next_offset = await asyncio.to_thread(service.logs, model, job_id, offset)
     text = "".join(line + "\n" for line in lines)
@@ -134,21 +170,73 @@ async def events(request: Request) -> Response:
 
     Event ids increase along the job's history: a client that reconnects with
     ``Last-Event-ID`` (or ``?after=``; the header wins) gets every later event, once.
-    The stream ends after the event that gives the job its final state.
+    The stream ends after the event that gives the job its final state. At most
+    ``--max-event-streams`` streams are open at once in a serving process (each polls the
+    store; without a bound, hundreds slowed every train route down); beyond, 503.
     """
     service = _service(request)
     model, job_id = _model(request).name, request.path_params["job"]
-    await asyncio.to_thread(service.get, model, job_id)  # 404 before streaming
+    await _own_job(request, service, model, job_id)  # 404 before streaming
     header = request.headers.get("last-event-id")
     if header is not None and header.strip():
         after = _whole_number(header.strip(), "Last-Event-ID")
     else:
         after = _whole_number(request.query_params.get("after", "0"), "after")
-    return StreamingResponse(
+    slots = _stream_slots(request)
+    if not slots.take():
+        raise Overloaded(
+            f"{slots.limit} event streams are open on this server process already (--max-event-streams); "
+            "retry later, or follow .../logs and the job's record.",
+            retry_after=5,
+        )
+    return _EventStream(
         _stream(service, request, model, job_id, after),
+        release=slots.give_back,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class StreamSlots:
+    """How many event streams a serving process may hold open, and holds."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def take(self) -> bool:
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        self.open -= 1
+
+
+def _stream_slots(request: Request) -> StreamSlots:
+    st = state(request)
+    slots = st.extras.get("event_streams")
+    if slots is None:
+        slots = st.extras["event_streams"] = StreamSlots(st.settings.max_event_streams)
+    assert isinstance(slots, StreamSlots)
+    return slots
+
+
+class _EventStream(StreamingResponse):
+    """A streaming answer that gives its slot back however it ends (done, client gone, error)."""
+
+    def __init__(self, content: AsyncIterator[str], *, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release: Callable[[], None] | None = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
 
 
 async def _stream(service: JobService, request: Request, model: str, job_id: str, after: int) -> AsyncIterator[str]:
@@ -184,6 +272,7 @@ async def _stream(service: JobService, request: Request, model: str, job_id: str
 async def files(request: Request) -> Response:
     service = _service(request)
     model, job_id = _model(request).name, request.path_params["job"]
+    await _own_job(request, service, model, job_id)
     listing = await asyncio.to_thread(service.list_files, model, job_id)
     base = str(request.url.path).rstrip("/")
     return JSON([{**item, "href": f"{base}/{quote(item['path'], safe='/')}"} for item in listing])
@@ -193,8 +282,8 @@ async def file(request: Request) -> Response:
     """One artefact, as an attachment; nothing outside the job's output folder (404)."""
     service = _service(request)
     model, job_id, relative = _model(request).name, request.path_params["job"], request.path_params["path"]
+    await _own_job(request, service, model, job_id)
     if "\x00" in relative:  # a NUL byte is no file name (and makes path resolution raise)
-        await asyncio.to_thread(service.get, model, job_id)
         raise NotFound(f"Job {job_id!r} has no file {relative!r}.")
     path = await asyncio.to_thread(service.file_path, model, job_id, relative)
     return FileResponse(path, media_type=OCTET_STREAM, filename=path.name, content_disposition_type="attachment")

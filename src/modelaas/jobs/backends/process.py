@@ -1,4 +1,8 @@
-"""Each training in its own local process group, a child of the server."""
+"""Each training in its own local process group, a child of the server.
+
+Stopping a training stops its whole tree: its process group, and the descendants that
+left the group (see :mod:`modelaas.jobs.tree`), which the backend keeps a picture of.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 from modelaas.jobs.ids import PARENT_PID_ENV
 from modelaas.jobs.records import Job
+from modelaas.jobs.tree import TreeWatch
 from modelaas.settings import Settings
 
 
@@ -45,6 +50,7 @@ class ProcessBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._trees: dict[str, TreeWatch] = {}
 
     def start(self, job: Job) -> dict[str, Any]:
         proc = subprocess.Popen(
@@ -54,12 +60,16 @@ class ProcessBackend:
             start_new_session=True,  # its own process group: stopping it stops its children too
         )
         self._procs[job.id] = proc
+        self._trees[job.id] = TreeWatch(proc.pid)
         return {"backend": self.name, "host": socket.gethostname(), "pid": proc.pid}
 
     def poll(self, job_id: str) -> str | None:
         proc = self._procs.get(job_id)
         if proc is None:
             return "unknown process"
+        tree = self._trees.get(job_id)
+        if tree is not None:
+            tree.refresh()  # before it may end: then its orphans leave its tree
         code = proc.poll()
         return None if code is None else describe_exit(code)
 
@@ -67,11 +77,17 @@ class ProcessBackend:
         self._signal(job_id, signal.SIGTERM)
 
     def kill(self, job_id: str) -> None:
+        tree = self._trees.get(job_id)
+        if tree is not None:
+            tree.refresh(force=True)
         self._signal(job_id, signal.SIGKILL)
+        if tree is not None:
+            tree.kill()  # what left the group (its own session, a double fork)
 
     def forget(self, job_id: str) -> None:
-        self._signal(job_id, signal.SIGKILL)  # anything its process left behind in the group
+        self.kill(job_id)  # anything its process left behind
         self._procs.pop(job_id, None)
+        self._trees.pop(job_id, None)
 
     def close(self) -> None:
         for job_id in list(self._procs):
