@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from modelaas.client import Client
-from modelaas.client_jobs import MAX_RECONNECTS, Event, Job, SSEParser
+from modelaas.client.jobs import MAX_RECONNECTS, Event, Job, SSEParser
 from modelaas.errors import (
     BadRequest,
     ClientError,

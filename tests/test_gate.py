@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from modelaas.errors import ClientGone, Overloaded, PredictTimeout
-from modelaas.gate import PredictGate
+from modelaas.runtime.gate import PredictGate
 
 URL = "/v2/models/slow-model/predict/"
 
@@ -141,7 +141,7 @@ async def test_inline_always_runs_on_the_event_loop_thread():
 
 @pytest.mark.anyio
 async def test_inline_auto_moves_fast_calls_to_the_loop_and_back_for_good_when_one_is_slow(monkeypatch):
-    from modelaas import gate as gate_module
+    from modelaas.runtime import gate as gate_module
 
     gate = PredictGate(inline="auto")
     here = threading.get_ident()
@@ -155,7 +155,7 @@ async def test_inline_auto_moves_fast_calls_to_the_loop_and_back_for_good_when_o
 
 @pytest.mark.anyio
 async def test_inline_auto_keeps_a_slow_model_on_its_thread():
-    from modelaas import gate as gate_module
+    from modelaas.runtime import gate as gate_module
 
     gate = PredictGate(inline="auto")
     await gate.run(time.sleep, gate_module.AUTO_SLOW * 2)

@@ -1,7 +1,7 @@
 import pytest
 
 from modelaas.errors import NotAcceptable
-from modelaas.media import negotiate
+from modelaas.runtime.media import negotiate
 
 OFFERED = ["application/json", "image/png"]
 

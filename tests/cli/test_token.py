@@ -21,7 +21,7 @@ def run(*args, stdin=None, env=None):
 
 
 def test_hash_reads_stdin_and_matches_the_servers_digest():
-    from modelaas.web.auth import hash_token
+    from modelaas.tokens import hash_token
 
     r = run("token", "hash", stdin="a-very-long-secret-token\n")
     assert r.returncode == 0 and r.stdout.strip() == hash_token("a-very-long-secret-token")

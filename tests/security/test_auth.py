@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from modelaas import tokens as auth
 from modelaas.errors import ConfigError
 from modelaas.serve.supervisor import Supervisor, is_loopback
 from modelaas.settings import Settings
-from modelaas.web import auth
-from modelaas.web.auth import TokenTable, hash_token, load_tokens, parse_entries
+from modelaas.tokens import TokenTable, hash_token, load_tokens, parse_entries
 
 PREDICT_TOKEN = "predict-token-0123456789"
 TRAIN_TOKEN = "train-token-0123456789abc"

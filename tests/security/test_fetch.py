@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from modelaas import fetch
-from modelaas.destinations import FetchPolicy, parse_networks
 from modelaas.errors import ConfigError, FetchFailed, FetchRefused, ModelLoadError, PayloadTooLarge
+from modelaas.fetch import download as fetch
+from modelaas.fetch.destinations import FetchPolicy, parse_networks
 from modelaas.model.loader import ModelRef, load
 from modelaas.model.params import Kind
 from modelaas.runtime import Runtime

@@ -22,9 +22,11 @@ import httpcore
 import pytest
 from starlette.testclient import TestClient
 
-from modelaas import destinations, fetch, runtime
-from modelaas.destinations import FetchPolicy, parse_networks, refusal
 from modelaas.errors import FetchRefused
+from modelaas.fetch import destinations
+from modelaas.fetch import download as fetch
+from modelaas.fetch.destinations import FetchPolicy, parse_networks, refusal
+from modelaas.runtime import core as runtime
 from modelaas.settings import Settings
 
 

@@ -553,7 +553,7 @@ def test_train_paths_per_model_with_train(tmp_path: Path) -> None:
 
 def test_job_record_schema_describes_to_record() -> None:
     from modelaas.jobs.records import JobStatus
-    from modelaas.web.openapi_train import TRAIN_SCHEMAS
+    from modelaas.web.openapi.train import TRAIN_SCHEMAS
 
     record = TRAIN_SCHEMAS["JobRecord"]
     assert record["required"] == ["uuid", "date", "args", "status"]
@@ -952,7 +952,7 @@ def test_v1_json_values_with_choices_are_exactly_what_the_validator_takes() -> N
     from modelaas.errors import ValidationError
     from modelaas.model.legacy import params_from_v1
     from modelaas.model.schema import param_schema
-    from modelaas.web.openapi_models import v1_json_value
+    from modelaas.web.openapi.models import v1_json_value
 
     choices = ["a", "1", "true", "null", "2.5", "[1, 2]", '{"k": 1}']
     params = params_from_v1({"x": {"choices": choices, "required": True}}, model="m", method="get_train_args")

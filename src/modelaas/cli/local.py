@@ -23,7 +23,7 @@ from modelaas.cli.output import emit_answer, emit_json, interactive, spinner
 from modelaas.cli.sources import Run, Target, for_options
 from modelaas.errors import ModelaasError, ModelNotFound, ValidationError, from_model_exception
 from modelaas.model.interface import TrainingContext
-from modelaas.model.outputs import to_jsonable
+from modelaas.model.jsonable import to_jsonable
 from modelaas.settings import Settings
 
 

@@ -9,12 +9,13 @@ The model's arguments become the subcommand's options, so ``modelaas predict <mo
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from modelaas.cli.options import build_options, raw_values
-from modelaas.cli.sources import ModelSource, Run, source_for
+from modelaas.cli.sources import ModelSource, Run
 
 # options that may also be written after the model name
 GLOBAL_FLAGS = ("--remote", "--token", "--model")
@@ -159,6 +160,17 @@ def _hoist_global_flags(args: list[str]) -> list[str]:
             rest.append(arg)
         i += 1
     return front + rest
+
+
+def source_for(options: Mapping[str, Any]) -> ModelSource:
+    """``--remote URL`` (with ``--token``): that server; else the models installed here (or ``--model``)."""
+    if options.get("remote"):
+        from modelaas.cli.remote import RemoteModels
+
+        return RemoteModels(options["remote"], token=options.get("token"))
+    from modelaas.cli.local import LocalModels
+
+    return LocalModels(model=options.get("model"))
 
 
 def _source(ctx: click.Context) -> ModelSource:

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from modelaas.answers import Answer
 from modelaas.errors import BadRequest
+from modelaas.runtime.answers import Answer
 
 
 def emit_json(data: Any, output: str | None) -> None:

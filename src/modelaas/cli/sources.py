@@ -3,7 +3,7 @@
 :class:`LocalModels` (:mod:`modelaas.cli.local`) and :class:`RemoteModels`
 (:mod:`modelaas.cli.remote`, with ``--remote URL``) are two implementations of one
 interface, :class:`ModelSource`; the commands pick one from their options once
-(:func:`source_for`) and never ask again which it is.
+(:func:`modelaas.cli.modelcmd.source_for`) and never ask again which it is.
 """
 
 from __future__ import annotations
@@ -50,17 +50,6 @@ class ModelSource(Protocol):
 
     def train(self, target: Target, raw: Mapping[str, Any], run: Run) -> int:
         """Train with ``raw`` argument values, following it to its end; an exit code."""
-
-
-def source_for(options: Mapping[str, Any]) -> ModelSource:
-    """``--remote URL`` (with ``--token``): that server; else the models installed here (or ``--model``)."""
-    if options.get("remote"):
-        from modelaas.cli.remote import RemoteModels
-
-        return RemoteModels(options["remote"], token=options.get("token"))
-    from modelaas.cli.local import LocalModels
-
-    return LocalModels(model=options.get("model"))
 
 
 def for_options(exc: ValidationError) -> ValidationError:

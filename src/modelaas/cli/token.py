@@ -26,7 +26,7 @@ def token() -> None:
 )
 def new(scopes: str, path: Path | None) -> int:
     """Print a new random token on stdout, once, and the entry that grants it SCOPES."""
-    from modelaas.web.auth import hash_token, new_token, parse_entries
+    from modelaas.tokens import hash_token, new_token, parse_entries
 
     secret = new_token()
     entry = f"{scopes} {hash_token(secret)}"
@@ -45,7 +45,7 @@ def new(scopes: str, path: Path | None) -> int:
 @token.command("hash")
 def hash_() -> int:
     """Read a token on stdin (never from the command line) and print its sha256: digest."""
-    from modelaas.web.auth import hash_token
+    from modelaas.tokens import hash_token
 
     secret = sys.stdin.readline().strip()
     if not secret:

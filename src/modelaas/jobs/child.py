@@ -26,8 +26,8 @@ from modelaas.jobs.records import JobStatus
 from modelaas.jobs.service import restore_files
 from modelaas.jobs.store import JobStore, store_url
 from modelaas.jobs.tree import become_subreaper, kill_descendants
+from modelaas.model.jsonable import to_jsonable
 from modelaas.model.loader import load, select_models
-from modelaas.model.outputs import to_jsonable
 from modelaas.settings import Settings
 
 log = logging.getLogger("modelaas.training")

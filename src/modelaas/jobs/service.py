@@ -19,7 +19,7 @@ from modelaas.errors import BadRequest, JobNotFound, NotFound, TooManyJobs
 from modelaas.jobs.records import InputFile, Job, JobStatus, new_job_id
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.files import File
-from modelaas.model.outputs import to_jsonable
+from modelaas.model.jsonable import to_jsonable
 from modelaas.settings import Settings
 
 if TYPE_CHECKING:

@@ -94,7 +94,7 @@ class ModelAdapter:
     def urls_fetched_by_model(self, kwargs: dict[str, Any]) -> list[str]:
         """URLs in validated predict arguments that the model's own code will fetch.
 
-        The runtime checks their destinations (``modelaas.fetch.check_destination``)
+        The runtime checks their destinations (``modelaas.fetch.destinations.check_destination``)
         before calling the model; it cannot check what the model's code then does.
         """
         return []

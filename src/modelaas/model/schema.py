@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from modelaas.model.outputs import to_jsonable
+from modelaas.model.jsonable import to_jsonable
 from modelaas.model.params import Kind, Param
 
 _BASE: dict[Kind, dict[str, Any]] = {

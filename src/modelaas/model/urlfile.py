@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit
-
-from modelaas.errors import ModelaasError
 from modelaas.model.files import File
-from modelaas.model.params import ParamSet
 
 
 class URLFile(File):
@@ -29,32 +23,3 @@ class URLFile(File):
     """
 
     __slots__ = ()
-
-
-async def fetch_url_files(params: ParamSet, kwargs: dict[str, Any], dest_dir: Path, policy: Any) -> dict[str, Any]:
-    """``kwargs`` with the URL of every URL-file argument (``extra["fetch"]``) replaced by a fetched :class:`URLFile`.
-
-    Fetches with :func:`modelaas.fetch.fetch` under ``policy`` (a ``FetchPolicy``) into
-    ``dest_dir``; the caller deletes ``dest_dir``. Errors name the argument.
-    """
-    from modelaas.fetch import fetch  # httpx is imported only when a URL is fetched
-
-    out = dict(kwargs)
-    for p in params:
-        value = out.get(p.name)
-        if not p.extra.get("fetch") or value is None:
-            continue
-        files = []
-        for url in list(value) if p.is_array else [value]:
-            try:
-                got = await fetch(str(url), dest_dir, policy, media_types=p.media_types)
-            except ModelaasError as exc:
-                raise type(exc)(f"Argument {p.wire_name!r}: {exc.message}") from None
-            files.append(URLFile(p.wire_name, str(got.path), got.content_type, original_name(str(url))))
-        out[p.name] = files if p.is_array else files[0]
-    return out
-
-
-def original_name(url: str) -> str:
-    """The last segment of the URL's path, percent-decoded: data for the model, never a path."""
-    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])

@@ -31,7 +31,7 @@ from modelaas.jobs.ids import new_server_id
 from modelaas.serve.logs import configure_logging
 from modelaas.serve.worker import FATAL_EXIT, worker_main
 from modelaas.settings import Settings
-from modelaas.web.auth import load_tokens
+from modelaas.tokens import load_tokens
 
 if TYPE_CHECKING:
     from modelaas.jobs.scheduler import Scheduler

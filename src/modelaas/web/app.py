@@ -16,8 +16,8 @@ from modelaas.jobs.ids import new_server_id
 from modelaas.jobs.service import JobService
 from modelaas.runtime import Runtime
 from modelaas.settings import Settings
+from modelaas.tokens import load_tokens
 from modelaas.web import spool
-from modelaas.web.auth import load_tokens
 from modelaas.web.debug import LogCapture
 from modelaas.web.errors import HANDLERS
 from modelaas.web.middleware import build_middleware, install_log_filter

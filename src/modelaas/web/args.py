@@ -81,7 +81,7 @@ def _header(headers: Iterable[tuple[bytes, bytes]], name: str) -> str | None:
 
 def _from_header(param: Param, value: str) -> Any:
     if param.wire_name.lower() == "accept" and param.choices:  # what to answer: negotiated, as predict does
-        from modelaas.media import negotiate
+        from modelaas.runtime.media import negotiate
 
         return negotiate(value, [str(c) for c in param.choices])
     return _from_text(param, [v.strip() for v in value.split(",")] if param.is_array else [value])

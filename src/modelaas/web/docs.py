@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from modelaas.web import ui
-from modelaas.web.openapi import build_document
+from modelaas.web.openapi.document import build_document
+from modelaas.web.openapi.swagger2 import build_swagger
 from modelaas.web.render import JSON
 from modelaas.web.state import AppState, state
-from modelaas.web.swagger2 import build_swagger
 
 SWAGGER_ASSETS = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",

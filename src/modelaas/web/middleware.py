@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelaas.errors import Forbidden, RequestTimeout, Unauthorized
 from modelaas.settings import Settings
-from modelaas.web.auth import ADMIN, PREDICT, TRAIN, TokenTable, grants, principal
+from modelaas.tokens import ADMIN, PREDICT, TRAIN, TokenTable, grants, principal
 from modelaas.web.errors import error_response, internal_error_response, out_of_space, out_of_space_response
 
 log = logging.getLogger("modelaas.web")

@@ -8,8 +8,8 @@ from typing import Any
 from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from modelaas.answers import Answer
 from modelaas.errors import OutputInvalid
+from modelaas.runtime.answers import Answer
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 """Compact UTF-8 JSON; NaN and infinities refused. Built once: json.dumps with options builds one per call."""

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from modelaas.errors import NotAcceptable
-from modelaas.media import negotiate
+from modelaas.runtime.media import negotiate
 from modelaas.web import versions
 from modelaas.web.state import state
 

@@ -28,8 +28,8 @@ from python_multipart import MultipartParser, QuerystringParser
 from python_multipart.exceptions import FormParserError
 
 from modelaas.errors import BadRequest, ClientError, PayloadTooLarge
-from modelaas.media import is_json_media
 from modelaas.model.files import File
+from modelaas.runtime.media import is_json_media
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 

@@ -21,7 +21,7 @@ loop while the model runs, so a call cannot time out:
   thread, and back on the model thread for good if a call there takes more than
   ``AUTO_SLOW``. Calls change thread (at most twice): only for models that do not care.
 
-Calls reach the model threads in batches (:mod:`modelaas.model_threads`). A prediction
+Calls reach the model threads in batches (:mod:`modelaas.runtime.model_threads`). A prediction
 that must wait for its turn waits on the event loop, and is checked for a client that
 went away before it is handed over. For a model measured fast, calls are handed over a
 little ahead of their turn (at most ``AHEAD_SECONDS`` of measured model time, never more
@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from modelaas.errors import ClientGone, Overloaded, PredictTimeout
-from modelaas.model_threads import Call, ModelThreads
+from modelaas.runtime.model_threads import Call, ModelThreads
 
 INLINE_MODES = ("never", "always", "auto")
 AHEAD_SECONDS = 0.002

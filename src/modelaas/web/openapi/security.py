@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelaas.media import JSON_MEDIA
-from modelaas.web.auth import ADMIN, TokenTable, load_tokens
+from modelaas.runtime.media import JSON_MEDIA
+from modelaas.tokens import ADMIN, TokenTable, load_tokens
 from modelaas.web.middleware import ANY_TOKEN, EVENTS_ROUTE, PUBLIC, requirement
-from modelaas.web.openapi_models import ref
+from modelaas.web.openapi.models import ref
 from modelaas.web.state import AppState
 
 SECURITY_SCHEMES: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """The core: the models of one serving process and how predictions run.
 
 No web or CLI imports here: transports parse a request into raw argument values, call
-the runtime, and render the :class:`~modelaas.answers.Answer` or error it gives back.
+the runtime, and render the :class:`~modelaas.runtime.answers.Answer` or error it gives back.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from modelaas.answers import Answer, render
-from modelaas.destinations import FetchPolicy, check_destination, is_plain_url, shown
 from modelaas.errors import (
     FetchFailed,
     FetchRefused,
@@ -27,11 +25,13 @@ from modelaas.errors import (
     OutputInvalid,
     from_model_exception,
 )
-from modelaas.gate import PredictGate
-from modelaas.media import negotiate
+from modelaas.fetch.destinations import FetchPolicy, check_destination, is_plain_url, shown
+from modelaas.fetch.inputs import fetch_url_files
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.loader import load_models
-from modelaas.model.urlfile import fetch_url_files
+from modelaas.runtime.answers import Answer, render
+from modelaas.runtime.gate import PredictGate
+from modelaas.runtime.media import negotiate
 from modelaas.settings import Settings
 
 log = logging.getLogger("modelaas.runtime")

@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelaas.errors import OutputInvalid
-from modelaas.media import JSON_MEDIA, is_json_media
 from modelaas.model.adapters import ModelAdapter
-from modelaas.model.outputs import file_path_of, to_jsonable
+from modelaas.model.jsonable import to_jsonable
+from modelaas.model.outputs import file_path_of
+from modelaas.runtime.media import JSON_MEDIA, is_json_media
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from modelaas.jobs.records import JobStatus
-from modelaas.media import JSON_MEDIA
 from modelaas.model.adapters import ModelAdapter
-from modelaas.web.openapi_models import ref, request_body, unique_id
+from modelaas.runtime.media import JSON_MEDIA
+from modelaas.web.openapi.models import ref, request_body, unique_id
 
 _STRING = {"type": "string"}
 _NULLABLE_STRING = {"type": ["string", "null"]}

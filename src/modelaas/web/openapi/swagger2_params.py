@@ -30,7 +30,7 @@ import json
 import math
 from typing import Any
 
-from modelaas.model.outputs import to_jsonable
+from modelaas.model.jsonable import to_jsonable
 from modelaas.model.params import Kind, Param, ParamSet
 
 DEFINITIONS = "#/definitions/"

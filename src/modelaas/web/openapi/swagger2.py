@@ -7,11 +7,11 @@ widgets from ``definitions.ModelPredictionResponse``. The OpenAPI 3.1 document
 derived from the same sources:
 
 * paths, operations, answers, headers, shared answers and schemas are the 3.1 document's,
-  converted (:func:`modelaas.web.swagger2_params.schema2`; the shared answers go to the
+  converted (:func:`modelaas.web.openapi.swagger2_params.schema2`; the shared answers go to the
   top-level ``responses``, the schemas to ``definitions``, each operation lists the media
   types of its answers in ``produces``);
 * the predict and train operations get their parameters from each model's parameter IR, in
-  DEEPaaS's shapes (:func:`modelaas.web.swagger2_params.parameters`): non-file arguments in
+  DEEPaaS's shapes (:func:`modelaas.web.openapi.swagger2_params.parameters`): non-file arguments in
   the query string, files as ``formData`` of ``type: file`` (``consumes``
   ``multipart/form-data``); when the model has an ``accept`` argument it comes last, as a
   header parameter whose ``enum`` is its choices and ``*/*``, and ``produces`` is that same
@@ -35,14 +35,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from modelaas.media import JSON_MEDIA, is_json_media
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.params import ParamSet
-from modelaas.web.openapi import build_document
-from modelaas.web.openapi_models import component_name
-from modelaas.web.openapi_security import METHODS
+from modelaas.runtime.media import JSON_MEDIA, is_json_media
+from modelaas.web.openapi.document import build_document
+from modelaas.web.openapi.models import component_name
+from modelaas.web.openapi.security import METHODS
+from modelaas.web.openapi.swagger2_params import DEFINITIONS, parameters, schema2
 from modelaas.web.state import AppState
-from modelaas.web.swagger2_params import DEFINITIONS, parameters, schema2
 
 RESPONSE = "ModelPredictionResponse"
 FORM_TYPES = ["multipart/form-data", "application/x-www-form-urlencoded"]

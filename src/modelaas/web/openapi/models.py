@@ -13,11 +13,11 @@ import json
 import re
 from typing import Any
 
-from modelaas.destinations import PLAIN_URL_PATTERN
-from modelaas.media import JSON_MEDIA, is_json_media
+from modelaas.fetch.destinations import PLAIN_URL_PATTERN
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.params import Kind, Param, ParamSet
 from modelaas.model.schema import object_schema
+from modelaas.runtime.media import JSON_MEDIA, is_json_media
 
 SCHEMAS = "#/components/schemas/"
 FORM = "application/x-www-form-urlencoded"

@@ -3,12 +3,12 @@
 Built from the same settings as the route table (:mod:`modelaas.web.routes`) and from each
 model's parameter IR. Paths are full paths, base path included, so the document matches
 the routes literally (no ``servers`` entry). Predict and train have paths per model (see
-:mod:`modelaas.web.openapi_train` for train); routes that switch off
+:mod:`modelaas.web.openapi.train` for train); routes that switch off
 (``--nopredict-endpoint``, ``--notrain-endpoint``) or do not apply (v1 routes without a v1
 model, train routes of a model without train) are absent. Errors are described as
 answered: ``{"message": ..., "request_id": ...}`` bodies, and the bare field -> messages map
 of a 422; every answer documents the ``X-Request-ID`` header. With access tokens configured,
-:mod:`modelaas.web.openapi_security` adds the security schemes and the 401/403 answers of
+:mod:`modelaas.web.openapi.security` adds the security schemes and the 401/403 answers of
 the guarded operations. The 431 and 408 that the server itself answers before any route
 (request head too large or too slow) are told once, in ``info.description``. Redirects (308
 to the slashed path) and the docs pages themselves are left out. :mod:`modelaas.web.docs`
@@ -21,10 +21,10 @@ import copy
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from modelaas.media import JSON_MEDIA
 from modelaas.model.adapters import ModelAdapter
-from modelaas.web.openapi_models import Components, predict_operation, ref, unique_id
-from modelaas.web.openapi_security import (
+from modelaas.runtime.media import JSON_MEDIA
+from modelaas.web.openapi.models import Components, predict_operation, ref, unique_id
+from modelaas.web.openapi.security import (
     ACCESS_HEADERS,
     ACCESS_RESPONSES,
     METHODS,
@@ -32,7 +32,7 @@ from modelaas.web.openapi_security import (
     secure,
     tokens_of,
 )
-from modelaas.web.openapi_train import TRAIN_RESPONSES, TRAIN_SCHEMAS, train_paths
+from modelaas.web.openapi.train import TRAIN_RESPONSES, TRAIN_SCHEMAS, train_paths
 from modelaas.web.state import AppState
 
 _STRING = {"type": "string"}

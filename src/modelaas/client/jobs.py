@@ -6,15 +6,21 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote
 
 import httpx
 
+from modelaas.client.transport import Transport
 from modelaas.errors import JobNotFound, ModelaasError, ModelNotFound, NotFound, ServerUnreachable
 
-if TYPE_CHECKING:
-    from modelaas.client import Client
+
+class _Connected(Protocol):
+    """A :class:`~modelaas.client.Client`, as job handles see it: its transport."""
+
+    @property
+    def transport(self) -> Transport: ...
+
 
 FINAL = frozenset({"done", "error", "cancelled", "interrupted"})
 """Statuses a job never leaves."""
@@ -52,8 +58,8 @@ class Event(NamedTuple):
 class Job:
     """A handle on one training job. ``record`` is the record as last fetched."""
 
-    def __init__(self, client: Client, model: str, record: dict[str, Any]) -> None:
-        self._client = client
+    def __init__(self, client: _Connected | Transport, model: str, record: dict[str, Any]) -> None:
+        self._transport = client if isinstance(client, Transport) else client.transport
         self.model = model
         self.record = record
         self.id = str(record["uuid"])
@@ -209,7 +215,7 @@ class Job:
             target = target / PurePosixPath(path).name
         part = target.with_name(target.name + ".part")
         url = f"{self._path}/files/{quote(path, safe='/')}"
-        with self._client._stream("GET", url, model=self.model, job=self.id) as response:
+        with self._transport.stream("GET", url, model=self.model, job=self.id) as response:
             try:
                 with part.open("wb") as fh:
                     for chunk in response.iter_bytes():
@@ -217,14 +223,14 @@ class Job:
                 part.replace(target)
             except httpx.TransportError as exc:
                 part.unlink(missing_ok=True)
-                raise self._client._unreachable(exc) from exc
+                raise self._transport.unreachable(exc) from exc
             except BaseException:
                 part.unlink(missing_ok=True)
                 raise
         return target
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self._client._request(method, path, model=self.model, job=self.id, **kwargs)
+        return self._transport.request(method, path, model=self.model, job=self.id, **kwargs)
 
 
 # -------------------------------------------------------------------- Server-Sent Events
@@ -277,7 +283,7 @@ class SSEParser:
 
 def _follow(job: Job, after: int, deadline: float | None) -> Iterator[Event]:
     """Read the job's event stream, reconnecting with ``Last-Event-ID`` when it drops."""
-    client = job._client
+    transport = job._transport
     last, failures, delay = after, 0, 1.0
     while True:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
@@ -285,13 +291,13 @@ def _follow(job: Job, after: int, deadline: float | None) -> Iterator[Event]:
             headers["Last-Event-ID"] = str(last)
         parser = SSEParser(last)
         try:
-            with client._stream(
+            with transport.stream(
                 "GET",
                 f"{job._path}/events",
                 model=job.model,
                 job=job.id,
                 headers=headers,
-                timeout=_stream_timeout(client.timeout, deadline),
+                timeout=_stream_timeout(transport.timeout, deadline),
             ) as response:
                 for line in response.iter_lines():
                     if deadline is not None and time.monotonic() >= deadline:

@@ -28,36 +28,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import email.utils
 import json
-import math
 import mimetypes
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
-from modelaas.client_jobs import Event, Job, job_path, model_path
+from modelaas.client.jobs import Event, Job, job_path, model_path
+from modelaas.client.transport import Transport
 from modelaas.errors import (
-    BadRequest,
-    ClientError,
-    JobNotFound,
-    ModelaasError,
-    ModelError,
     ModelNotFound,
-    NotAcceptable,
-    NotFound,
-    NotImplementedByModel,
-    Overloaded,
-    PayloadTooLarge,
-    PredictTimeout,
-    ServerUnreachable,
-    TooManyJobs,
-    ValidationError,
 )
-from modelaas.media import is_json_media
+from modelaas.runtime.media import is_json_media
 
 __all__ = ["Client", "Event", "Job"]
 
@@ -83,18 +67,18 @@ class Client:
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        self._transport = Transport(url, token, timeout, transport=transport)
+        self.url = self._transport.url
         self.timeout = timeout
-        headers = {"User-Agent": "modelaas-client"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
-            base_url=self.url + "/", headers=headers, timeout=timeout, transport=transport, follow_redirects=False
-        )
 
     # ---------------------------------------------------------------- lifecycle
+    @property
+    def transport(self) -> Transport:
+        """The HTTP plumbing this client and its job handles share."""
+        return self._transport
+
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> Client:
         return self
@@ -108,16 +92,18 @@ class Client:
     # ---------------------------------------------------------------- models
     def models(self) -> list[dict[str, Any]]:
         """The served models' entries (``id``, ``name``, ``links`` and their metadata)."""
-        return list(self._request("GET", "v2/models/").json()["models"])
+        return list(self._transport.request("GET", "v2/models/").json()["models"])
 
     def model(self, name: str) -> dict[str, Any]:
         """One model's entry; :class:`~modelaas.errors.ModelNotFound` if it is not served."""
-        answer: dict[str, Any] = self._request("GET", model_path(name), model=name, missing=ModelNotFound).json()
+        answer: dict[str, Any] = self._transport.request(
+            "GET", model_path(name), model=name, missing=ModelNotFound
+        ).json()
         return answer
 
     def openapi(self) -> dict[str, Any]:
         """The server's OpenAPI document (every model's arguments and answers)."""
-        document: dict[str, Any] = self._request("GET", "openapi.json").json()
+        document: dict[str, Any] = self._transport.request("GET", "openapi.json").json()
         return document
 
     def predict(self, model: str, /, accept: str | None = None, **args: Any) -> Any:
@@ -131,7 +117,7 @@ class Client:
         """
         headers = {"Accept": accept} if accept is not None else {}
         with _encode(args) as (fields, files):
-            response = self._request(
+            response = self._transport.request(
                 "POST", model_path(model) + "predict/", model=model, data=fields, files=files, headers=headers
             )
         if is_json_media(response.headers.get("Content-Type", "")):
@@ -142,168 +128,30 @@ class Client:
     def train(self, model: str, /, **args: Any) -> Job:
         """Submit a training (arguments as for :meth:`predict`) and answer its handle at once."""
         with _encode(args) as (fields, files):
-            response = self._request("POST", model_path(model) + "train/", model=model, data=fields, files=files)
-        return Job(self, model, response.json())
+            response = self._transport.request(
+                "POST", model_path(model) + "train/", model=model, data=fields, files=files
+            )
+        return Job(self._transport, model, response.json())
 
     def jobs(self, model: str, *, page: int = JOBS_PAGE) -> list[Job]:
         """The model's training jobs, oldest first (fetched ``page`` at a time from a modelaas
         server; a DEEPaaS server answers all of them at once)."""
         records: list[Any] = []
         while True:
-            response = self._request(
+            response = self._transport.request(
                 "GET", model_path(model) + "train/", model=model, params={"limit": page, "offset": len(records)}
             )
             batch = response.json()
             records += batch
             total = response.headers.get("X-Total-Count", "")
             if not batch or not total.isdigit() or len(records) >= int(total):
-                return [Job(self, model, record) for record in records]
+                return [Job(self._transport, model, record) for record in records]
 
     def job(self, model: str, id: str) -> Job:
         """One training job; :class:`~modelaas.errors.JobNotFound` if there is none with this id."""
-        return Job(self, model, self._request("GET", job_path(model, id), model=model, job=id).json())
-
-    # ---------------------------------------------------------------- plumbing
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        model: str | None = None,
-        job: str | None = None,
-        missing: type[NotFound] = NotFound,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """Send a request and answer its (read) response; raise the server's error."""
-        with self._stream(method, path, model=model, job=job, missing=missing, **kwargs) as response:
-            try:
-                response.read()
-            except httpx.TransportError as exc:
-                raise self._unreachable(exc) from exc
-            return response
-
-    @contextlib.contextmanager
-    def _stream(
-        self,
-        method: str,
-        path: str,
-        *,
-        model: str | None = None,
-        job: str | None = None,
-        missing: type[NotFound] = NotFound,
-        **kwargs: Any,
-    ) -> Iterator[httpx.Response]:
-        """Send a request and yield its response before its body is read (downloads, SSE)."""
-        try:
-            request = self._http.build_request(method, path, **kwargs)
-            response = self._http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
-        try:
-            if not response.is_success:
-                try:
-                    response.read()
-                except httpx.TransportError as exc:
-                    raise self._unreachable(exc) from exc
-                raise error_from_response(response, model=model, job=job, missing=missing)
-            yield response
-        finally:
-            response.close()
-
-    def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
-        if isinstance(exc, httpx.TimeoutException):
-            return ServerUnreachable(f"No answer from {self.url} within {self.timeout} s: {exc}")
-        return ServerUnreachable(f"Cannot reach {self.url}: {exc or type(exc).__name__}")
-
-
-# -------------------------------------------------------------------- errors
-_NO_MODEL = re.compile(r"^No model named .*? Installed models: (.*)\.$", re.S)
-_NO_JOB = "has no training job"
-
-
-def error_from_response(
-    response: httpx.Response,
-    *,
-    model: str | None = None,
-    job: str | None = None,
-    missing: type[NotFound] = NotFound,
-) -> ModelaasError:
-    """The :mod:`modelaas.errors` exception an error answer stands for.
-
-    ``model``/``job`` name what the route was about; ``missing`` is the class a 404 that
-    does not say what is missing stands for (``ModelNotFound`` for a model's own entry).
-    """
-    status = response.status_code
-    body: Any = None
-    try:
-        body = response.json()
-    except ValueError:
-        pass
-    message = _message(response, body)
-    error: ModelaasError
-    if status == 422 and isinstance(body, Mapping) and body:
-        return ValidationError(body)
-    if status == 404:
-        found = _NO_MODEL.match(message)
-        if found or (missing is ModelNotFound and model is not None):
-            known = found.group(1) if found else "none"
-            error = ModelNotFound(model or "", [] if known == "none" else known.split(", "))
-        elif model is not None and job is not None and _NO_JOB in message:
-            error = JobNotFound(model, job)
-        else:
-            error = NotFound(message)
-        return _with_message(error, message)
-    simple: dict[int, type[ModelaasError]] = {
-        400: BadRequest,
-        406: NotAcceptable,
-        413: PayloadTooLarge,
-        501: NotImplementedByModel,
-        504: PredictTimeout,
-    }
-    if status == 422:
-        return ValidationError({"message": [message]})
-    if status in simple:
-        return simple[status](message)
-    if status == 429:
-        return TooManyJobs(message, **_retry_after(response))
-    if status == 503:
-        return Overloaded(message, **_retry_after(response))
-    if 400 <= status < 500:
-        return ClientError(message, status=status)
-    if status >= 500:
-        return ModelError(message, status=status)
-    return ModelaasError(f"Unexpected answer {status} {response.reason_phrase}: {message}", status=status)
-
-
-def _message(response: httpx.Response, body: Any) -> str:
-    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    text = response.text.strip()
-    return text[:1000] if text else f"{response.status_code} {response.reason_phrase}"
-
-
-def _with_message(error: ModelaasError, message: str) -> ModelaasError:
-    """Keep the server's own words (the client does not know, e.g., which models it serves)."""
-    error.message = message
-    error.args = (message,)
-    return error
-
-
-def _retry_after(response: httpx.Response) -> dict[str, int]:
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return {}
-    try:
-        return {"retry_after": max(0, math.ceil(float(value)))}
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return {}
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return {"retry_after": max(0, math.ceil((when - dt.datetime.now(dt.timezone.utc)).total_seconds()))}
+        return Job(
+            self._transport, model, self._transport.request("GET", job_path(model, id), model=model, job=id).json()
+        )
 
 
 # -------------------------------------------------------------------- arguments

@@ -34,14 +34,14 @@ import anyio
 import httpcore
 import httpx
 
-from modelaas.destinations import (
+from modelaas.errors import FetchFailed, FetchRefused, PayloadTooLarge
+from modelaas.fetch.destinations import (
     Destination,
     FetchPolicy,
     check_destination,
     parse_url,
     shown,
 )
-from modelaas.errors import FetchFailed, FetchRefused, PayloadTooLarge
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _HEADERS = {"Accept-Encoding": "gzip, deflate", "User-Agent": "modelaas-fetch"}

@@ -6,7 +6,7 @@ Calls handed over during one turn of the event loop go to the model threads as o
 runs calls back to back and the event loop answers them in bunches: the two threads
 rarely compete for the GIL (see docs/benchmarks.md for what this bought).
 
-:class:`ModelThreads` only moves calls; :class:`modelaas.gate.PredictGate` decides when a
+:class:`ModelThreads` only moves calls; :class:`modelaas.runtime.gate.PredictGate` decides when a
 call may go (the concurrency limit, the queue, timeouts).
 """
 
