@@ -89,7 +89,10 @@ def build(kind: str, data_dir: Path, overrides: dict[str, str], plain: bool) -> 
     settings = Settings.load(
         {"data_dir": str(data_dir), "model": "bench_models.trivial", "model_name": "trivial", **overrides}
     )
-    app = create_app(settings, runtime=Runtime.load(settings), server_id="inproc")
+    from modelaas.jobs.wiring import SupervisedTrainings
+
+    trainings = SupervisedTrainings(settings, "inproc")  # as a serving process: no scheduler here
+    app = create_app(settings, runtime=Runtime.load(settings), trainings=trainings)
     protocol = bounded_http_protocol(settings.max_header_size, settings.header_timeout)
     if plain:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as protocol

@@ -46,8 +46,8 @@ def wait_until(check: Any, what: str, timeout: float = TIMEOUT) -> None:
 
 def wait_reaped(client: TestClient, job_id: str) -> None:
     """Until the app's scheduler has seen the job's process end (everything it wrote is stored)."""
-    scheduler = client.app.state.modelaas.extras["wake_scheduler"].__self__  # type: ignore[attr-defined]
-    wait_until(lambda: job_id not in scheduler._running, f"the process of job {job_id} to end")
+    scheduler = client.app.state.modelaas.trainings.host.scheduler  # type: ignore[attr-defined]
+    wait_until(lambda: not scheduler.tracks(job_id), f"the process of job {job_id} to end")
 
 
 def submit(client: TestClient, data: dict[str, str] | None = None, url: str = URL, **kwargs: Any) -> dict[str, Any]:

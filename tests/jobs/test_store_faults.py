@@ -175,8 +175,8 @@ def test_an_ending_is_recorded_once_the_store_answers_again(sqlite_store: JobSto
     failed = fail_first(sqlite_store, 1, sqlite3.OperationalError("disk I/O error"), when="SELECT")
     with pytest.raises(sa.exc.OperationalError):
         scheduler._reap()
-    assert failed and job.id in scheduler._running  # not forgotten
+    assert failed and scheduler.tracks(job.id)  # not forgotten
     scheduler._reap()
     ended = sqlite_store.get(job.id)
     assert ended is not None and ended.status is JobStatus.ERROR and "(signal SIGKILL)" in (ended.message or "")
-    assert job.id not in scheduler._running and backend.started == []
+    assert not scheduler.tracks(job.id) and backend.started == []

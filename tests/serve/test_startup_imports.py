@@ -74,10 +74,12 @@ def test_a_serving_process_app_opens_its_job_store_after_ready_then_settles(sett
         if what == "settled":
             settled.set()
 
+    from modelaas.jobs.wiring import SupervisedTrainings
+
     app = create_app(
         settings,
         runtime=runtime,
-        server_id="supervised",
+        trainings=SupervisedTrainings(settings, "supervised"),
         on_ready=lambda: note("ready"),
         on_settled=lambda: note("settled"),
     )

@@ -25,10 +25,10 @@ def jobs() -> None:
 
 @contextmanager
 def _local() -> Iterator[Any]:
-    from modelaas.jobs.store import JobStore, store_url
+    from modelaas.jobs.store import open_store
 
     settings = Settings.load()
-    store = JobStore(store_url(settings.jobs_db, settings.data_dir))
+    store = open_store(settings)
     store.migrate()
     try:
         yield store

@@ -22,9 +22,10 @@ from modelaas.errors import ModelLoadError
 from modelaas.jobs.context import JobContext
 from modelaas.jobs.ids import PARENT_PID_ENV
 from modelaas.jobs.logs import OutputCapture
+from modelaas.jobs.paths import JobPaths
 from modelaas.jobs.records import JobStatus
 from modelaas.jobs.service import restore_files
-from modelaas.jobs.store import JobStore, store_url
+from modelaas.jobs.store import open_store
 from modelaas.jobs.tree import become_subreaper, kill_descendants
 from modelaas.model.jsonable import to_jsonable
 from modelaas.model.loader import load, select_models
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(job_id: str, settings: Settings) -> int:
     watch_parent()
     become_subreaper()  # orphans of the training's tree stay in it (see modelaas.jobs.tree)
-    store = JobStore(store_url(settings.jobs_db, settings.data_dir))
+    store = open_store(settings)
     job = store.get(job_id)
     if job is None or job.status is not JobStatus.RUNNING:
         return 0
@@ -57,7 +58,7 @@ def run(job_id: str, settings: Settings) -> int:
     capture.start()
     stop = threading.Event()
     cooperative = threading.Event()
-    context = JobContext(store, job_id, settings.jobs_dir / job_id / "output")
+    context = JobContext(store, job_id, JobPaths.of(settings).output(job_id))
 
     def on_sigterm(signum: int, frame: Any) -> None:
         stop.set()

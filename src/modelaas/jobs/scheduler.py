@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from modelaas.jobs.backends import Backend
 from modelaas.jobs.database import first_line, is_passing
+from modelaas.jobs.paths import JobPaths
 from modelaas.jobs.records import Job, JobStatus
 from modelaas.jobs.store import JobStore
 from modelaas.processes import pid_alive
@@ -67,6 +68,10 @@ class Scheduler:
             self._drop_inputs(job.id)
         self._thread = threading.Thread(target=self._loop, name="modelaas-scheduler", daemon=True)
         self._thread.start()
+
+    def tracks(self, job_id: str) -> bool:
+        """Whether this scheduler still watches the job (its process, or its ending not yet recorded)."""
+        return job_id in self._running
 
     def wake(self) -> None:
         """Look for work now rather than at the next tick."""
@@ -201,4 +206,4 @@ class Scheduler:
 
     def _drop_inputs(self, job_id: str) -> None:
         """Uploaded files are kept with a job until it ends."""
-        shutil.rmtree(self.settings.jobs_dir / job_id / "inputs", ignore_errors=True)
+        shutil.rmtree(JobPaths.of(self.settings).inputs(job_id), ignore_errors=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelaas.errors import BadRequest, JobNotFound, NotFound, TooManyJobs
+from modelaas.jobs.paths import JobPaths
 from modelaas.jobs.records import InputFile, Job, JobStatus, new_job_id
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.files import File
@@ -36,6 +37,7 @@ class JobService:
         Serving processes start that way: the store and SQLAlchemy stay out of their start-up.
         """
         self.settings = settings
+        self.paths = JobPaths.of(settings)
         self._store = store
         self._opening = threading.Lock()
         self.server_id = server_id
@@ -46,9 +48,9 @@ class JobService:
         if store is None:
             with self._opening:
                 if self._store is None:
-                    from modelaas.jobs.store import JobStore, store_url
+                    from modelaas.jobs.store import open_store
 
-                    opened = JobStore(store_url(self.settings.jobs_db, self.settings.data_dir))
+                    opened = open_store(self.settings)
                     opened.migrate()
                     self._store = opened
                 store = self._store
@@ -72,7 +74,7 @@ class JobService:
         job_id = new_job_id()
         inputs: list[InputFile] = []
         stored_raw = {
-            key: _keep_files(value, job_id, self.job_dir(job_id) / "inputs", inputs) for key, value in raw.items()
+            key: _keep_files(value, job_id, self.paths.inputs(job_id), inputs) for key, value in raw.items()
         }
         job = Job(
             id=job_id,
@@ -145,10 +147,10 @@ class JobService:
 
     # ---------------------------------------------------------------- files
     def job_dir(self, job_id: str) -> Path:
-        return self.settings.jobs_dir / job_id
+        return self.paths.job(job_id)
 
     def output_dir(self, job_id: str) -> Path:
-        return self.job_dir(job_id) / "output"
+        return self.paths.output(job_id)
 
     def list_files(self, model: str, job_id: str) -> list[dict[str, Any]]:
         self.get(model, job_id)

@@ -28,14 +28,20 @@ from modelaas.jobs import schema
 from modelaas.jobs.database import Database, first_line, is_passing, store_url
 from modelaas.jobs.records import TERMINAL, Job, JobStatus, utcnow
 from modelaas.jobs.rows import from_row, to_row, utc
+from modelaas.settings import Settings
 
-__all__ = ["ACTIVE", "Event", "JobGone", "JobStore", "QueueFull", "store_url"]
+__all__ = ["ACTIVE", "Event", "JobGone", "JobStore", "QueueFull", "open_store", "store_url"]
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 RETRY_LONG_DELAY = 10.0
 """Longest pause between attempts of callers that wait for the store to come back."""
 
 log = logging.getLogger("modelaas.jobs")
+
+
+def open_store(settings: Settings) -> JobStore:
+    """The settings' job store (SQLite in the data dir, or ``--jobs-db``), not yet migrated."""
+    return JobStore(store_url(settings.jobs_db, settings.data_dir))
 
 
 class JobGone(LookupError):

@@ -34,7 +34,7 @@ from modelaas.settings import Settings
 from modelaas.tokens import load_tokens
 
 if TYPE_CHECKING:
-    from modelaas.jobs.scheduler import Scheduler
+    from modelaas.jobs.wiring import SchedulerHost
 
 log = logging.getLogger("modelaas.serve")
 GRACE_SECONDS = 35.0
@@ -57,7 +57,7 @@ class Supervisor:
         self._exit_code = 0
         self._announced = False
         self.server_id = new_server_id()
-        self._scheduler: Scheduler | None = None
+        self._scheduler: SchedulerHost | None = None
 
     def run(self) -> int:
         configure_logging(self.settings.log_level)
@@ -95,17 +95,13 @@ class Supervisor:
                 self.settings.listen_ip,
             )
 
-    def _start_scheduler(self) -> Scheduler:
+    def _start_scheduler(self) -> SchedulerHost:
         """The job store is opened (and migrated); a bad URL stops start-up (and the serving processes)."""
-        from modelaas.jobs.backends import make_backend
-        from modelaas.jobs.scheduler import Scheduler
-        from modelaas.jobs.store import JobStore, store_url
+        from modelaas.jobs.wiring import SchedulerHost
 
-        store = JobStore(store_url(self.settings.jobs_db, self.settings.data_dir))
-        store.migrate()
-        scheduler = Scheduler(self.settings, store, self.server_id, make_backend(self.settings))
-        scheduler.start()
-        return scheduler
+        host = SchedulerHost(self.settings, self.server_id)
+        host.start()
+        return host
 
     # ----------------------------------------------------------------- loop
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -193,7 +189,7 @@ class Supervisor:
         docs = f"; API docs at {url}/api" if s.doc_endpoint else ""
         log.info("modelaas is ready on %s with %d serving process(es)%s", url, s.workers, docs)
 
-    def _shutdown(self, slots: list[Slot], scheduler: Scheduler | None) -> None:
+    def _shutdown(self, slots: list[Slot], scheduler: SchedulerHost | None) -> None:
         """Serving processes stop accepting and finish their requests while trainings are stopped.
 
         Trainings are stopped (and recorded) before waiting for the serving processes: an

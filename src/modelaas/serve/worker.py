@@ -67,14 +67,12 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection, serve
     def on_settled() -> None:
         gc.freeze()  # again: the job store, loaded after the first freeze, lives as long
 
+    from modelaas.jobs.wiring import SupervisedTrainings
+
+    # trainings are queued under the supervisor's id and run by its scheduler, which is told of each
+    trainings = SupervisedTrainings(settings, server_id, notify=lambda: _send(conn, ("job-submitted",)))
     app = create_app(
-        settings,
-        runtime=runtime,
-        on_fatal=on_fatal,
-        on_ready=on_ready,
-        on_settled=on_settled,
-        server_id=server_id,
-        on_job_submitted=lambda: _send(conn, ("job-submitted",)),
+        settings, runtime=runtime, trainings=trainings, on_fatal=on_fatal, on_ready=on_ready, on_settled=on_settled
     )
     config = uvicorn.Config(
         app,

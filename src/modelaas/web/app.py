@@ -7,13 +7,12 @@ import contextlib
 import logging
 import shutil
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 
 from modelaas.errors import ModelLoadError
-from modelaas.jobs.ids import new_server_id
 from modelaas.jobs.service import JobService
+from modelaas.jobs.wiring import LocalTrainings, Trainings
 from modelaas.runtime import Runtime
 from modelaas.settings import Settings
 from modelaas.tokens import load_tokens
@@ -23,9 +22,7 @@ from modelaas.web.errors import HANDLERS
 from modelaas.web.middleware import build_middleware, install_log_filter
 from modelaas.web.routes import build_routes
 from modelaas.web.state import AppState
-
-if TYPE_CHECKING:
-    from modelaas.jobs.scheduler import Scheduler
+from modelaas.web.streams import StreamSlots
 
 log = logging.getLogger("modelaas.web")
 
@@ -34,11 +31,10 @@ def create_app(
     settings: Settings | None = None,
     *,
     runtime: Runtime | None = None,
+    trainings: Trainings | None = None,
     on_fatal: Callable[[ModelLoadError], None] | None = None,
     on_ready: Callable[[], None] | None = None,
     on_settled: Callable[[], None] | None = None,
-    server_id: str | None = None,
-    on_job_submitted: Callable[[], None] | None = None,
 ) -> Starlette:
     """Build the app for ``settings`` (loaded from the environment when not given).
 
@@ -48,31 +44,22 @@ def create_app(
     ``on_ready`` once the models are warm, ``on_settled`` after that once what is loaded
     in the background (the job store) is loaded.
 
-    Training jobs are queued in the job store under ``server_id``; the scheduler that
-    runs them is started here too unless a ``server_id`` is given (then the process that
-    gave it, the supervisor, runs the scheduler; ``on_job_submitted`` tells it of new jobs).
+    ``trainings`` is how training jobs run (:mod:`modelaas.jobs.wiring`): by default, with
+    the train endpoint on, a scheduler in this process (:class:`LocalTrainings`); serving
+    processes of ``modelaas serve`` give theirs, whose scheduler is the supervisor's.
     """
     settings = settings or Settings.load()
-    tokens = load_tokens(settings)
     runtime = runtime or Runtime.load(settings)
-    st = AppState(settings=settings, runtime=runtime, spool_root=spool.process_spool(settings.upload_dir))
-    st.extras["tokens"] = tokens
-    scheduler: Scheduler | None = None
-    if settings.train_endpoint:
-        if server_id is None:  # on its own: a scheduler here, and the store opened at start-up
-            from modelaas.jobs.backends import make_backend
-            from modelaas.jobs.scheduler import Scheduler
-            from modelaas.jobs.store import JobStore, store_url
-
-            server_id = new_server_id()
-            store = JobStore(store_url(settings.jobs_db, settings.data_dir))
-            scheduler = Scheduler(settings, store, server_id, make_backend(settings))
-            on_job_submitted = scheduler.wake
-            st.jobs = JobService(settings, store, server_id)
-        else:  # a serving process: the supervisor has opened the store; open it here when ready
-            st.jobs = JobService(settings, None, server_id)
-        if on_job_submitted is not None:
-            st.extras["wake_scheduler"] = on_job_submitted
+    if settings.train_endpoint and trainings is None:
+        trainings = LocalTrainings(settings)
+    st = AppState(
+        settings=settings,
+        runtime=runtime,
+        spool_root=spool.process_spool(settings.upload_dir),
+        tokens=load_tokens(settings),
+        event_streams=StreamSlots(settings.max_event_streams),
+        trainings=trainings if settings.train_endpoint else None,
+    )
     if settings.debug_endpoint:
         st.debug_log = LogCapture()
         logging.getLogger().addHandler(st.debug_log)
@@ -82,17 +69,15 @@ def create_app(
         removed = spool.sweep(settings.upload_dir)
         if removed:
             log.info("Removed %d upload folder(s) left by stopped processes.", len(removed))
-        if scheduler is not None:
-            assert st.jobs is not None
-            await asyncio.to_thread(st.jobs.store.migrate)
-            await asyncio.to_thread(scheduler.start)
+        if st.trainings is not None:
+            await st.trainings.start()
         task = asyncio.create_task(_warm_then_settle(runtime, on_fatal, on_ready, on_settled, st.jobs))
         try:
             yield
         finally:
             task.cancel()
-            if scheduler is not None:
-                await asyncio.to_thread(scheduler.stop)
+            if st.trainings is not None:
+                await st.trainings.stop()
             if st.jobs is not None:
                 st.jobs.close()
             runtime.close()
@@ -104,7 +89,7 @@ def create_app(
     install_log_filter()
     app = Starlette(
         routes=routes,
-        middleware=build_middleware(settings, routes, tokens),
+        middleware=build_middleware(settings, routes, st.tokens),
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

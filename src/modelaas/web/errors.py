@@ -97,7 +97,7 @@ def error_response(request: Request, exc: ModelaasError) -> Response:
 def _scrub_for(request: Request, message: str) -> str:
     st = getattr(request.app.state, "modelaas", None) if "app" in request.scope else None
     public = st.runtime.names if st is not None else ()
-    tokens = st.extras.get("tokens") if st is not None else None
+    tokens = st.tokens if st is not None else None
     message = scrub(message, public=public, sent=client_texts(request.scope))
     return tokens.redact(message) if tokens is not None else message
 

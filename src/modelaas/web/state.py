@@ -1,8 +1,8 @@
-"""What the app keeps between requests: settings, the runtime, derived flags."""
+"""What the app keeps between requests: settings, the runtime, tokens, trainings, documents."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +10,11 @@ from starlette.requests import Request
 
 if TYPE_CHECKING:
     from modelaas.jobs.service import JobService
+    from modelaas.jobs.wiring import Trainings
     from modelaas.runtime import Runtime
     from modelaas.settings import Settings
+    from modelaas.tokens import TokenTable
+    from modelaas.web.streams import StreamSlots
 
 
 @dataclass
@@ -20,14 +23,23 @@ class AppState:
     runtime: Runtime
     spool_root: Path
     """Where this process writes uploads (deleted at shutdown; swept if it dies)."""
-    jobs: JobService | None = None
+    tokens: TokenTable
+    """Access tokens (``enabled`` is False when access control is off)."""
+    event_streams: StreamSlots
+    """Training event streams open at once in this process (``--max-event-streams``)."""
+    trainings: Trainings | None = None
     """Training jobs, when the train endpoint is on."""
     openapi: dict[str, Any] | None = None
     """The OpenAPI 3.1 document, built on first request."""
     swagger2: dict[str, Any] | None = None
     """The Swagger 2.0 document (``/swagger.json``), built on first request."""
     debug_log: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    """The log capture of ``/v2/debug/`` (:class:`~modelaas.web.debug.LogCapture`), when it is on."""
+
+    @property
+    def jobs(self) -> JobService | None:
+        """The service the train routes call (None when training is switched off)."""
+        return self.trainings.service if self.trainings is not None else None
 
     @property
     def has_v1(self) -> bool:

@@ -25,6 +25,7 @@ from modelaas.web.args import collect
 from modelaas.web.models import v1_model
 from modelaas.web.render import JSON
 from modelaas.web.state import state
+from modelaas.web.streams import StreamSlots
 from modelaas.web.uploads import read_body
 
 EVENT_POLL = 0.2
@@ -100,9 +101,8 @@ class SubmitEndpoint:
             job = await asyncio.to_thread(service.submit, adapter, raw, submitter=_submitter(request))
         finally:
             body.cleanup()
-        wake = request.app.state.modelaas.extras.get("wake_scheduler")
-        if wake is not None:
-            wake()
+        if st.trainings is not None:
+            st.trainings.submitted()
         if not self.wait:
             await JSON(to_record(job))(scope, receive, send)
             return
@@ -197,30 +197,8 @@ async def events(request: Request) -> Response:
     )
 
 
-class StreamSlots:
-    """How many event streams a serving process may hold open, and holds."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open = 0
-
-    def take(self) -> bool:
-        if self.open >= self.limit:
-            return False
-        self.open += 1
-        return True
-
-    def give_back(self) -> None:
-        self.open -= 1
-
-
 def _stream_slots(request: Request) -> StreamSlots:
-    st = state(request)
-    slots = st.extras.get("event_streams")
-    if slots is None:
-        slots = st.extras["event_streams"] = StreamSlots(st.settings.max_event_streams)
-    assert isinstance(slots, StreamSlots)
-    return slots
+    return state(request).event_streams
 
 
 class _EventStream(StreamingResponse):

@@ -211,9 +211,9 @@ class RunnerNote:
             return
         try:
             if self.store is None:
-                from modelaas.jobs.store import JobStore, store_url
+                from modelaas.jobs.store import open_store
 
-                self.store = JobStore(store_url(self.settings.jobs_db, self.settings.data_dir))
+                self.store = open_store(self.settings)
             job = self.store.get(self.job_id)
             if job is None or job.status.is_terminal:
                 self.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelaas.runtime.media import JSON_MEDIA
-from modelaas.tokens import ADMIN, TokenTable, load_tokens
+from modelaas.tokens import ADMIN, TokenTable
 from modelaas.web.middleware import ANY_TOKEN, EVENTS_ROUTE, PUBLIC, requirement
 from modelaas.web.openapi.models import ref
 from modelaas.web.state import AppState
@@ -44,9 +44,8 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
 def tokens_of(st: AppState) -> TokenTable:
-    """The app's token table (kept by ``create_app``; read from the settings otherwise)."""
-    tokens = st.extras.get("tokens")
-    return tokens if isinstance(tokens, TokenTable) else load_tokens(st.settings)
+    """The app's token table."""
+    return st.tokens
 
 
 def secure(paths: dict[str, Any], *, base: str) -> None:
