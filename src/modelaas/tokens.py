@@ -30,6 +30,8 @@ from modelaas.errors import REDACTED, ConfigError
 from modelaas.settings import Settings
 
 PREDICT, TRAIN, ADMIN = "predict", "train", "admin"
+PUBLIC, ANY_TOKEN = "public", "token"
+"""What a route may need besides a scope: nothing, or any valid token."""
 SCOPES = (PREDICT, TRAIN, ADMIN)
 MIN_TOKEN_LENGTH = 16
 _TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*\Z", re.ASCII)

@@ -85,7 +85,7 @@ def create_app(
             if st.debug_log is not None:
                 logging.getLogger().removeHandler(st.debug_log)
 
-    routes = build_routes(st)
+    routes = st.routes = build_routes(st)
     install_log_filter()
     app = Starlette(
         routes=routes,

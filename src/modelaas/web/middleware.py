@@ -32,7 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelaas.errors import Forbidden, RequestTimeout, Unauthorized
 from modelaas.settings import Settings
-from modelaas.tokens import ADMIN, PREDICT, TRAIN, TokenTable, grants, principal
+from modelaas.tokens import ADMIN, ANY_TOKEN, PUBLIC, TokenTable, grants, principal
+from modelaas.web.access import access_of, requirement
 from modelaas.web.errors import error_response, internal_error_response, out_of_space, out_of_space_response
 
 log = logging.getLogger("modelaas.web")
@@ -192,44 +193,19 @@ def install_log_filter(names: Sequence[str] = ("modelaas.web", "modelaas.runtime
 
 
 # ---------------------------------------------------------------- access control
-PUBLIC, ANY_TOKEN = "public", "token"
-_RULES = [
-    (re.compile(r"/v2/debug(/|\Z)"), ADMIN),
-    (re.compile(r"/v[12]/models/[^/]+/predict(/|\Z)"), PREDICT),
-    (re.compile(r"/v[12]/models/[^/]+/train(/|\Z)"), TRAIN),
-    (re.compile(r"/v[12]/models(/|\Z)"), ANY_TOKEN),
-]
-EVENTS_ROUTE = re.compile(r"/v2/models/[^/]+/train/[^/]+/events\Z")
-
-
-def requirement(path: str, base_path: str = "") -> str:
-    """What ``path`` (a route template or a request path) needs: a scope, any token, or nothing."""
-    if base_path:
-        if path != base_path and not path.startswith(base_path + "/"):
-            return PUBLIC
-        path = path[len(base_path) :]
-    for pattern, need in _RULES:
-        if pattern.match(path):
-            return need
-    return PUBLIC
-
-
 class AccessControl:
     """Checks the bearer token of requests to protected routes; 401 or 403 otherwise.
 
-    The route is found the way the router finds it (its template decides what is needed),
-    so what is checked is what will run; a path that matches no route is judged by its text.
+    The route is found the way the router finds it, and what it needs is what it declares
+    (web/routes.py), so what is checked is what will run; a path that matches no route is
+    judged by the route serving its longest leading part.
     """
 
     def __init__(self, app: ASGIApp, *, tokens: TokenTable, routes: Sequence[BaseRoute], base_path: str) -> None:
         self.app = app
         self.tokens = tokens
-        self.base_path = base_path
-        self.routes = [
-            (r, requirement(r.path, base_path), bool(EVENTS_ROUTE.search(r.path)))
-            for r in routes
-            if isinstance(r, Route)
-        ]
+        self.all_routes = list(routes)
+        self.routes = [(r, *access_of(r)) for r in routes if isinstance(r, Route)]
 
     def _classify(self, scope: Scope) -> tuple[str, bool]:
         partial: tuple[str, bool] | None = None
@@ -239,7 +215,7 @@ class AccessControl:
                 return need, events
             if match is Match.PARTIAL and partial is None:
                 partial = (need, events)
-        return partial or (requirement(scope["path"], self.base_path), False)
+        return partial or requirement(scope["path"], self.all_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -1,5 +1,11 @@
 """The flat route table. Switched-off endpoints are simply not in it (404, absent from docs).
 
+Each route says, where it is declared, what a request's access token must allow
+(:class:`ApiRoute` of web/access.py: ``public``, any ``token``, or the ``predict``/``train``/``admin``
+scope) and whether it is an event stream (whose token may come in the query, as
+``EventSource`` cannot send headers). Access control (web/middleware.py) and the API
+documents (web/openapi/security.py) read that, through ``access.requirement``.
+
 Routes are written one per method; :func:`_one_route_per_path` then joins those of the same
 path into one route that dispatches on the method, so that a 405 answer's ``Allow`` header
 lists every method the path serves (HEAD included where GET is, as Starlette adds it). A
@@ -17,7 +23,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelaas.tokens import ADMIN, ANY_TOKEN, PREDICT, PUBLIC, TRAIN
 from modelaas.web import debug, docs, health, models, train, ui, versions
+from modelaas.web.access import ApiRoute, access_of
 from modelaas.web.predict import PredictEndpoint
 from modelaas.web.state import AppState
 
@@ -25,51 +33,55 @@ from modelaas.web.state import AppState
 def build_routes(st: AppState) -> list[BaseRoute]:
     s = st.settings
     b = s.base_path
+    R = ApiRoute
     routes: list[BaseRoute] = []
     if s.predict_endpoint:  # first: the hot path, matched before the rest is tried
-        routes.append(Route(f"{b}/v2/models/{{model}}/predict/", PredictEndpoint(), methods=["POST"]))
+        routes.append(R(f"{b}/v2/models/{{model}}/predict/", PredictEndpoint(), methods=["POST"], access=PREDICT))
     routes += [
-        Route(f"{b}/", ui.root if s.doc_endpoint else versions.root, methods=["GET"]),
-        Route(f"{b}/v2/", versions.v2, methods=["GET"]),
-        Route(f"{b}/v2/models/", models.index, methods=["GET"]),
-        Route(f"{b}/v2/models/{{model}}/", models.show, methods=["GET"]),
-        Route(f"{b}/v2/debug/", debug.show, methods=["GET"]),
-        Route(f"{b}/healthz", health.healthz, methods=["GET"]),
-        Route(f"{b}/readyz", health.readyz, methods=["GET"]),
+        R(f"{b}/", ui.root if s.doc_endpoint else versions.root, methods=["GET"], access=PUBLIC),
+        R(f"{b}/v2/", versions.v2, methods=["GET"], access=PUBLIC),
+        R(f"{b}/v2/models/", models.index, methods=["GET"], access=ANY_TOKEN),
+        R(f"{b}/v2/models/{{model}}/", models.show, methods=["GET"], access=ANY_TOKEN),
+        R(f"{b}/v2/debug/", debug.show, methods=["GET"], access=ADMIN),
+        R(f"{b}/healthz", health.healthz, methods=["GET"], access=PUBLIC),
+        R(f"{b}/readyz", health.readyz, methods=["GET"], access=PUBLIC),
     ]
     if s.train_endpoint:
         m = f"{b}/v2/models/{{model}}/train"
         routes += [
-            Route(f"{m}/", train.SubmitEndpoint(), methods=["POST"]),
-            Route(f"{m}/", train.index, methods=["GET"]),
-            Route(f"{m}/{{job}}", train.show, methods=["GET"]),
-            Route(f"{m}/{{job}}", train.delete, methods=["DELETE"]),
-            Route(f"{m}/{{job}}/logs", train.logs, methods=["GET"]),
-            Route(f"{m}/{{job}}/events", train.events, methods=["GET"]),
-            Route(f"{m}/{{job}}/files", train.files, methods=["GET"]),
-            Route(f"{m}/{{job}}/files/{{path:path}}", train.file, methods=["GET"]),
+            R(f"{m}/", train.SubmitEndpoint(), methods=["POST"], access=TRAIN),
+            R(f"{m}/", train.index, methods=["GET"], access=TRAIN),
+            R(f"{m}/{{job}}", train.show, methods=["GET"], access=TRAIN),
+            R(f"{m}/{{job}}", train.delete, methods=["DELETE"], access=TRAIN),
+            R(f"{m}/{{job}}/logs", train.logs, methods=["GET"], access=TRAIN),
+            R(f"{m}/{{job}}/events", train.events, methods=["GET"], access=TRAIN, streams=True),
+            R(f"{m}/{{job}}/files", train.files, methods=["GET"], access=TRAIN),
+            R(f"{m}/{{job}}/files/{{path:path}}", train.file, methods=["GET"], access=TRAIN),
         ]
     if s.doc_endpoint:
         routes += [
-            Route(f"{b}/openapi.json", docs.openapi_json, methods=["GET"]),
-            Route(f"{b}/swagger.json", docs.swagger_json, methods=["GET"]),
-            Route(f"{b}/api", docs.swagger_ui, methods=["GET"]),
-            Route(f"{b}/api/static/{{asset}}", docs.swagger_asset, methods=["GET"]),
-            Route(f"{b}/ui", docs.ui_page, methods=["GET"]),
-            Route(f"{b}/ui/static/{{asset}}", docs.ui_asset, methods=["GET"]),
+            R(f"{b}/openapi.json", docs.openapi_json, methods=["GET"], access=PUBLIC),
+            R(f"{b}/swagger.json", docs.swagger_json, methods=["GET"], access=PUBLIC),
+            R(f"{b}/api", docs.swagger_ui, methods=["GET"], access=PUBLIC),
+            R(f"{b}/api/static/{{asset}}", docs.swagger_asset, methods=["GET"], access=PUBLIC),
+            R(f"{b}/ui", docs.ui_page, methods=["GET"], access=PUBLIC),
+            R(f"{b}/ui/static/{{asset}}", docs.ui_asset, methods=["GET"], access=PUBLIC),
         ]
     if st.has_v1:
         routes += [
-            Route(f"{b}/v1/", versions.v1, methods=["GET"]),
-            Route(f"{b}/v1/models/", models.v1_index, methods=["GET"]),
-            Route(f"{b}/v1/models", models.v1_index, methods=["GET"]),  # DEEPaaS 1.x's own path: no redirect
-            Route(f"{b}/v1/models/{{model}}", models.v1_show, methods=["GET"]),
+            R(f"{b}/v1/", versions.v1, methods=["GET"], access=PUBLIC),
+            R(f"{b}/v1/models/", models.v1_index, methods=["GET"], access=ANY_TOKEN),
+            # DEEPaaS 1.x's own path: the list, not a redirect
+            R(f"{b}/v1/models", models.v1_index, methods=["GET"], access=ANY_TOKEN),
+            R(f"{b}/v1/models/{{model}}", models.v1_show, methods=["GET"], access=ANY_TOKEN),
         ]
         if s.predict_endpoint:
-            routes.append(Route(f"{b}/v1/models/{{model}}/predict", PredictEndpoint(v1=True), methods=["POST"]))
+            v1_predict = PredictEndpoint(v1=True)
+            routes.append(R(f"{b}/v1/models/{{model}}/predict", v1_predict, methods=["POST"], access=PREDICT))
         if s.train_endpoint:
-            routes.append(Route(f"{b}/v1/models/{{model}}/train", train.SubmitEndpoint(wait=True), methods=["PUT"]))
-    extra: list[BaseRoute] = [Route(f"{b}/ui/", docs.ui_slash, methods=["GET"])] if s.doc_endpoint else []
+            v1_train = train.SubmitEndpoint(wait=True)
+            routes.append(R(f"{b}/v1/models/{{model}}/train", v1_train, methods=["PUT"], access=TRAIN))
+    extra: list[BaseRoute] = [R(f"{b}/ui/", docs.ui_slash, methods=["GET"], access=PUBLIC)] if s.doc_endpoint else []
     served = _one_route_per_path(routes + _slash_redirects(routes, base=b) + extra)
     return [*served, _MergedSlashes(served)]
 
@@ -93,10 +105,10 @@ def _one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
             continue
         methods = sorted(set().union(*(r.methods or set() for r in same)))
         endpoints = {r.endpoint for r in same}
-        if len(endpoints) == 1:  # e.g. the slash redirects: one function for every method
-            out.append(Route(route.path, same[0].endpoint, methods=methods))
-        else:
-            out.append(Route(route.path, _ByMethod(same), methods=methods))
+        access, streams = access_of(route)
+        assert all(access_of(r) == (access, streams) for r in same), f"{route.path}: one access per path"
+        endpoint = same[0].endpoint if len(endpoints) == 1 else _ByMethod(same)  # one function: the slash redirects
+        out.append(ApiRoute(route.path, endpoint, methods=methods, access=access, streams=streams))
     return out
 
 
@@ -120,7 +132,8 @@ def _slash_redirects(routes: list[BaseRoute], *, base: str) -> list[BaseRoute]:
     for route in routes:
         if isinstance(route, Route) and route.path.endswith("/") and route.path != "/":
             methods = sorted((route.methods or {"GET"}) - {"HEAD"})
-            extra.append(Route(route.path.rstrip("/"), _redirect_to_slash, methods=methods))
+            access, _ = access_of(route)  # what the slashed path needs (the redirect shows nothing, but says so)
+            extra.append(ApiRoute(route.path.rstrip("/"), _redirect_to_slash, methods=methods, access=access))
     return extra
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,8 @@ class AppState:
     """The OpenAPI 3.1 document, built on first request."""
     swagger2: dict[str, Any] | None = None
     """The Swagger 2.0 document (``/swagger.json``), built on first request."""
+    routes: list[Any] = field(default_factory=list)
+    """The route table (web/routes.py), each route with the access it declares."""
     debug_log: Any = None
     """The log capture of ``/v2/debug/`` (:class:`~modelaas.web.debug.LogCapture`), when it is on."""
 

@@ -168,7 +168,7 @@ def build_document(st: AppState) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     guarded = tokens_of(st).enabled
     if guarded:
-        secure(paths, base=base)
+        secure(paths, routes=st.routes)
         responses.update(copy.deepcopy(ACCESS_RESPONSES))
         headers.update(copy.deepcopy(ACCESS_HEADERS))
         extra["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)

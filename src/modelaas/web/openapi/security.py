@@ -2,19 +2,22 @@
 
 Only when tokens are configured: the two security schemes (a bearer token; the
 ``access_token`` query argument, which the training events route alone accepts, for
-EventSource), and on each operation the middleware guards (judged by the middleware's own
-:func:`~modelaas.web.middleware.requirement`) its ``security``, the 401 and (where a scope
-is needed) 403 answers, and a sentence naming the scope. Public operations get nothing;
-without tokens the document has no security at all.
+EventSource), and on each operation the middleware guards (judged, as the middleware
+judges, by what the route serving it declares: :func:`~modelaas.web.access.requirement`)
+its ``security``, the 401 and (where a scope is needed) 403 answers, and a sentence
+naming the scope. Public operations get nothing; without tokens the document has no
+security at all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.routing import BaseRoute
+
 from modelaas.runtime.media import JSON_MEDIA
-from modelaas.tokens import ADMIN, TokenTable
-from modelaas.web.middleware import ANY_TOKEN, EVENTS_ROUTE, PUBLIC, requirement
+from modelaas.tokens import ADMIN, ANY_TOKEN, PUBLIC, TokenTable
+from modelaas.web.access import requirement
 from modelaas.web.openapi.models import ref
 from modelaas.web.state import AppState
 
@@ -48,13 +51,12 @@ def tokens_of(st: AppState) -> TokenTable:
     return st.tokens
 
 
-def secure(paths: dict[str, Any], *, base: str) -> None:
+def secure(paths: dict[str, Any], *, routes: list[BaseRoute]) -> None:
     """Add security, 401/403 answers and the scope sentence to every guarded operation, in place."""
     for path, item in paths.items():
-        need = requirement(path, base)
+        need, events = requirement(path, routes)  # what the route serving it declares
         if need == PUBLIC:
             continue
-        events = bool(EVENTS_ROUTE.search(path))
         for method in METHODS:
             op = item.get(method)
             if op is None:
