@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.loader import ModelRef, load
@@ -39,3 +39,17 @@ def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, every:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(every)
+
+
+def wait_status(client: Any, url: str, statuses: set[str], timeout: float = 30.0) -> dict[str, Any]:
+    """Poll the job record at ``url`` until its status is one of ``statuses``; that record."""
+    seen: dict[str, Any] = {}
+
+    def check() -> dict[str, Any] | None:
+        seen["record"] = client.get(url).json()
+        return seen["record"] if seen["record"].get("status") in statuses else None
+
+    try:
+        return wait_for(check, timeout=timeout, what=f"{url} to be {' or '.join(sorted(statuses))}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last record: {seen.get('record')}") from None

@@ -153,4 +153,5 @@ def test_ctrl_c_at_a_terminal_asks_whether_to_cancel(server, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.wait(timeout=30)  # reaped here, not left to the next test
         os.close(primary)

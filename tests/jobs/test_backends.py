@@ -23,20 +23,10 @@ from modelaas.jobs.backends.ray_task import keeper_command, training_env
 from modelaas.jobs.records import Job, JobStatus, new_job_id
 from modelaas.jobs.store import JobStore, store_url
 from modelaas.settings import Settings
+from support import wait_status
 
 URL = "/v2/models/trainer/train/"
 SPAWNER = "/v2/models/backend-models/train/"
-
-
-def wait_for(client: TestClient, url: str, statuses: set[str], timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        record = client.get(url).json()
-        if record["status"] in statuses:
-            return record
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {record['status']} after {timeout} s: {record}")
-        time.sleep(0.05)
 
 
 def job_processes(job_id: str) -> list[psutil.Process]:
@@ -99,36 +89,42 @@ def client(make_client: Callable[..., TestClient], jobs_backend: str) -> TestCli
 def test_submit_run_and_finish(client: TestClient, jobs_backend: str) -> None:
     r = client.post(URL, data={"epochs": "3", "seconds": "0.1"})
     assert r.status_code == 200
-    uuid = r.json()["uuid"]
-    wait_for(client, URL + uuid, {"running", "done", "error"})
-    done = wait_for(client, URL + uuid, {"done", "error"})
+    submitted = r.json()
+    assert submitted["status"] in ("queued", "running") and submitted["args"]["epochs"] == 3
+    assert set(submitted) >= {"uuid", "date", "args", "status"}
+    uuid = submitted["uuid"]
+    wait_status(client, URL + uuid, {"running", "done", "error"})
+    done = wait_status(client, URL + uuid, {"done", "error"})
     assert done["status"] == "done", done
     assert done["result"]["output"]["epochs"] == 3
     assert done["progress"] == 1.0 and done["metrics"] == {"loss": 1 / 3}
     log = client.get(URL + uuid + "/logs").text
     for needle in ("starting", "epoch 3", "to stderr", "from a subprocess"):
         assert needle in log
+    assert set(done["result"]) == {"output", "finish_date", "duration"}
+    assert [j["uuid"] for j in client.get(URL).json()] == [uuid]
     files = client.get(URL + uuid + "/files").json()
     assert [f["path"] for f in files] == ["sub/log.csv", "weights.txt"]
+    assert client.get(files[1]["href"]).text == "w=1\n"
     ran = runner(client, uuid)
     assert ran["backend"] == jobs_backend
     if jobs_backend == "ray":
-        assert len(ran["task"]) == 48 and int(ran["task"], 16) >= 0  # a Ray task id in hex
+        assert len(ran["task"]) == 48 and set(ran["task"]) <= set("0123456789abcdef")  # a Ray task id in hex
 
 
 def test_errors_and_crashes_are_recorded(client: TestClient) -> None:
     failing = client.post(URL, data={"fail": "true", "epochs": "1"}).json()
     crashing = client.post(URL, data={"crash": "true"}).json()
-    f = wait_for(client, URL + failing["uuid"], {"done", "error"})
+    f = wait_status(client, URL + failing["uuid"], {"done", "error"})
     assert (f["status"], f["message"]) == ("error", "training diverged")
     assert "ValueError: training diverged" in client.get(URL + failing["uuid"] + "/logs").text
-    c = wait_for(client, URL + crashing["uuid"], {"done", "error"})
+    c = wait_status(client, URL + crashing["uuid"], {"done", "error"})
     assert c["status"] == "error" and "SIGSEGV" in c["message"], c
 
 
 def test_cancel_running_training(client: TestClient, jobs_backend: str) -> None:
     uuid = client.post(URL, data={"epochs": "1000", "seconds": "0.05"}).json()["uuid"]
-    wait_for(client, URL + uuid, {"running"})
+    wait_status(client, URL + uuid, {"running"})
 
     def training() -> list[psutil.Process]:  # the child, not its keeper
         return [p for p in job_processes(uuid) if argv(p)[1:3] == ["-m", "modelaas.jobs.child"]]
@@ -143,6 +139,36 @@ def test_cancel_running_training(client: TestClient, jobs_backend: str) -> None:
     assert r.json()["message"] == "Cancelled on request."
     wait_until(lambda: not job_processes(uuid), 5, "the training's processes to end")
     assert time.monotonic() - started < 5
+
+
+def test_cancel_queued_then_delete_finished(client: TestClient) -> None:
+    running = client.post(URL, data={"epochs": "1000", "seconds": "0.05"}).json()
+    queued = client.post(URL, data={"epochs": "1"}).json()
+    wait_status(client, URL + running["uuid"], {"running"})
+    assert client.get(URL + queued["uuid"]).json()["status"] == "queued"
+    for job in (queued, running):
+        r = client.delete(URL + job["uuid"])
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert len(client.get(URL).json()) == 2  # cancelled records stay listed
+    r = client.delete(URL + queued["uuid"])  # a finished job is removed
+    assert r.status_code == 200 and client.get(URL + queued["uuid"]).status_code == 404
+
+
+def test_unknown_job_and_bad_arguments(client: TestClient) -> None:
+    assert client.get(URL + "nope").status_code == 404
+    assert client.delete(URL + "nope").status_code == 404
+    r = client.post(URL, data={"epochs": "0"})
+    assert r.status_code == 422 and "epochs" in r.json()
+
+
+def test_a_v2_models_training_output_is_captured(make_client: Callable[..., TestClient]) -> None:
+    c = make_client("trainer", model_name="v2-trainer")
+    record = c.post("/v2/models/v2-trainer/train/", data={"epoch_num": "3"}).json()
+    assert record["args"] == {"epoch_num": 3, "seconds": 0.0}
+    done = wait_status(c, "/v2/models/v2-trainer/train/" + record["uuid"], {"done", "error"})
+    assert done["result"]["output"] == {"trained": 3}
+    log = c.get("/v2/models/v2-trainer/train/" + record["uuid"] + "/logs").text
+    assert log.count("epoch done") == 3 and "v2 training with" in log
 
 
 def test_cancel_kills_a_training_that_ignores_it(
@@ -162,12 +188,12 @@ def test_cancel_kills_a_training_that_ignores_it(
 def test_second_job_waits_for_the_first(client: TestClient) -> None:
     first = client.post(URL, data={"epochs": "10", "seconds": "0.1"}).json()["uuid"]
     second = client.post(URL, data={"epochs": "1"}).json()["uuid"]
-    wait_for(client, URL + first, {"running"})
+    wait_status(client, URL + first, {"running"})
     while client.get(URL + first).json()["status"] == "running":
         assert client.get(URL + second).json()["status"] == "queued"
         time.sleep(0.05)
     a = client.get(URL + first).json()
-    b = wait_for(client, URL + second, {"done", "error"})
+    b = wait_status(client, URL + second, {"done", "error"})
     assert (a["status"], b["status"]) == ("done", "done")
     assert b["started_at"] >= a["finished_at"]
 
@@ -178,7 +204,7 @@ def test_training_environment_is_the_servers(
     """Ray sets OMP_NUM_THREADS=1 (and more) for its workers; the training must not inherit it."""
     c = make_client("backend_models:EnvReporter", jobs_backend=jobs_backend)
     uuid = c.post(SPAWNER).json()["uuid"]
-    done = wait_for(c, SPAWNER + uuid, {"done", "error"})
+    done = wait_status(c, SPAWNER + uuid, {"done", "error"})
     assert done["status"] == "done", done
     seen = done["result"]["output"]
     assert seen["MODELAAS_JOBS_BACKEND"] == jobs_backend

@@ -13,8 +13,9 @@ import anyio
 import pytest
 from starlette.testclient import TestClient
 
+import support
 from modelaas.settings import Settings
-from support import spool_files
+from support import spool_files, wait_status
 
 URL = "/v2/models/trainer/train/"
 TIMEOUT = 30.0
@@ -24,24 +25,8 @@ LONG = {"epochs": "1000", "seconds": "0.05"}
 
 
 # ----------------------------------------------------------------------------- helpers
-def wait_for(client: TestClient, url: str, statuses: set[str], timeout: float = TIMEOUT) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    record: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        record = client.get(url).json()
-        if record["status"] in statuses:
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"still {record.get('status')} after {timeout} s: {record}")
-
-
 def wait_until(check: Any, what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not after {timeout} s")
+    support.wait_for(check, timeout=timeout, what=what)
 
 
 def wait_reaped(client: TestClient, job_id: str) -> None:
@@ -259,7 +244,7 @@ def test_bad_log_offsets_answer_400(client: TestClient) -> None:
 # ------------------------------------------------------------------------------- files
 def test_files_listing_download_and_no_way_out(client: TestClient, settings: Settings) -> None:
     job = submit(client, {"epochs": "1"})["uuid"]
-    wait_for(client, URL + job, {"done"})
+    wait_status(client, URL + job, {"done"})
     job_dir = settings.jobs_dir / job
     out = job_dir / "output"
     (job_dir / "secret.txt").write_text("SECRET-OUTSIDE")  # in the job's folder, not in its output
@@ -322,7 +307,7 @@ def test_training_reads_an_uploaded_file_never_shows_its_path_and_deletes_it(
     assert record["args"]["data"] == info and record["args"]["epochs"] == 1
     assert spool_files(settings.upload_dir) == []  # moved out of the request spool
     inputs = settings.jobs_dir / record["uuid"] / "inputs"
-    ended = wait_for(client, URL + record["uuid"], {"done", "error"})
+    ended = wait_status(client, URL + record["uuid"], {"done", "error"})
     assert ended["status"] == "done", ended.get("message")
     assert ended["result"]["output"]["size"] == len(CSV)  # the model read the file
     for shown in (record, ended, client.get(URL).json()):
@@ -342,7 +327,7 @@ def test_training_reads_a_list_of_files(make_client: Any, settings: Settings) ->
         {"name": "files", "content_type": "text/csv", "original_filename": "b.csv"},
     ]
     assert spool_files(settings.upload_dir) == []
-    done = wait_for(client, url + record["uuid"], {"done", "error"})
+    done = wait_status(client, url + record["uuid"], {"done", "error"})
     assert done["status"] == "done", done.get("message")
     assert done["result"]["output"] == {
         "tag": "t",
@@ -361,7 +346,7 @@ def test_training_reads_a_list_of_files(make_client: Any, settings: Settings) ->
 def test_full_queue_answers_429_with_retry_after(make_client: Any, settings: Settings) -> None:
     client = make_client("trainer:Trainer", train_queue=1, train_workers=1)
     running = submit(client, LONG)["uuid"]
-    wait_for(client, URL + running, {"running"})
+    wait_status(client, URL + running, {"running"})
     queued = submit(client, {"epochs": "1"})
     assert queued["status"] == "queued"
     answer = client.post(URL, data={"epochs": "1"}, files={"data": ("d.csv", CSV, "text/csv")})
@@ -418,7 +403,8 @@ def test_v1_put_train_answers_the_output_and_args_are_strings(make_client: Any) 
     assert missing.status_code == 422 and missing.json() == {"epochs": ["Missing data for required field."]}
     # the v2 route trains a v1 model too, answering the record at once
     record = submit(client, {"epochs": "2"}, url="/v2/models/v1-seed/train/")
-    assert wait_for(client, "/v2/models/v1-seed/train/" + record["uuid"], {"done"})["result"]["output"]["epochs"] == 2
+    done = wait_status(client, "/v2/models/v1-seed/train/" + record["uuid"], {"done"})
+    assert done["result"]["output"]["epochs"] == 2
 
 
 def test_v1_route_trains_v1_models_only(make_client: Any) -> None:
@@ -431,7 +417,7 @@ def test_v1_route_trains_v1_models_only(make_client: Any) -> None:
 # ---------------------------------------------------------------------------- delete
 def test_delete_cancels_a_running_job_then_removes_it(client: TestClient, settings: Settings) -> None:
     job = submit(client, LONG)["uuid"]
-    wait_for(client, URL + job, {"running"})
+    wait_status(client, URL + job, {"running"})
     answer = client.delete(URL + job)
     assert answer.status_code == 200
     record = answer.json()

@@ -1,6 +1,7 @@
 """The job store against SQLite and PostgreSQL: states, races, events, orphans."""
 
 import datetime as dt
+import sys
 import threading
 
 import pytest
@@ -151,7 +152,17 @@ def test_jobs_of_dead_servers_are_interrupted(store):
 def test_bad_urls_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="postgresql://"):
         store_url("mysql://x", tmp_path)
+
+
+def test_an_unreachable_postgresql_store_is_a_config_error():
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
     with pytest.raises(ConfigError, match="Cannot open job store"):
+        JobStore("postgresql+psycopg://nobody@127.0.0.1:1/none").migrate()
+
+
+def test_without_psycopg_a_postgresql_store_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as when only the dev extra is installed
+    with pytest.raises(ConfigError, match=r"modelaas\[postgres\]"):
         JobStore("postgresql+psycopg://nobody@127.0.0.1:1/none").migrate()
 
 

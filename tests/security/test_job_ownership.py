@@ -3,10 +3,11 @@ cancel or delete them (404, as for a job that does not exist); admin tokens can.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
+
+from support import wait_for
 
 ALICE = "alice-train-token-0123456789"
 BOB = "bob-train-token-0123456789ab"
@@ -20,10 +21,10 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def wait_done(client: Any, job_id: str, token: str) -> None:
-    deadline = time.monotonic() + 60
-    while client.get(URL + job_id, headers=bearer(token)).json()["status"] not in ("done", "error"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    def ended() -> bool:
+        return client.get(URL + job_id, headers=bearer(token)).json()["status"] in ("done", "error")
+
+    wait_for(ended, timeout=60, what=f"job {job_id} to end", every=0.1)
 
 
 @pytest.fixture
