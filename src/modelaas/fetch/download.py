@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import ssl
 import tempfile
 import zlib
@@ -42,11 +41,11 @@ from modelaas.fetch.destinations import (
     parse_url,
     shown,
 )
+from modelaas.model.files import safe_suffix
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _HEADERS = {"Accept-Encoding": "gzip, deflate", "User-Agent": "modelaas-fetch"}
 _CHUNK = 64 * 1024
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}\Z", re.ASCII)
 _NETWORK_ERRORS = (
     httpx.HTTPError,
     httpcore.TimeoutException,
@@ -247,8 +246,8 @@ async def _save(response: httpx.Response, dest_dir: Path, policy: FetchPolicy, l
     if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
         raise FetchFailed(f"Could not fetch {label}: unsupported Content-Encoding {encoding!r}.")
     z = zlib.decompressobj(15 if encoding == "deflate" else 31) if encoding not in ("", "identity") else None
-    suffix = _EXTENSION.search(unquote(response.url.path))
-    fd, name = tempfile.mkstemp(dir=dest_dir, prefix="fetch-", suffix=suffix.group(0) if suffix else "")
+    suffix = safe_suffix(unquote(response.url.path))
+    fd, name = tempfile.mkstemp(dir=dest_dir, prefix="fetch-", suffix=suffix)
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import IO, Any, NamedTuple
+
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,16}\Z", re.ASCII)
+
+
+def safe_suffix(name: str) -> str:
+    """The extension of a client's file name (``.png``), if it is a plain one; else ``""``.
+
+    Files are stored under names of the server's own; only this suffix is kept from the
+    client's, so that models which look at a file's extension still see it.
+    """
+    found = _SUFFIX.search(name)
+    return found.group() if found else ""
 
 
 class File(NamedTuple):

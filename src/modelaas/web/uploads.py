@@ -28,7 +28,7 @@ from python_multipart import MultipartParser, QuerystringParser
 from python_multipart.exceptions import FormParserError
 
 from modelaas.errors import BadRequest, ClientError, PayloadTooLarge
-from modelaas.model.files import File
+from modelaas.model.files import File, safe_suffix
 from modelaas.runtime.media import is_json_media
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -36,7 +36,6 @@ Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 # One ``; key=value`` parameter of a header; the value is a quoted-string or a bare token.
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))', re.DOTALL)
 _ESCAPE = re.compile(r'\\([\\"])')
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}\Z", re.ASCII)
 JSON_MAX_DEPTH = 64
 """Deepest nesting of arrays and objects accepted in a JSON body."""
 MAX_PART_HEADERS = 16 * 1024
@@ -174,8 +173,7 @@ class _Multipart(_Sink):
         if self.body.spool_dir is None:
             self.spool_root.mkdir(parents=True, exist_ok=True)
             self.body.spool_dir = Path(os.path.abspath(tempfile.mkdtemp(dir=self.spool_root, prefix="req-")))
-        ext = _EXTENSION.search(original)
-        path = os.path.join(self.body.spool_dir, secrets.token_hex(16) + (ext.group() if ext else ""))
+        path = os.path.join(self.body.spool_dir, secrets.token_hex(16) + safe_suffix(original))
         self.out = open(path, "xb")  # noqa: SIM115 - closed in on_part_end() or abort()
         ctype = self.headers.get(b"content-type", b"").decode("latin-1") or "application/octet-stream"
         self.file = File(self.name, path, ctype, original)
