@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         ServerUnreachable,
         ValidationError,
     )
+    from modelaas.model.batch import Batch, batched
     from modelaas.model.files import File
     from modelaas.model.interface import Input, Model, TrainingContext
     from modelaas.model.urlfile import URLFile
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BadRequest",
+    "Batch",
     "Client",
     "ConfigError",
     "Event",
@@ -42,6 +44,7 @@ __all__ = [
     "TrainingContext",
     "URLFile",
     "ValidationError",
+    "batched",
     "create_app",
 ]
 
@@ -56,6 +59,8 @@ _WHERE = {
     "NotImplementedByModel": "modelaas.errors",
     "ServerUnreachable": "modelaas.errors",
     "ValidationError": "modelaas.errors",
+    "Batch": "modelaas.model.batch",
+    "batched": "modelaas.model.batch",
     "File": "modelaas.model.files",
     "Input": "modelaas.model.interface",
     "Model": "modelaas.model.interface",

@@ -84,6 +84,13 @@ class Settings:
             choices=("never", "always", "auto"),
         ),
     )
+    batch: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Batch bounds of @batched models: NAME=MAX_SIZE[/MAX_WAIT_MS], comma-separated (NAME * for all); "
+            "a MAX_SIZE of 1 turns batching off for that model."
+        ),
+    )
     max_parts: int = field(default=1000, metadata=_doc("Most multipart parts accepted in one request."))
     max_field_size: int = field(
         default=1024 * 1024, metadata=_doc("Largest non-file form field or JSON body, in bytes.")
@@ -232,11 +239,33 @@ class Settings:
                 object.__setattr__(self, name, None)
         if self.cors_origins is not None:
             _check_origins(self.cors_origins)
+        self.batch_bounds()  # its syntax checked now, not at the first request
         base = self.base_path.strip()
         if base and not base.startswith("/"):
             base = "/" + base
         object.__setattr__(self, "base_path", base.rstrip("/"))
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+
+    def batch_bounds(self) -> dict[str, tuple[int, float | None]]:
+        """``--batch`` read: model name (or ``*``) -> (max size, max wait in seconds or None: the model's)."""
+        bounds: dict[str, tuple[int, float | None]] = {}
+        for entry in (e.strip() for e in (self.batch or "").split(",")):
+            if not entry:
+                continue
+            name, sep, value = (x.strip() for x in entry.partition("="))
+            size_text, _, wait_text = (x.strip() for x in value.partition("/"))
+            try:
+                size = int(size_text)
+                wait = float(wait_text) / 1000.0 if wait_text else None
+            except ValueError:
+                size, wait = 0, None
+            if not sep or not name or not 1 <= size <= 4096 or (wait is not None and not 0 <= wait <= 10):
+                raise ConfigError(
+                    f"batch: {entry!r} is not NAME=MAX_SIZE[/MAX_WAIT_MS] with MAX_SIZE between 1 and 4096 and "
+                    "MAX_WAIT_MS between 0 and 10000, e.g. iris=64/2"
+                )
+            bounds[name] = (size, wait)
+        return bounds
 
     @property
     def jobs_dir(self) -> Path:

@@ -16,8 +16,16 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from modelaas.errors import BadRequest, ModelError, ModelLoadError, NotImplementedByModel, ValidationError
+from modelaas.errors import (
+    BadRequest,
+    ModelError,
+    ModelLoadError,
+    NotImplementedByModel,
+    OutputInvalid,
+    ValidationError,
+)
 from modelaas.model import legacy, v1calls
+from modelaas.model.batch import BatchSpec, batch_spec
 from modelaas.model.describe import Described, read_descriptions
 from modelaas.model.files import as_deepaas_files, deepaas_file_class
 from modelaas.model.interface import Model
@@ -37,6 +45,8 @@ class ModelAdapter:
         self.train_params: ParamSet | None = None
         self.output_schema: OutputSchema | None = None
         self.predict_is_async = False
+        self.batch: BatchSpec | None = None
+        """How predict batches (``@batched`` typed models), or None: one request per call."""
         self._described: dict[str, Described] = {}
 
     # ---------------------------------------------------------------- describing
@@ -90,6 +100,14 @@ class ModelAdapter:
 
     def train(self, kwargs: dict[str, Any], context: Any = None) -> Any:
         raise NotImplementedByModel.of(self.name, "train")
+
+    def predict_batch(self, items: list[dict[str, Any]]) -> Any:
+        """Call a batched predict with the validated arguments of several requests (see :attr:`batch`)."""
+        raise NotImplementedByModel.of(self.name, "predict")
+
+    async def predict_batch_async(self, items: list[dict[str, Any]]) -> list[Any]:
+        """:meth:`predict_batch` for a model whose predict is ``async def``."""
+        raise NotImplementedByModel.of(self.name, "predict")
 
     def urls_fetched_by_model(self, kwargs: dict[str, Any]) -> list[str]:
         """URLs in validated predict arguments that the model's own code will fetch.
@@ -279,13 +297,17 @@ class TypedAdapter(ModelAdapter):
         self._context_param: str | None = None
         predict = getattr(target, "predict", None)
         if callable(predict):
-            self.predict_params = typed.params_from_signature(predict, model=name, method="predict")
+            self.batch = batch_spec(predict)
+            batched = self.batch is not None
+            self.predict_params = typed.params_from_signature(predict, model=name, method="predict", batched=batched)
             self.predict_is_async = inspect.iscoroutinefunction(predict)
-            ret = typed.response_model(predict)
+            ret = typed.response_model(predict, batched=batched)
             if ret is not None:
                 self.output_schema = PydanticOutput(ret)
         train = getattr(target, "train", None)
         if callable(train):
+            if batch_spec(train) is not None:
+                raise ModelLoadError(f"Model {name!r}: @batched applies to predict() only, not to train().")
             self.train_params = typed.params_from_signature(train, model=name, method="train")
             self._context_param = typed.context_parameter(train)
 
@@ -300,7 +322,39 @@ class TypedAdapter(ModelAdapter):
         return out
 
     def predict(self, kwargs: dict[str, Any]) -> Any:
+        if self.batch is not None:  # one request alone: a batch of one
+            if self.predict_is_async:
+                return self._alone(kwargs)
+            return self.predict_batch([kwargs])[0]
         return self.target.predict(**kwargs)
+
+    async def _alone(self, kwargs: dict[str, Any]) -> Any:
+        return (await self.predict_batch_async([kwargs]))[0]
+
+    def predict_batch(self, items: list[dict[str, Any]]) -> Any:
+        return self._one_of(self.target.predict(**self._columns(items)), len(items))
+
+    async def predict_batch_async(self, items: list[dict[str, Any]]) -> list[Any]:
+        return self._one_of(await self.target.predict(**self._columns(items)), len(items))
+
+    def _columns(self, items: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """The arguments of several requests as one list per argument, in request order."""
+        names = [p.name for p in self.predict_params] if self.predict_params is not None else []
+        return {n: [item[n] for item in items] for n in names}
+
+    def _one_of(self, outputs: Any, size: int) -> list[Any]:
+        """The answers of a batched call, checked: a list (or tuple) with one answer per request."""
+        if not isinstance(outputs, (list, tuple)):
+            raise OutputInvalid(
+                f"Model {self.name!r} failed in predict: a @batched predict must return a list with one answer "
+                f"per request, not {type(outputs).__name__}."
+            )
+        if len(outputs) != size:
+            raise OutputInvalid(
+                f"Model {self.name!r} failed in predict: it returned {len(outputs)} answers for a batch of {size} "
+                f"request{'s' if size != 1 else ''}."
+            )
+        return list(outputs)
 
     @property
     def wants_context(self) -> bool:

@@ -13,6 +13,7 @@ import pydantic
 from pydantic_core import PydanticCustomError
 
 from modelaas.errors import ModelLoadError, ValidationError
+from modelaas.model.batch import batch_item
 from modelaas.model.files import File
 from modelaas.model.interface import InputSpec
 from modelaas.model.params import MISSING, Kind, Param, ParamSet
@@ -36,8 +37,12 @@ def is_context_annotation(annotation: Any) -> bool:
     return bool(getattr(annotation, "__modelaas_context__", False))
 
 
-def params_from_signature(func: Callable[..., Any], *, model: str, method: str) -> ParamSet:
-    """Describe the parameters of a typed model method (``self`` already bound)."""
+def params_from_signature(func: Callable[..., Any], *, model: str, method: str, batched: bool = False) -> ParamSet:
+    """Describe the parameters of a typed model method (``self`` already bound).
+
+    For a ``@batched`` method, each parameter must be annotated ``Batch[T]``: what is
+    described (and validated, for each request) is ``T``.
+    """
     try:
         hints = typing.get_type_hints(func, include_extras=True)
     except Exception as exc:  # a bad annotation is the model author's bug: say where
@@ -50,6 +55,8 @@ def params_from_signature(func: Callable[..., Any], *, model: str, method: str) 
         annotation = hints.get(pname, Any)
         if is_context_annotation(annotation):
             continue
+        if batched:
+            annotation = _batch_item(annotation, pname, model=model, method=method)
         param, field = _describe(pname, annotation, sig_param.default, model=model, method=method)
         params.append(param)
         fields[pname] = field
@@ -69,15 +76,28 @@ def context_parameter(func: Callable[..., Any]) -> str | None:
     return None
 
 
-def response_model(func: Callable[..., Any]) -> type[pydantic.BaseModel] | None:
-    """The pydantic model a method declares as its return type, if it declares one."""
+def response_model(func: Callable[..., Any], *, batched: bool = False) -> type[pydantic.BaseModel] | None:
+    """The pydantic model a method declares as its return type (``list[X]``: ``X`` when batched), if any."""
     try:
         ret = typing.get_type_hints(func).get("return")
     except Exception:
         return None
+    if batched:
+        args = get_args(ret)
+        ret = args[0] if get_origin(ret) is list and len(args) == 1 else None
     if isinstance(ret, type) and issubclass(ret, pydantic.BaseModel):
         return ret
     return None
+
+
+def _batch_item(annotation: Any, name: str, *, model: str, method: str) -> Any:
+    item = batch_item(annotation)
+    if item is None:
+        raise ModelLoadError(
+            f"Model {model!r}: argument {name!r} of the @batched {method}() must be annotated Batch[...] "
+            f"(e.g. Batch[str]): it receives a list with one value per request, not {annotation!r}."
+        )
+    return item
 
 
 def _describe(name: str, annotation: Any, default: Any, *, model: str, method: str) -> tuple[Param, Any]:

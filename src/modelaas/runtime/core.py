@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelaas.errors import (
+    ConfigError,
     FetchFailed,
     FetchRefused,
     ModelaasError,
@@ -28,8 +29,10 @@ from modelaas.errors import (
 from modelaas.fetch.destinations import FetchPolicy, check_destination, is_plain_url, shown
 from modelaas.fetch.inputs import fetch_url_files
 from modelaas.model.adapters import ModelAdapter
+from modelaas.model.batch import BatchSpec
 from modelaas.model.loader import load_models
 from modelaas.runtime.answers import Answer, render
+from modelaas.runtime.batching import Batcher
 from modelaas.runtime.gate import PredictGate
 from modelaas.runtime.media import negotiate
 from modelaas.settings import Settings
@@ -44,6 +47,19 @@ class Runtime:
         self.gate = PredictGate.from_settings(settings)
         self.fetch_policy = FetchPolicy.from_settings(settings)
         """How URL inputs are fetched and checked (raises ConfigError for a bad allow-list)."""
+        self.batchers: dict[str, Batcher] = {}
+        """One per model whose predict is ``@batched`` (and not turned off by ``--batch``)."""
+        bounds = settings.batch_bounds()
+        for adapter in self._models.values():
+            spec = _batch_spec(adapter, bounds)
+            if spec is not None:
+                self.batchers[adapter.name] = Batcher(adapter, self.gate, spec)
+        unknown = set(bounds) - set(self._models) - {"*"}
+        if unknown:
+            raise ConfigError(
+                f"batch: no model named {', '.join(sorted(map(repr, unknown)))} is served "
+                f"(served: {', '.join(self._models) or 'none'})."
+            )
         self.ready = False
         self.warm_error: ModelLoadError | None = None
         self._warming: asyncio.Task[None] | None = None
@@ -148,7 +164,13 @@ class Runtime:
                 fetch_dir = tempfile.mkdtemp(dir=root, prefix="fetch-")
                 async with self.gate.preparing():  # fetching waits in the predict queue
                     kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), policy)
-            output = await self._call(adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone)
+            batcher = self.batchers.get(name)
+            if batcher is not None:
+                output = await batcher.submit(kwargs, gone=gone)
+            else:
+                output = await self._call(
+                    adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone
+                )
             try:
                 answer = render(adapter, output, media, envelope=envelope)
             except OutputInvalid as exc:
@@ -181,6 +203,19 @@ class Runtime:
 
     def close(self) -> None:
         self.gate.close()
+
+
+def _batch_spec(adapter: ModelAdapter, bounds: Mapping[str, tuple[int, float | None]]) -> BatchSpec | None:
+    """How ``adapter`` batches once ``--batch`` is applied; None: one request per call."""
+    spec = adapter.batch
+    if spec is None:
+        if adapter.name in bounds and bounds[adapter.name][0] > 1:
+            raise ConfigError(f"batch: model {adapter.name!r} does not batch (its predict is not @batched).")
+        return None
+    size, wait = bounds.get(adapter.name) or bounds.get("*") or (spec.max_size, spec.max_wait)
+    if size <= 1:
+        return None
+    return dataclasses.replace(spec, max_size=size, max_wait=spec.max_wait if wait is None else wait)
 
 
 def _detached(answer: Answer, fetch_dir: str | None) -> Answer:
