@@ -75,7 +75,7 @@ def test_with_retry_singly_only_the_bad_request_fails(make_client):
     answers = _busy_then(c, model, [{"x": 1}, {"x": 2, "fail": True}, {"x": 3}])
     assert [a.status_code for a in answers] == [200, 200, 500, 200]
     assert answers[3].json()["predictions"]["double"] == 6 and "cannot double 2" in answers[2].json()["message"]
-    assert model.calls[2:] == [[1], [2], [3]]  # after the failed batch, one call each
+    assert sorted(model.calls[2:]) == [[1], [2], [3]]  # after the failed batch, one call each
 
 
 def test_a_wrong_number_of_answers_is_a_500_naming_the_model_for_every_request(make_client):
