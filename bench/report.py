@@ -131,6 +131,10 @@ def render_markdown(r: dict[str, Any]) -> str:
             "that also runs predictions: predictions wait until the training ends. modelaas says `running` once",
             "the training's own (lower-priority) process has started.",
         ]
+    if r.get("batching"):
+        from batching import render as render_batching
+
+        lines += ["", *render_batching(r["batching"])]
     lines += ["", "![requests per second and p99 latency](img/benchmarks.png)", ""]
     if NOTES.exists():
         lines += ["", NOTES.read_text().strip(), ""]

@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import batching
 from harness import (
     BENCH,
     MIB,
@@ -125,6 +126,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for kind in systems:
         results["ready_s"][kind] = statistics.median(ready[kind])
         results["predict"][kind] = {c: _median_run(measured[kind][c]) for c in conns}
+    if not args.no_batching:
+        if args.no_peers:
+            batching.PEERS.clear()
+        results["batching"] = batching.run_batching(
+            cache=args.cache, seconds=seconds, conns=tuple(conns), say=_say
+        )
     results["machine"]["load_end"] = os.getloadavg()[0]
     return results
 
@@ -179,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works")
     parser.add_argument("--no-deepaas", action="store_true", help="skip DEEPaaS (no PyPI access needed)")
+    parser.add_argument("--no-peers", action="store_true", help="skip the batching peers (LitServe, BentoML, MLServer)")
+    parser.add_argument("--no-batching", action="store_true", help="skip the adaptive batching part")
     parser.add_argument("--seconds", type=float, default=6.0, help="wrk duration per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="measure each system this many times; report medians")
     parser.add_argument("--upload-mib", type=int, default=512, help="size of the large upload")

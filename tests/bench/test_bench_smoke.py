@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_benchmark_run_prints_the_table(tmp_path: Path) -> None:
     raw = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--no-deepaas", "--json", str(raw)],
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--no-deepaas", "--no-peers", "--json", str(raw)],
         capture_output=True,
         text=True,
         timeout=280,
@@ -31,6 +31,11 @@ def test_quick_benchmark_run_prints_the_table(tmp_path: Path) -> None:
     results = json.loads(raw.read_text())
     assert {"hello", "modelaas", "modelaas-2"} <= set(results["predict"])
     for system, by_conn in results["predict"].items():
+        for point in by_conn.values():
+            assert point["requests"] > 0 and point["errors"] == 0, (system, point)
+    batching = results["batching"]["predict"]
+    assert set(batching) == {"modelaas-single", "modelaas-batched"} and "## Adaptive batching" in out
+    for system, by_conn in batching.items():
         for point in by_conn.values():
             assert point["requests"] > 0 and point["errors"] == 0, (system, point)
     assert results["upload"]["modelaas"]["size_ok"] == 1.0  # the model saw every byte

@@ -38,6 +38,9 @@ BUDGET_SHARE = 0.25
 """The share of a batch call's measured time a request may wait for others (under ``max_wait``)."""
 GAP_WEIGHT = 0.1
 """Weight of the newest gap between arrivals in their moving average."""
+GONE_AFTER = 0.05
+"""A request that waited longer than this (s) is checked for a departed client before its call;
+a check costs tens of microseconds of the event loop, too much for every request of a large batch."""
 GAP_CAP = 1.0
 """Longest gap between arrivals counted (s): one idle minute must not hide a burst for long."""
 
@@ -114,8 +117,8 @@ class Batcher:
         self._pending.append(item)
         if self._task is None:
             self._task = loop.create_task(self._flush())
-        else:
-            self._poke()
+        elif self._running < max(self.gate.concurrency, 1) or len(self._pending) >= self.spec.max_size:
+            self._poke()  # otherwise the flush waits for a call to end, whatever arrives
         return await item.future  # cancelled while waiting: dropped when its batch is taken
 
     def _arrival(self, now: float) -> None:
@@ -219,9 +222,10 @@ class Batcher:
     async def _present(self, batch: list[_Item]) -> list[_Item]:
         """The requests of ``batch`` whose client is still there; the others answered ``ClientGone``."""
         kept: list[_Item] = []
+        checked_before = time.monotonic() - GONE_AFTER
         for item in batch:
             try:
-                left = item.gone is not None and await item.gone()
+                left = item.gone is not None and item.arrived < checked_before and await item.gone()
             except Exception:  # a failed check: a departed client
                 left = True
             if item.future.done():
