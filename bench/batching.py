@@ -38,6 +38,10 @@ PEERS = {
     "bentoml": "bentoml>=1.4,<1.5",
     "mlserver": "mlserver==1.7.1",
 }
+BENTOML_ENV = {
+    "BENTOML_DO_NOT_TRACK": "true",
+    "BENTOML_CONFIG_OPTIONS": "api_server.logging.access.enabled=false",  # its default logs every request
+}
 FIXED_MS = 5.0
 ITEM_MS = 0.05
 MAX_BATCH = 64
@@ -47,8 +51,9 @@ DESCRIPTIONS = {
     "modelaas-single": "`modelaas serve`, the model called once per request",
     "modelaas-batched": f"`modelaas serve`, the model `@batched(max_size={MAX_BATCH}, max_wait_ms={WAIT_MS:g})`",
     "litserve": f"LitServe 0.2.19, `max_batch_size={MAX_BATCH}`, `batch_timeout={WAIT_MS / 1000:g}`",
-    "bentoml": f"BentoML 1.4, `@bentoml.api(batchable=True, max_batch_size={MAX_BATCH})`, one worker",
-    "mlserver": f"MLServer 1.7.1, `max_batch_size={MAX_BATCH}`, `max_batch_time={WAIT_MS / 1000:g}`",
+    "bentoml": f"BentoML 1.4, `@bentoml.api(batchable=True, max_batch_size={MAX_BATCH})`, one worker, access log off",
+    "mlserver": f"MLServer 1.7.1, `max_batch_size={MAX_BATCH}`, `max_batch_time={WAIT_MS / 1000:g}`, "
+    "`parallel_workers=0` (its worker processes do not start beside this machine's uvloop)",
 }
 
 
@@ -114,14 +119,14 @@ def _server(kind: str, tmp: Path, cache: Path, say: Callable[[str], None]) -> tu
             path, body = "/predict", json.dumps({"x": 3.0})
         elif kind == "bentoml":
             cmd = [str(root / "bin" / "bentoml"), "serve", "bentoml_costly:Costly", "--host", "127.0.0.1"]
-            srv = LoggedServer(kind, [*cmd, "--port", str(port)], {**env, "BENTOML_DO_NOT_TRACK": "true"}, port)
+            srv = LoggedServer(kind, [*cmd, "--port", str(port)], {**env, **BENTOML_ENV}, port)
             srv.cwd = BENCH / "peers"
             path, body = "/predict", json.dumps({"x": [3.0]})
         else:
             folder = tmp / "mlserver"
             (folder / "costly").mkdir(parents=True, exist_ok=True)
             settings = {"host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port()}
-            (folder / "settings.json").write_text(json.dumps({**settings, "parallel_workers": 1}))
+            (folder / "settings.json").write_text(json.dumps({**settings, "parallel_workers": 0}))
             model = {
                 "name": "costly",
                 "implementation": "mlserver_costly.Costly",
@@ -174,7 +179,7 @@ def run_batching(
                 wrk(srv, path, 16, 1, body=body)  # warm up
                 results["predict"][kind] = {c: wrk(srv, path, c, seconds, body=body) for c in conns}
             except RuntimeError as exc:
-                results["missing"][kind] = str(exc)[:300]
+                results["missing"][kind] = str(exc).strip().splitlines()[-1][:200]
                 say(f"{kind}: {exc}")
             finally:
                 srv.stop()
