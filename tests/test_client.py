@@ -135,6 +135,15 @@ def test_file_arguments_given_as_path_strings(connect, tmp_path, monkeypatch):
     assert client.predict("typed-basic", features=[1], mode="exact")["label"].startswith("exact")
 
 
+def test_arguments_by_the_models_keywords(connect, tmp_path):
+    client = connect("--model", "aliased:Aliased")
+    (tmp_path / "up.bin").write_bytes(b"123")
+    answer = client.predict("aliased", top_k=4, upload_file=str(tmp_path / "up.bin"))["predictions"]
+    assert (answer["top_k"], answer["size"]) == (4, 3)
+    assert client.predict("aliased", **{"top-k": 5})["predictions"]["top_k"] == 5
+    assert client.train("aliased", num_epochs=2).wait(timeout=60)["result"]["output"] == {"num_epochs": 2}
+
+
 def test_failed_job_raises_with_its_record(connect):
     client = connect("--model", "trainer:Trainer")
     job = client.train("trainer", epochs=1, fail=True)
