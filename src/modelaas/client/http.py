@@ -158,7 +158,6 @@ class Client:
             self._transport, model, self._transport.request("GET", job_path(model, id), model=model, job=id).json()
         )
 
-
     def _files_of(self, model: str, method: str) -> frozenset[str]:
         """The names of the file arguments of ``model``'s ``method`` (``predict``, ``train``),
         from the server's OpenAPI document, fetched once; none if the server has no document."""
@@ -190,10 +189,9 @@ def file_arguments(document: Mapping[str, Any]) -> dict[str, frozenset[str]]:
     paths = document.get("paths")
     for path, operations in (paths if isinstance(paths, Mapping) else {}).items():
         found = _METHOD_PATH.search(str(path))
-        post = operations.get("post") if found and isinstance(operations, Mapping) else None
-        if not isinstance(post, Mapping):
+        if found is None or not isinstance(operations, Mapping) or not isinstance(operations.get("post"), Mapping):
             continue
-        assert found is not None
+        post = operations["post"]
         names = set()
         schema = post.get("requestBody", {}).get("content", {}).get("multipart/form-data", {}).get("schema", {})
         for name, prop in (schema.get("properties") or {}).items():
