@@ -182,6 +182,7 @@ def output_matches(expected: list[str], actual: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2 * BLOCK_TIMEOUT + 60)  # a server start, then the block's own limit
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=[b.where for b in ALL_BLOCKS])
 def test_doc_block_runs(block: Block, tmp_path: Path, doc_server: dict[str, ServerProcess]) -> None:
     if block.skip is not None:
