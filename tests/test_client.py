@@ -18,6 +18,7 @@ from modelaas.client.jobs import MAX_RECONNECTS, Event, Job, SSEParser
 from modelaas.errors import (
     BadRequest,
     ClientError,
+    JobFailed,
     JobNotFound,
     ModelaasError,
     ModelError,
@@ -91,7 +92,8 @@ def test_models_predict_and_validation(connect):
         with pytest.raises(ModelNotFound) as missing:
             call()
         assert missing.value.status == 404 and missing.value.available == ["v2-basic"]
-        assert str(missing.value) == "No model named 'nope'. Installed models: v2-basic."
+        rid = missing.value.request_id  # the server's id for the request, kept and shown
+        assert rid and str(missing.value) == f"No model named 'nope'. Installed models: v2-basic. (request id {rid})"
 
 
 def test_file_uploads(connect, tmp_path):
@@ -110,6 +112,62 @@ def test_file_uploads(connect, tmp_path):
     assert (
         client.predict("typed-basic", features=[1], upload=("x.bin", b"abc", "application/octet-stream"))["size"] == 3
     )
+
+
+def test_file_arguments_given_as_path_strings(connect, tmp_path, monkeypatch):
+    client = connect("--model", "typed_basic:Classifier")
+    (tmp_path / "data.bin").write_bytes(b"x" * 1000)
+    monkeypatch.chdir(tmp_path)
+    # the server's document says ``upload`` is a file: a str naming a file is that file
+    assert client.predict("typed-basic", features=[1], upload="data.bin")["size"] == 1000
+
+    class Where:  # any os.PathLike
+        def __fspath__(self) -> str:
+            return str(tmp_path / "data.bin")
+
+    assert client.predict("typed-basic", features=[1], upload=Where())["size"] == 1000
+    for wrong, said in (("missing.bin", "'missing.bin', which is not a file"), (7, "int 7"), (b"xyz", "bytes")):
+        with pytest.raises(TypeError) as caught:
+            client.predict("typed-basic", features=[1], upload=wrong)
+        assert "Argument 'upload' is a file: pass the path of an existing file" in str(caught.value)
+        assert said in str(caught.value)
+    # a str given to an argument that is not a file is still text
+    assert client.predict("typed-basic", features=[1], mode="exact")["label"].startswith("exact")
+
+
+def test_arguments_by_the_models_keywords(connect, tmp_path):
+    client = connect("--model", "aliased:Aliased")
+    (tmp_path / "up.bin").write_bytes(b"123")
+    answer = client.predict("aliased", top_k=4, upload_file=str(tmp_path / "up.bin"))["predictions"]
+    assert (answer["top_k"], answer["size"]) == (4, 3)
+    assert client.predict("aliased", **{"top-k": 5})["predictions"]["top_k"] == 5
+    assert client.train("aliased", num_epochs=2).wait(timeout=60)["result"]["output"] == {"num_epochs": 2}
+
+
+def test_failed_job_raises_with_its_record(connect):
+    client = connect("--model", "trainer:Trainer")
+    job = client.train("trainer", epochs=1, fail=True)
+    with pytest.raises(JobFailed) as caught:
+        job.wait(timeout=60)
+    assert caught.value.record["status"] == "error" and caught.value.record["uuid"] == job.id
+    assert f"Job {job.id} ended error" in str(caught.value) and "training diverged" in str(caught.value)
+    assert job.wait(timeout=60, raise_on_failure=False)["status"] == "error"
+
+
+def test_errors_keep_the_request_id():
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/train/"):
+            return httpx.Response(422, json={"epochs": ["Too many."]}, headers={"X-Request-ID": "r-422"})
+        return httpx.Response(400, json={"message": "Bad thing.", "request_id": "r-400"})
+
+    client = mock_client(handler)
+    with pytest.raises(BadRequest) as bad:
+        client.predict("m", x=1)
+    assert bad.value.request_id == "r-400" and str(bad.value) == "Bad thing. (request id r-400)"
+    with pytest.raises(ValidationError) as invalid:
+        client.train("m", epochs=1000)
+    assert invalid.value.request_id == "r-422" and "r-422" in str(invalid.value)
+    assert invalid.value.errors == {"epochs": ["Too many."]}
 
 
 def test_list_of_files(connect, tmp_path):
@@ -198,7 +256,10 @@ def test_cancel_delete_timeout_and_unknown_jobs(connect):
     assert long.cancel()["status"] == "cancelled" and long.status == "cancelled"
     assert long.cancel()["status"] == "cancelled"  # a finished job is left alone...
     assert client.job("trainer", long.id).status == "cancelled"  # ...not removed
-    assert long.wait(timeout=5)["status"] == "cancelled"
+    with pytest.raises(JobFailed) as failed:
+        long.wait(timeout=5)
+    assert failed.value.record["status"] == "cancelled" and "cancelled" in str(failed.value)
+    assert long.wait(timeout=5, raise_on_failure=False)["status"] == "cancelled"
     long.delete()
     with pytest.raises(JobNotFound) as gone:
         client.job("trainer", long.id)

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from modelaas.errors import (
         BadRequest,
         ConfigError,
+        JobFailed,
         ModelaasError,
         ModelError,
         ModelLoadError,
@@ -33,6 +34,7 @@ __all__ = [
     "File",
     "Input",
     "Job",
+    "JobFailed",
     "Model",
     "ModelError",
     "ModelLoadError",
@@ -52,6 +54,7 @@ __all__ = [
 _WHERE = {
     "BadRequest": "modelaas.errors",
     "ConfigError": "modelaas.errors",
+    "JobFailed": "modelaas.errors",
     "ModelaasError": "modelaas.errors",
     "ModelError": "modelaas.errors",
     "ModelLoadError": "modelaas.errors",

@@ -29,6 +29,7 @@ have a single handler that renders them.
     ├── OutputInvalid                  500            model output broke its declared schema
     ├── Overloaded                     503            wait queue full; carries Retry-After
     ├── ServerUnreachable              503            (client) no answer from the server
+    ├── JobFailed                      500            (client) a job waited for did not end done
     └── PredictTimeout                 504            model code ran past --predict-timeout
 """
 
@@ -46,12 +47,21 @@ class ModelaasError(Exception):
 
     status: int = 500
     exit_code: int = 1
+    request_id: str | None = None
+    """(client) The id the server gave the failed request: its log lines carry it too."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
+
+    def with_request_id(self, request_id: str) -> ModelaasError:
+        """This error, carrying the server's ``request_id`` (in its attribute and its message)."""
+        self.request_id = request_id
+        self.message = f"{self.message} (request id {request_id})"
+        self.args = (self.message,)
+        return self
 
     def body(self) -> dict[str, Any]:
         """The JSON body that describes this error to an HTTP client."""
@@ -218,6 +228,17 @@ class ServerUnreachable(ModelaasError):
 
 class PredictTimeout(ModelaasError):
     status = 504
+
+
+class JobFailed(ModelaasError):
+    """A training job the client waited for ended ``error``, ``interrupted`` or ``cancelled``;
+    ``record`` is its final record (status, message, logs' whereabouts)."""
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        self.record = dict(record)
+        status, uuid = self.record.get("status"), self.record.get("uuid")
+        why = self.record.get("message") or "no message"
+        super().__init__(f"Job {uuid} ended {status}: {why}")
 
 
 def _as_messages(value: Any) -> list[str] | Any:

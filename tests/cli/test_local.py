@@ -187,3 +187,14 @@ def test_stdout_holds_only_the_result_whatever_the_model_prints(cli):
     err = r.stderr.decode()
     for line in ("imported", "describing", "warm", "predicting"):
         assert f"talkative: {line}" in err
+
+
+def test_an_alias_option_takes_the_models_keyword_too(cli):
+    for flag in ("--top-k", "--top_k"):
+        r = cli("predict", "--model", "aliased:Aliased", "aliased", flag, "4")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["predictions"]["top_k"] == 4
+    r = cli("predict", "--model", "aliased:Aliased", "aliased", "--help")
+    assert "--top-k, --top_k INT" in r.stdout.decode()
+    r = cli("predict", "--model", "aliased:Aliased", "aliased", "--no_such", "4")
+    assert r.returncode == 2 and "--no_such" in r.stderr.decode()  # an unknown option is refused

@@ -33,6 +33,17 @@ def test_remote_predict_with_options_from_the_server(server, tmp_path):
     assert r.returncode == 2 and "Missing data for required field" in r.stderr.decode()
 
 
+def test_remote_alias_options_take_the_keyword_spelling_too(server, tmp_path):
+    srv = server("--model", "aliased:Aliased")
+    for flag in ("--top-k", "--top_k"):
+        r = run("predict", "--remote", srv.url, "aliased", flag, "4", data_dir=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["predictions"]["top_k"] == 4
+    r = run("train", "--remote", srv.url, "aliased", "--num_epochs", "2", data_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"num_epochs": 2}
+
+
 def test_remote_predict_files_and_binary_answers(server, tmp_path):
     srv = server("--model", "v1_seed")
     f = tmp_path / "in.txt"

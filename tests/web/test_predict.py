@@ -142,6 +142,13 @@ def test_explicit_accept_argument_wins(make_client):
     assert r.text == "plain words"
 
 
+def test_an_empty_accept_value_counts_as_not_given(make_client):
+    c = make_client("v2_accept")
+    assert c.post("/v2/models/v2-accept/predict/?accept=").json()["predictions"] == {"kind": "json"}
+    assert c.post("/v2/models/v2-accept/predict/?accept=&accept=text/plain").text == "plain words"
+    assert c.post("/v2/models/v2-accept/predict/?accept=&accept=image/gif").status_code == 422  # not a choice
+
+
 def test_class_targets_are_instantiated_once_and_warmed(make_client):
     import v2_class
 

@@ -45,13 +45,19 @@ def option_dest(param: Param) -> str:
 
 
 def build_options(params: Iterable[Param], *, taken: Iterable[str] = ()) -> list[click.Option]:
-    """One click option per argument. Names already used by the command are prefixed ``--arg-``."""
+    """One click option per argument. Names already used by the command are prefixed ``--arg-``.
+    An argument with an alias also takes the model's keyword for it (``--top-k`` and ``--top_k``)."""
+    params = list(params)
     taken = set(taken)
+    wire_names = {p.wire_name for p in params}
     options = []
     for p in params:
         flag = "--" + p.wire_name
         if p.wire_name in taken or flag.startswith("---"):
             flag = "--arg-" + p.wire_name.lstrip("-")
+        flags = [flag]
+        if p.name != p.wire_name and p.name not in wire_names | taken and not p.name.startswith("-"):
+            flags.append("--" + p.name)  # the model's keyword for an alias (--top_k for --top-k), as the routes take it
         item = p.item if p.is_array else p.kind
         if p.is_file:
             ptype: Any = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
@@ -63,7 +69,7 @@ def build_options(params: Iterable[Param], *, taken: Iterable[str] = ()) -> list
             ptype = _TYPES.get(item or Kind.ANY, click.STRING)
         options.append(
             click.Option(
-                [flag, option_dest(p)],
+                [*flags, option_dest(p)],
                 type=ptype,
                 multiple=p.is_array,
                 default=None,

@@ -101,8 +101,10 @@ def _param(name: str, schema: Mapping[str, Any], required: bool) -> Param:
     is_array = schema.get("type") == "array"
     item_schema = schema.get("items", {}) if is_array else schema
     choices = item_schema.get("enum")
+    keyword = name.replace("-", "_")  # the document names what clients send; --top_k for --top-k too
     return Param(
-        name=name,
+        name=keyword if keyword.isidentifier() else name,
+        wire_name=name,
         kind=Kind.ARRAY if is_array else kind_of(schema),
         item=kind_of(item_schema) if is_array else None,
         required=required,

@@ -6,7 +6,7 @@
 
     with Client("http://127.0.0.1:5000") as client:
         client.models()                                  # [{"id": ..., "name": ..., ...}]
-        client.predict("my-model", image=Path("cat.jpg"), **{"top-k": 3})
+        client.predict("my-model", image="cat.jpg", top_k=3)
         job = client.train("my-model", epochs=10)
         for event in job.events():                       # state / progress / log events
             print(event.kind, event.data)
@@ -15,12 +15,15 @@
 Arguments are sent the way browsers and ``curl`` send them: ``pathlib.Path`` objects,
 open binary files (anything with ``.read``) and ``(filename, bytes_or_file[, content_type])``
 tuples are uploaded as files, streamed from disk (multipart); everything else becomes a
-form field (urlencoded when there is no file). Lists are sent as repeated keys, dicts as
+form field (urlencoded when there is no file). For an argument the model declares as a
+file (the client reads the server's OpenAPI document once to know), a ``str`` or
+``os.PathLike`` naming an existing file is that file; any other value raises
+:class:`TypeError`. Lists are sent as repeated keys, dicts as
 JSON text, booleans as ``true``/``false``; ``None`` and empty lists are not sent, so the
 server's default applies.
 
 Every error answer raises the matching class of :mod:`modelaas.errors`, with the server's
-status and message; a server that cannot be reached raises :class:`~modelaas.errors.ServerUnreachable`
+status, message and ``request_id``; a server that cannot be reached raises :class:`~modelaas.errors.ServerUnreachable`
 (the ``httpx`` exception is its ``__cause__``).
 """
 
@@ -30,17 +33,18 @@ import contextlib
 import datetime as dt
 import json
 import mimetypes
+import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import unquote
 
 import httpx
 
 from modelaas.client.jobs import Event, Job, job_path, model_path
 from modelaas.client.transport import Transport
-from modelaas.errors import (
-    ModelNotFound,
-)
+from modelaas.errors import ModelaasError, ModelNotFound, ServerUnreachable
 from modelaas.runtime.media import is_json_media
 
 __all__ = ["Client", "Event", "Job"]
@@ -70,6 +74,7 @@ class Client:
         self._transport = Transport(url, token, timeout, transport=transport)
         self.url = self._transport.url
         self.timeout = timeout
+        self._file_args: dict[str, frozenset[str]] | None = None
 
     # ---------------------------------------------------------------- lifecycle
     @property
@@ -116,7 +121,7 @@ class Client:
         argument pick their answer type with it).
         """
         headers = {"Accept": accept} if accept is not None else {}
-        with _encode(args) as (fields, files):
+        with _encode(args, self._files_of(model, "predict")) as (fields, files):
             response = self._transport.request(
                 "POST", model_path(model) + "predict/", model=model, data=fields, files=files, headers=headers
             )
@@ -127,7 +132,7 @@ class Client:
     # ---------------------------------------------------------------- training
     def train(self, model: str, /, **args: Any) -> Job:
         """Submit a training (arguments as for :meth:`predict`) and answer its handle at once."""
-        with _encode(args) as (fields, files):
+        with _encode(args, self._files_of(model, "train")) as (fields, files):
             response = self._transport.request(
                 "POST", model_path(model) + "train/", model=model, data=fields, files=files
             )
@@ -153,23 +158,76 @@ class Client:
             self._transport, model, self._transport.request("GET", job_path(model, id), model=model, job=id).json()
         )
 
+    def _files_of(self, model: str, method: str) -> frozenset[str]:
+        """The names of the file arguments of ``model``'s ``method`` (``predict``, ``train``),
+        from the server's OpenAPI document, fetched once; none if the server has no document."""
+        if self._file_args is None:
+            document: dict[str, Any] = {}
+            for path in ("openapi.json", "swagger.json"):  # modelaas; DEEPaaS
+                try:
+                    document = self._transport.request("GET", path).json()
+                    break
+                except ServerUnreachable:
+                    raise
+                except (ModelaasError, ValueError):
+                    continue
+            self._file_args = file_arguments(document if isinstance(document, Mapping) else {})
+        return self._file_args.get(f"{model}/{method}", frozenset())
+
 
 # -------------------------------------------------------------------- arguments
 FileSpec = tuple[str, Any, str]
 
 
+_METHOD_PATH = re.compile(r"/v2/models/([^/]+)/(predict|train)/?$")
+
+
+def file_arguments(document: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """``{"<model>/<predict|train>": names of its file arguments}`` from an OpenAPI 3 document
+    (multipart properties of ``format: binary``) or a Swagger 2 one (``type: file`` parameters)."""
+    out: dict[str, frozenset[str]] = {}
+    paths = document.get("paths")
+    for path, operations in (paths if isinstance(paths, Mapping) else {}).items():
+        found = _METHOD_PATH.search(str(path))
+        if found is None or not isinstance(operations, Mapping) or not isinstance(operations.get("post"), Mapping):
+            continue
+        post = operations["post"]
+        names = set()
+        schema = post.get("requestBody", {}).get("content", {}).get("multipart/form-data", {}).get("schema", {})
+        for name, prop in (schema.get("properties") or {}).items():
+            if _is_binary(prop) or (isinstance(prop, Mapping) and _is_binary(prop.get("items"))):
+                names.add(name)
+        for param in post.get("parameters") or ():
+            if isinstance(param, Mapping) and (param.get("type") == "file" or _is_binary(param.get("items"))):
+                names.add(str(param.get("name")))
+        out[f"{unquote(found.group(1))}/{found.group(2)}"] = frozenset(names)
+    return out
+
+
+def _is_binary(schema: Any) -> bool:
+    return isinstance(schema, Mapping) and (schema.get("format") == "binary" or schema.get("type") == "file")
+
+
 @contextlib.contextmanager
-def _encode(args: Mapping[str, Any]) -> Iterator[tuple[dict[str, list[str | bytes]], list[tuple[str, FileSpec]]]]:
+def _encode(
+    args: Mapping[str, Any], file_names: frozenset[str] = frozenset()
+) -> Iterator[tuple[dict[str, list[str | bytes]], list[tuple[str, FileSpec]]]]:
     """Split arguments into form fields and file parts; files given as paths are opened
-    here and closed when the request is done (httpx streams them from disk)."""
+    here and closed when the request is done (httpx streams them from disk).
+
+    ``file_names`` are the arguments the model declares as files (by wire name; a Python
+    name given for a ``-``-named one counts too): their values must be files.
+    """
     fields: dict[str, list[str | bytes]] = {}
     files: list[tuple[str, FileSpec]] = []
+    declared = {n.replace("-", "_") for n in file_names}
     with contextlib.ExitStack() as stack:
         for name, value in args.items():
+            is_file = name in file_names or name.replace("-", "_") in declared
             for item in value if isinstance(value, list) or _is_plain_tuple(value) else [value]:
                 if item is None:
                     continue
-                spec = _file_spec(name, item, stack)
+                spec = _file_spec(name, _as_file(name, item) if is_file else item, stack)
                 if spec is not None:
                     files.append((name, spec))
                 else:
@@ -189,6 +247,27 @@ def _is_file_tuple(value: Any) -> bool:
         and (isinstance(value[1], (bytes, bytearray)) or hasattr(value[1], "read"))
         and (len(value) == 2 or isinstance(value[2], str))
     )
+
+
+def _as_file(name: str, value: Any) -> Any:
+    """A declared file argument's value as something :func:`_file_spec` uploads, or TypeError."""
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, Path):
+        path = Path(value)
+        if path.is_file():
+            return path
+    elif isinstance(value, Path) or _is_file_tuple(value) or hasattr(value, "read"):
+        return value
+    raise TypeError(
+        f"Argument {name!r} is a file: pass the path of an existing file (str or pathlib.Path), "
+        f"an open binary file, or a (filename, bytes) tuple; got {_shown(value)}."
+    )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (str, os.PathLike)):
+        return f"{os.fspath(value)!r}, which is not a file"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def _file_spec(name: str, value: Any, stack: contextlib.ExitStack) -> FileSpec | None:

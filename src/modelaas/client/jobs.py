@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from modelaas.client.transport import Transport
-from modelaas.errors import JobNotFound, ModelaasError, ModelNotFound, NotFound, ServerUnreachable
+from modelaas.errors import JobFailed, JobNotFound, ModelaasError, ModelNotFound, NotFound, ServerUnreachable
 
 
 class _Connected(Protocol):
@@ -42,8 +42,9 @@ def job_path(model: str, job: str) -> str:
 
 class Event(NamedTuple):
     """One Server-Sent Event of a job: ``kind`` is ``state``, ``progress`` or ``log``;
-    ``data`` is its decoded JSON (the raw text if it is not JSON); ``id`` its position in
-    the job's history, to resume from with ``job.events(after=id)``."""
+    ``data`` is its decoded JSON (the raw text if it is not JSON); ``id`` a number that grows
+    with each event (counted across all jobs, not from 1 for each), to resume from with
+    ``job.events(after=id)``."""
 
     id: int
     kind: str
@@ -99,13 +100,21 @@ class Job:
         self.record = self._request("GET", self._path).json()
         return self.record
 
-    def wait(self, timeout: float | None = None, poll: float = 1.0) -> dict[str, Any]:
+    def wait(self, timeout: float | None = None, poll: float = 1.0, *, raise_on_failure: bool = True) -> dict[str, Any]:
         """Block until the job is in a final state and answer its final record.
 
         Follows the job's event stream; against a server without one (DEEPaaS), polls
         the record every ``poll`` seconds. Raises :class:`TimeoutError` after ``timeout``
-        seconds. A job that ends in ``error`` is not an exception: look at its status.
+        seconds. A job that ends other than ``done`` (``error``, ``interrupted``,
+        ``cancelled``) raises :class:`~modelaas.errors.JobFailed`, its final record in
+        ``.record``; with ``raise_on_failure=False`` its record is answered instead.
         """
+        record = self._wait_final(timeout, poll)
+        if raise_on_failure and record["status"] != "done":
+            raise JobFailed(record)
+        return record
+
+    def _wait_final(self, timeout: float | None, poll: float) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.finished:
             try:

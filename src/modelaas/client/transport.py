@@ -110,6 +110,7 @@ class Transport:
 # -------------------------------------------------------------------- errors
 _NO_MODEL = re.compile(r"^No model named .*? Installed models: (.*)\.$", re.S)
 _NO_JOB = "has no training job"
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 def error_from_response(
@@ -119,17 +120,27 @@ def error_from_response(
     job: str | None = None,
     missing: type[NotFound] = NotFound,
 ) -> ModelaasError:
-    """The :mod:`modelaas.errors` exception an error answer stands for.
+    """The :mod:`modelaas.errors` exception an error answer stands for, carrying the
+    request's id when the server gave one (its ``request_id``, or the ``X-Request-ID`` header).
 
     ``model``/``job`` name what the route was about; ``missing`` is the class a 404 that
     does not say what is missing stands for (``ModelNotFound`` for a model's own entry).
     """
-    status = response.status_code
     body: Any = None
     try:
         body = response.json()
     except ValueError:
         pass
+    error = _error(response, body, model=model, job=job, missing=missing)
+    rid = body.get("request_id") if isinstance(body, Mapping) else None
+    rid = rid if isinstance(rid, str) and rid else response.headers.get(REQUEST_ID_HEADER)
+    return error.with_request_id(rid) if rid else error
+
+
+def _error(
+    response: httpx.Response, body: Any, *, model: str | None, job: str | None, missing: type[NotFound]
+) -> ModelaasError:
+    status = response.status_code
     message = _message(response, body)
     error: ModelaasError
     if status == 422 and isinstance(body, Mapping) and body:

@@ -1,8 +1,9 @@
 """The built-in demo model, served when no model is installed.
 
 It exercises every kind of argument (a required file, a choice, a range-checked int, a
-float, a bool, a list of floats), answers JSON or a PNG picture, and trains for a few
-seconds reporting progress. It is not a real model and says so in its metadata.
+float, a bool, a list of floats), answers JSON (the labels cat, dog and bird, scored from
+the file's hash, best first) or a PNG picture, and trains for a few seconds reporting
+progress. It is not a real model and says so in its metadata.
 """
 
 from __future__ import annotations
@@ -15,6 +16,22 @@ from typing import Any, Literal
 
 from modelaas.model.files import File
 from modelaas.model.interface import Input, Model, TrainingContext
+
+LABELS = ("cat", "dog", "bird")
+"""What the demo "recognises"."""
+
+
+def rank_labels(digest: bytes, *, invert: bool = False, weights: list[float] | None = None) -> list[dict[str, Any]]:
+    """Every label with a score made up from the file's hash (the scores sum to 1), best first,
+    ranked 1, 2, 3: the same file always gets the same answer."""
+    raw = [(digest[i] + 1) / 257 for i in range(len(LABELS))]
+    if invert:
+        raw = [1 - r for r in raw]
+    weighted = [r * max(0.0, weights[i] if weights and i < len(weights) else 1.0) for i, r in enumerate(raw)]
+    total = sum(weighted)
+    shares = [w / total if total > 0 else 1 / len(LABELS) for w in weighted]
+    order = sorted(range(len(LABELS)), key=lambda i: (-shares[i], i))
+    return [{"rank": n, "label": LABELS[i], "score": round(shares[i], 4)} for n, i in enumerate(order, start=1)]
 
 
 class DemoModel(Model):
@@ -35,11 +52,15 @@ class DemoModel(Model):
     def predict(
         self,
         image: File = Input(description="Any file; a picture works best.", media_types=("image/*",)),
-        label: Literal["cat", "dog", "bird"] = Input("cat", description="The label to score."),
-        top_k: int = Input(3, ge=1, le=100, description="How many scores to return."),
-        threshold: float = Input(0.5, ge=0, le=1, description="Scores below it are dropped."),
-        invert: bool = Input(False, description="Invert the scores."),
-        weights: list[float] = Input([1.0, 0.5, 0.25], description="Weights of the scores."),
+        label: Literal["cat", "dog", "bird"] = Input(
+            "cat", description="The label you expect: the answer says where it ranks."
+        ),
+        top_k: int = Input(3, ge=1, le=len(LABELS), description="How many labels to return, best first."),
+        threshold: float = Input(0.0, ge=0, le=1, description="Labels scoring below it are dropped."),
+        invert: bool = Input(False, description="Invert the scores (the worst label comes first)."),
+        weights: list[float] = Input(
+            [1.0, 1.0, 1.0], description="Weights of the labels' scores, in the order cat, dog, bird."
+        ),
         accept: Literal["application/json", "image/png"] = Input(
             "application/json", description="Answer as JSON or as a PNG picture of the scores."
         ),
@@ -50,20 +71,16 @@ class DemoModel(Model):
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
                 size += len(chunk)
-        seed = int.from_bytes(digest.digest()[:8], "big")
-        scores: list[dict[str, Any]] = []
-        for i in range(top_k):
-            raw = ((seed >> (i % 56)) & 0xFF) / 255.0
-            weight = weights[i % len(weights)] if weights else 1.0
-            score = round((1 - raw if invert else raw) * weight, 4)
-            if score >= threshold:
-                scores.append({"rank": i + 1, "label": label, "score": score})
+        ranked = rank_labels(digest.digest(), invert=invert, weights=weights)
+        expected = next(s for s in ranked if s["label"] == label)
+        scores = [s for s in ranked[:top_k] if s["score"] >= threshold]
         if accept == "image/png":
             return _bar_chart([s["score"] for s in scores] or [0.0])
         return {
             "file": {"name": image.original_filename, "content_type": image.content_type, "size": size},
             "sha256": digest.hexdigest(),
             "scores": scores,
+            "expected": expected,
         }
 
     def train(

@@ -151,8 +151,7 @@ def _describe(name: str, annotation: Any, default: Any, *, model: str, method: s
     if optional:
         field_type = field_type | None
     field_info = pydantic.Field(
-        default=... if required else default,
-        alias=spec.alias,
+        default=... if required else default,  # no alias: the validator maps wire names to keywords
         ge=spec.ge,
         le=spec.le,
         gt=spec.gt,
@@ -237,14 +236,18 @@ def _pydantic_validator(
 ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     model_cls = pydantic.create_model(
         "Arguments",
-        __config__=pydantic.ConfigDict(arbitrary_types_allowed=True, populate_by_name=True, title=title),
+        __config__=pydantic.ConfigDict(arbitrary_types_allowed=True, title=title),
         **fields,
     )
     wire_names = {p.name: p.wire_name for p in params}
+    keywords = {p.wire_name: p.name for p in params}
 
     def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
+        # keyed by wire name (a keyword that is no other argument's wire name is taken too)
+        by_keyword = {key: value for key, value in raw.items() if key not in keywords}
+        by_keyword.update({keywords[key]: value for key, value in raw.items() if key in keywords})
         try:
-            parsed = model_cls.model_validate(dict(raw))
+            parsed = model_cls.model_validate(by_keyword)
         except pydantic.ValidationError as exc:
             errors: dict[str, list[str]] = {}
             for err in exc.errors(include_url=False):

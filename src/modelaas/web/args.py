@@ -5,7 +5,8 @@ multipart), then a JSON object body; files from multipart parts. Arguments decla
 DEEPaaS's ``location: headers`` are read from the request header of their name first, as
 DEEPaaS reads them (documented ``in: header`` in ``/swagger.json``), except ``accept``: the
 ``Accept`` header every client sends is only used, negotiated against its choices, when no
-explicit value is given. Lists come as repeated
+explicit value is given. An argument declared with an alias (a marshmallow ``data_key``,
+``Input(alias=...)``) is also found under the model's own keyword for it. Lists come as repeated
 keys or as one JSON array; objects as JSON text or JSON values. JSON text nested deeper
 than ``JSON_MAX_DEPTH`` levels is refused (400), as in JSON bodies.
 """
@@ -32,6 +33,9 @@ def collect(
 ) -> dict[str, Any]:
     """Gather each declared argument's raw value by wire name (undeclared ones are ignored).
 
+    An argument with an alias (``top-k``) may also be given by the model's keyword for it
+    (``top_k``), unless another argument has that name; giving both is refused (400).
+
     ``headers`` are the raw request headers (ASGI: lower-case names), read only for
     arguments declared in headers.
     """
@@ -45,30 +49,45 @@ def collect(
     raw: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for p in params:
-        name = p.wire_name
+        wire = p.wire_name
+        name = _given_name(params, p, (by_query, by_form, by_file, body))
         if p.is_file:
             uploads = by_file.get(name)
             text = [v for v in by_query.get(name, []) + by_form.get(name, []) if v != ""]
             if uploads:
-                raw[name] = uploads if p.is_array else uploads[0]
+                raw[wire] = uploads if p.is_array else uploads[0]
             elif text or (name in body and body[name] not in (None, "")):
-                errors[name] = ["Must be a file upload (multipart/form-data)."]
+                errors[wire] = ["Must be a file upload (multipart/form-data)."]
             continue
         in_header = p.location in ("headers", "header")
-        header = _header(headers, name) if in_header else None
-        if header is not None and name.lower() != "accept":  # where DEEPaaS reads it: first
-            raw[name] = _from_header(p, header)
+        header = _header(headers, wire) if in_header else None
+        if header is not None and wire.lower() != "accept":  # where DEEPaaS reads it: first
+            raw[wire] = _from_header(p, header)
         elif name in by_query:
-            raw[name] = _from_text(p, by_query[name])
+            raw[wire] = _from_text(p, by_query[name])
         elif name in by_form:
-            raw[name] = _from_text(p, by_form[name])
+            raw[wire] = _from_text(p, by_form[name])
         elif name in body:
-            raw[name] = body[name]
+            raw[wire] = body[name]
         elif header is not None:  # accept: an explicit value wins over the Accept every client sends
-            raw[name] = _from_header(p, header)
+            raw[wire] = _from_header(p, header)
     if errors:
         raise ValidationError(errors)
     return raw
+
+
+def _given_name(params: ParamSet, param: Param, sources: Iterable[Mapping[str, Any]]) -> str:
+    """The name the request gives ``param`` by: its wire name (an alias such as ``top-k``), or
+    the model's own keyword (``top_k``) when that names no other argument; both at once is 400."""
+    wire, own = param.wire_name, param.name
+    if own == wire or params.get(own) is not None:
+        return wire
+    sources = list(sources)
+    if not any(own in source for source in sources):
+        return wire
+    if any(wire in source for source in sources):
+        raise BadRequest(f"Arguments {wire!r} and {own!r} are the same argument: give it once.")
+    return own
 
 
 def _header(headers: Iterable[tuple[bytes, bytes]], name: str) -> str | None:
@@ -102,6 +121,8 @@ def _from_text(param: Param, values: list[str]) -> Any:
                 return parsed
         return values
     value = values[0]
+    if param.wire_name.lower() == "accept":  # an empty value counts as not given: the first one given
+        value = next((v for v in values if v != ""), "")
     if param.kind is Kind.OBJECT and value.lstrip().startswith("{"):
         parsed = _json(param.wire_name, value)
         return value if parsed is _INVALID else parsed
