@@ -13,9 +13,14 @@ from modelaas.settings import Settings
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def models(as_json: bool) -> int:
+@click.option(
+    "--model",
+    metavar="PKG.MODULE:ATTR",
+    help="Show the name this object is served under (as 'modelaas serve --model' would), instead.",
+)
+def models(as_json: bool, model: str | None) -> int:
     """List the installed models and the interface each speaks (without importing them)."""
-    refs = installed_models()
+    refs = select_models(Settings.load({"model": model})) if model else installed_models()
     rows = [
         {"name": r.name, "interface": r.interface, "target": r.target, "package": r.distribution, "group": r.source}
         for r in refs
