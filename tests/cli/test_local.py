@@ -93,6 +93,27 @@ def test_model_errors_exit_non_zero_with_the_message(cli):
     assert r.returncode == 1 and "the model broke on purpose" in r.stderr.decode()
 
 
+@pytest.mark.parametrize(
+    ("args", "source", "summary"),
+    [
+        (["predict", "--model", "v2_raises"], "v2_raises.py", "Model 'v2-raises' failed in predict: the model broke"),
+        (
+            ["train", "--model", "trainer:Trainer", "--epochs", "1", "--fail", "true"],
+            "trainer.py",
+            "Model 'trainer' failed in train: training diverged",
+        ),
+    ],
+)
+def test_a_failing_model_shows_its_own_traceback_once_and_the_summary_last(cli, args, source, summary):
+    r = cli(*args)
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert err.count("Traceback (most recent call last)") == 1, err
+    assert f"{source}\", line" in err and "ValueError: " in err  # the model's frame and exception
+    assert "modelaas/runtime" not in err and "modelaas/cli" not in err  # not modelaas's own frames
+    assert err.rstrip().splitlines()[-1].startswith(f"Error: {summary}")
+
+
 def test_train_in_process_keeps_stdout_clean(cli, tmp_path):
     out = tmp_path / "artefacts"
     r = cli("train", "--model", "trainer:Trainer", "--epochs", "2", "--output-dir", str(out))

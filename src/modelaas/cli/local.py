@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -54,7 +55,7 @@ class LocalModels:
         settings = dataclasses.replace(self.settings, warm=run.warm)
         runtime = Runtime(settings, [target.handle])  # the serving path: checks, fetches, answers alike
         try:
-            with stdout_to_stderr():
+            with stdout_to_stderr(), _reported_here():
                 answer = asyncio.run(_predict(runtime, target.name, dict(raw)))
             emit_answer(answer, run.output)
         finally:
@@ -101,6 +102,22 @@ async def _predict(runtime: Any, name: str, raw: dict[str, Any]) -> Any:
             return await runtime.predict(name, raw)
         except ValidationError as exc:
             raise for_options(exc) from None
+
+
+@contextlib.contextmanager
+def _reported_here() -> Iterator[None]:
+    """The runtime's log record of a model's failure is left out: the CLI's error report shows
+    the same traceback (the model's frames only) with the summary last."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.levelno >= logging.ERROR)
+
+    logger = logging.getLogger("modelaas.runtime")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 class ConsoleContext(TrainingContext):
