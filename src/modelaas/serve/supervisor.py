@@ -6,6 +6,9 @@
   with a growing back-off if it keeps dying; the others keep serving meanwhile.
 * SIGTERM/SIGINT: serving processes stop accepting and finish in-flight requests while
   running trainings are stopped and recorded as interrupted (so their event streams end); exit.
+  A terminal's Ctrl-C (SIGINT to the supervisor and its serving processes alike, once or
+  many times) stops the server quietly with exit code 0: serving processes ignore SIGINT
+  from their start and are stopped by the supervisor's SIGTERM.
 * Serving processes die with the supervisor, even when it is killed with SIGKILL.
 * Access tokens are read before anything starts (a bad tokens file stops start-up); a
   server that listens beyond loopback without any token says so loudly in its log.
@@ -13,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -22,6 +26,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
@@ -65,7 +70,8 @@ class Supervisor:
         sock = bind_socket(self.settings.listen_ip, self.settings.listen_port)
         ctx = multiprocessing.get_context("spawn")
         slots = [Slot(i) for i in range(self.settings.workers)]
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous_sigterm = signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
         scheduler = None
         try:
             # Serving processes first: their start-up (imports, the model) overlaps the job store's.
@@ -76,10 +82,14 @@ class Supervisor:
             while not self._stopping:
                 self._step(ctx, slots, sock)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self._shutdown(slots, scheduler)
-            sock.close()
+            try:
+                self._shutdown(slots, scheduler)  # a Ctrl-C pressed again meanwhile changes nothing
+            finally:
+                # Stopped: a Ctrl-C pressed again while the process exits changes nothing either
+                # (restored to the default, it would kill the process during Python's exit).
+                signal.signal(signal.SIGTERM, previous_sigterm)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                sock.close()
         return self._exit_code
 
     def _check_access(self) -> None:
@@ -116,7 +126,8 @@ class Supervisor:
             args=(self.settings, sock, child_conn, self.server_id),
             name=f"modelaas-worker-{slot.index}",
         )
-        process.start()
+        with sigint_ignored_by_children():
+            process.start()
         child_conn.close()
         slot.process, slot.conn, slot.ready, slot.respawn_at = process, parent_conn, False, None
 
@@ -219,6 +230,26 @@ class Supervisor:
         for slot in slots:
             if slot.conn is not None:
                 slot.conn.close()
+
+
+@contextlib.contextmanager
+def sigint_ignored_by_children() -> Iterator[None]:
+    """Processes started inside ignore SIGINT from their first instruction on.
+
+    A terminal's Ctrl-C reaches the whole foreground process group: the supervisor, which
+    stops the server, and its serving processes, which it stops with SIGTERM. In them SIGINT
+    would raise KeyboardInterrupt wherever they are (a traceback on the user's screen). An
+    ignored signal stays ignored across exec, and Python then installs no handler of its own.
+    SIGINT is blocked meanwhile, so one for the supervisor waits instead of being ignored;
+    the child unblocks it (:func:`~modelaas.serve.worker.worker_main`).
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def is_loopback(host: str) -> bool:
