@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from modelaas.cli.options import setting_options
 from modelaas.cli.output import emit_json
 from modelaas.errors import JobNotFound
 from modelaas.jobs.records import to_record
@@ -15,25 +16,36 @@ from modelaas.settings import Settings
 
 _remote = click.option("--remote", metavar="URL", help="The modelaas server to ask (default: the local job store).")
 _token = click.option("--token", envvar="MODELAAS_TOKEN", help="Bearer token for --remote.")
+_store = setting_options("data_dir", "jobs_db", "config_file")
+"""The local job store's options, read as 'modelaas serve' reads them (flags, MODELAAS_*, config file)."""
 
 
 @click.group()
 def jobs() -> None:
     """Training jobs: of the server at --remote URL, or in this machine's job store
-    (--data-dir / --jobs-db, as for 'modelaas serve')."""
+    (each command's --data-dir / --jobs-db, as for 'modelaas serve')."""
 
 
 @contextmanager
-def _local() -> Iterator[Any]:
+def _local(**flags: Any) -> Iterator[Any]:
     from modelaas.jobs.store import open_store
 
-    settings = Settings.load()
+    settings = Settings.load(flags)
     store = open_store(settings)
     store.migrate()
     try:
         yield store
     finally:
         store.close()
+
+
+def _one_place(remote: str | None, local: dict[str, Any]) -> None:
+    """--remote, or the options of a local job store: not both."""
+    given = [name for name, value in local.items() if value is not None]
+    if remote and given:
+        options = " and ".join("--" + name.replace("_", "-") for name in given)
+        verb = "are" if len(given) > 1 else "is"
+        raise click.UsageError(f"{options} {verb} for a local job store: not with --remote.")
 
 
 @contextmanager
@@ -57,15 +69,17 @@ def _remote_job(client: Any, job_id: str, model: str | None) -> Any:
 @click.argument("model", required=False)
 @_remote
 @_token
+@_store
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
-def list_jobs(model: str | None, remote: str | None, token: str | None, as_json: bool) -> int:
+def list_jobs(model: str | None, remote: str | None, token: str | None, as_json: bool, **local: Any) -> int:
     """List training jobs (of MODEL, or of every model), oldest first."""
+    _one_place(remote, local)
     if remote:
         with _client(remote, token) as client:
             names = [model] if model else [m["name"] for m in client.models()]
             records = [job.record for name in names for job in client.jobs(name)]
     else:
-        with _local() as store:
+        with _local(**local) as store:
             records = [to_record(job) for job in store.list(model)]
     if as_json:
         emit_json(records, None)
@@ -86,13 +100,15 @@ def list_jobs(model: str | None, remote: str | None, token: str | None, as_json:
 @click.option("--model", help="The job's model (saves a search on a remote server).")
 @_remote
 @_token
-def show(job_id: str, model: str | None, remote: str | None, token: str | None) -> int:
+@_store
+def show(job_id: str, model: str | None, remote: str | None, token: str | None, **local: Any) -> int:
     """Print a job's record as JSON."""
+    _one_place(remote, local)
     if remote:
         with _client(remote, token) as client:
             emit_json(_remote_job(client, job_id, model).record, None)
         return 0
-    with _local() as store:
+    with _local(**local) as store:
         job = store.get(job_id)
         if job is None:
             raise JobNotFound(model or "any model", job_id)
@@ -106,8 +122,12 @@ def show(job_id: str, model: str | None, remote: str | None, token: str | None) 
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
 @_remote
 @_token
-def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token: str | None) -> int:
+@_store
+def logs(
+    job_id: str, model: str | None, follow: bool, remote: str | None, token: str | None, **local: Any
+) -> int:
     """Print a job's captured output."""
+    _one_place(remote, local)
     if remote:
         with _client(remote, token) as client:
             job = _remote_job(client, job_id, model)
@@ -116,7 +136,7 @@ def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token
         return 0
     import time
 
-    with _local() as store:
+    with _local(**local) as store:
         if store.get(job_id) is None:
             raise JobNotFound(model or "any model", job_id)
         offset = 0
@@ -138,13 +158,15 @@ def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token
 @click.option("--model", help="The job's model (saves a search on a remote server).")
 @_remote
 @_token
-def cancel(job_id: str, model: str | None, remote: str | None, token: str | None) -> int:
+@_store
+def cancel(job_id: str, model: str | None, remote: str | None, token: str | None, **local: Any) -> int:
     """Cancel an active job (its server stops it within seconds)."""
+    _one_place(remote, local)
     if remote:
         with _client(remote, token) as client:
             emit_json(_remote_job(client, job_id, model).cancel(), None)
         return 0
-    with _local() as store:
+    with _local(**local) as store:
         job = store.request_cancel(job_id)
         if job is None:
             raise JobNotFound(model or "any model", job_id)
