@@ -70,3 +70,90 @@ def test_data_dir_and_jobs_db_name_the_local_store_of_every_command(tmp_path, st
 def test_a_local_store_option_with_remote_is_a_usage_error(tmp_path):
     r = run("list", "--remote", "http://127.0.0.1:9", "--data-dir", str(tmp_path))
     assert r.returncode == 2 and "--data-dir is for a local job store: not with --remote" in r.stderr
+
+
+# ------------------------------------------------------------------ item: job ids
+def in_a_terminal(args: list[str], env: dict[str, str], columns: int = 80) -> str:
+    """What ``modelaas jobs ...`` shows on a terminal ``columns`` wide."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelaas", "jobs", *args],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env={**os.environ, **env, "COLUMNS": str(columns), "TERM": "xterm"},
+    )
+    os.close(secondary)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO once the process has closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=60) == 0, out.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+    return out.decode(errors="replace")
+
+
+def test_list_shows_whole_ids_at_an_80_column_terminal_and_when_piped(tmp_path, store_at):
+    data_dir = tmp_path / "data"
+    store = store_at(data_dir=data_dir)
+    ids = ["0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"]
+    for job_id in ids:
+        add(store, job_id, model="a-model-with-a-rather-long-name", status=JobStatus.RUNNING)
+    store.finish(ids[0], JobStatus.ERROR, message="The training process ended unexpectedly (signal SIGKILL). " * 2)
+    piped = run("list", "--data-dir", str(data_dir))
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    assert lines[0].split()[0] == "id" and [line.split()[0] for line in lines[1:]] == ids
+    assert "SIGKILL" in lines[1] and "…" not in piped.stdout
+    shown = in_a_terminal(["list", "--data-dir", str(data_dir)], {})
+    for job_id in ids:
+        assert job_id in shown, shown
+
+
+def test_a_unique_start_of_an_id_names_the_job_and_an_ambiguous_one_lists_them(tmp_path, store_at):
+    data_dir = tmp_path / "data"
+    store = store_at(data_dir=data_dir)
+    add(store, "abc10000000000000000000000000000")
+    add(store, "abc20000000000000000000000000000")
+    add(store, "def00000000000000000000000000000", model="other")
+    where = ["--data-dir", str(data_dir)]
+    r = run("show", "abc1", *where)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["uuid"] == "abc10000000000000000000000000000"
+    assert run("logs", "def", *where).returncode == 0
+    r = run("show", "abc", *where)
+    assert r.returncode == 2
+    assert "'abc' is the start of 2 job ids" in r.stderr
+    assert "abc10000000000000000000000000000, abc20000000000000000000000000000" in r.stderr
+    r = run("show", "abc", "--model", "other", *where)
+    assert r.returncode == 2
+    store_file = (data_dir / "jobs.sqlite3").absolute()
+    assert f"Error: Model 'other' has no training job 'abc' in the job store {store_file}." in r.stderr
+    r = run("show", "0000", *where)
+    assert r.returncode == 2
+    assert f"Error: There is no training job '0000' in the job store {store_file}." in r.stderr
+    assert "any model" not in r.stderr
+
+
+def test_match_is_exact_first_then_a_unique_start():
+    from modelaas.cli.job_sources import match
+    from modelaas.errors import ClientError, JobNotFound
+
+    assert match("ab", ["ab", "abc"], model=None, where="") == "ab"
+    assert match("abc", ["ab", "abcd"], model=None, where="") == "abcd"
+    with pytest.raises(JobNotFound):
+        match("", ["ab"], model=None, where="")
+    with pytest.raises(ClientError, match=r"'a' is the start of 12 job ids on x: a00, a01, .*a09, \.\.\."):
+        match("a", [f"a{i:02}" for i in range(12)], model=None, where="on x")

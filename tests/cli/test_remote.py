@@ -60,8 +60,12 @@ def test_remote_train_follows_to_the_end_and_jobs_commands(server, tmp_path):
     job_id = records[0]["uuid"]
     shown = json.loads(run("jobs", "show", job_id, "--remote", srv.url, data_dir=tmp_path).stdout)
     assert shown["uuid"] == job_id
-    logs = run("jobs", "logs", job_id, "--remote", srv.url, data_dir=tmp_path).stdout.decode()
+    shown = json.loads(run("jobs", "show", job_id[:6], "--remote", srv.url, data_dir=tmp_path).stdout)
+    assert shown["uuid"] == job_id  # a unique start of the id will do
+    logs = run("jobs", "logs", job_id[:6], "--remote", srv.url, data_dir=tmp_path).stdout.decode()
     assert "epoch 3" in logs
+    r = run("jobs", "show", "zz", "--remote", srv.url, data_dir=tmp_path)
+    assert r.returncode == 2 and f"There is no training job 'zz' on {srv.url}." in r.stderr.decode()
 
 
 def test_remote_train_failure_exits_non_zero(server, tmp_path):

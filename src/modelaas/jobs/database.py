@@ -49,6 +49,17 @@ def store_url(jobs_db: str | None, data_dir: Path) -> str:
     raise ConfigError(f"--jobs-db must be a postgresql:// or sqlite:/// URL, not {jobs_db!r}")
 
 
+def store_name(url: str) -> str:
+    """The job store as a user knows it: an SQLite file's absolute path, else the URL (no password)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        return "<job store>"
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return str(Path(parsed.database).absolute())
+    return _safe(url)
+
+
 class Database:
     """An engine on the job store's URL and the transactions run on it."""
 

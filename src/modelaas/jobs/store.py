@@ -101,6 +101,14 @@ class JobStore(Database):
         )
         return from_row(row) if row else None
 
+    def ids_starting(self, prefix: str, *, model: str | None = None, limit: int = 10) -> list[str]:
+        """Ids of jobs (of ``model``) that start with ``prefix``: up to ``limit`` of them, sorted."""
+        if not prefix or not all(c.isalnum() or c == "-" for c in prefix):  # ids have no LIKE wildcards
+            return []
+        query = _filter(sa.select(schema.jobs.c.id), model=model).where(schema.jobs.c.id.startswith(prefix))
+        query = query.order_by(schema.jobs.c.id).limit(limit)
+        return [str(row[0]) for row in self._read(lambda conn: conn.execute(query).all())]
+
     def count(
         self,
         model: str | None = None,
