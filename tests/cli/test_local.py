@@ -42,6 +42,17 @@ def test_help_lists_every_argument_with_type_choices_and_default(cli):
         assert needle in text, needle
 
 
+@pytest.mark.parametrize(
+    ("command", "model", "name"), [("predict", "v2_basic", "v2-basic"), ("train", "trainer:Trainer", "trainer")]
+)
+def test_help_lists_the_model_given_with_model_not_the_installed_ones(cli, command, model, name):
+    for args in (["--model", model, "--help"], [f"--model={model}", "-h"]):
+        r = cli(command, *args)
+        assert r.returncode == 0, r.stderr
+        models = r.stdout.decode().split("Models:", 1)[1]
+        assert f"modelaas {command} {name} --help" in models and "modelaas-demo" not in models
+
+
 def test_predict_prints_json_only_on_stdout(cli):
     r = cli("predict", "--model", "v2_basic", "v2-basic", "--count", "3", "--values", "1", "--values", "2.5")
     assert r.returncode == 0, r.stderr
@@ -109,7 +120,7 @@ def test_a_failing_model_shows_its_own_traceback_once_and_the_summary_last(cli, 
     err = r.stderr.decode()
     assert r.returncode == 1, err
     assert err.count("Traceback (most recent call last)") == 1, err
-    assert f"{source}\", line" in err and "ValueError: " in err  # the model's frame and exception
+    assert f'{source}", line' in err and "ValueError: " in err  # the model's frame and exception
     assert "modelaas/runtime" not in err and "modelaas/cli" not in err  # not modelaas's own frames
     assert err.rstrip().splitlines()[-1].startswith(f"Error: {summary}")
 

@@ -16,7 +16,7 @@ from conftest import free_port
 
 SCRIPT = str(Path(sys.executable).with_name("modelaas"))
 
-MODEL = '''
+MODEL = """
 from modelaas import Model, TrainingContext
 
 
@@ -26,7 +26,7 @@ class Classifier(Model):
 
     def train(self, context: TrainingContext, epochs: int = 1) -> dict:
         return {"epochs": epochs}
-'''
+"""
 
 
 @pytest.fixture
@@ -46,9 +46,7 @@ def env_for(tmp_path: Path) -> dict[str, str]:
 
 
 def script(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [SCRIPT, *args], cwd=project, env=env_for(project.parent), capture_output=True, timeout=120
-    )
+    return subprocess.run([SCRIPT, *args], cwd=project, env=env_for(project.parent), capture_output=True, timeout=120)
 
 
 def test_the_console_script_imports_the_model_from_the_current_directory(project):

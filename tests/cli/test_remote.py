@@ -21,6 +21,10 @@ def run(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
 
 def test_remote_predict_with_options_from_the_server(server, tmp_path):
     srv = server("--model", "v2_basic")
+    r = run("predict", "--remote", srv.url, "--help", data_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    models = r.stdout.decode().split("Models:", 1)[1]  # the server's, not those installed here
+    assert "modelaas predict v2-basic --help" in models and "modelaas-demo" not in models
     r = run("predict", "v2-basic", "--remote", srv.url, "--help", data_dir=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "--count INT" in r.stdout.decode() and "[red|green]" in r.stdout.decode()
