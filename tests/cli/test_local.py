@@ -219,3 +219,40 @@ def test_stdout_holds_only_the_result_whatever_the_model_prints(cli):
     err = r.stderr.decode()
     for line in ("imported", "describing", "warm", "predicting"):
         assert f"talkative: {line}" in err
+
+
+def test_log_lines_of_a_local_training_at_a_terminal_go_above_the_progress_bar(tmp_path):
+    """Each log line starts a line of its own: none is written onto the bar's line."""
+    import pty
+    import re
+
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(MODELS), "MODELAAS_DATA_DIR": str(tmp_path), "COLUMNS": "100"}
+    args = ["train", "--model", "trainer:Trainer", "--epochs", "3", "--seconds", "0.3"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelaas", *args], stdin=secondary, stdout=secondary, stderr=secondary, env=env
+    )
+    os.close(secondary)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the process has closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=60) == 0, out.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+    text = out.decode(errors="replace")
+    assert "%" in text  # the bar was shown
+    for epoch in (1, 2, 3):
+        at = text.index(f"epoch {epoch}")
+        line_start = max(text.rfind("\r", 0, at), text.rfind("\n", 0, at))
+        before = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text[line_start + 1 : at])
+        assert "%" not in before and "━" not in before, repr(text[line_start:at])

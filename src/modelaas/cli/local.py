@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from modelaas.cli.output import emit_answer, emit_json, interactive, spinner
+from modelaas.cli.output import emit_answer, emit_json, interactive, logs_above, spinner
 from modelaas.cli.sources import Run, Target, for_options
 from modelaas.errors import ModelaasError, ModelNotFound, ValidationError, from_model_exception
 from modelaas.model.interface import TrainingContext
@@ -80,7 +80,7 @@ class LocalModels:
                     adapter.warm()
             try:
                 if progress is not None:
-                    with progress:
+                    with progress, logs_above(progress.console):
                         result = adapter.train(kwargs, ConsoleContext(Path(output_dir), progress))
                 else:
                     result = adapter.train(kwargs, ConsoleContext(Path(output_dir)))
