@@ -238,6 +238,17 @@ class Settings:
         object.__setattr__(self, "base_path", base.rstrip("/"))
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
 
+    def make_data_dir(self) -> Path:
+        """Create the data directory if it is not there yet; ConfigError (one line) if it cannot be."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = "it is a file" if self.data_dir.is_file() else exc.strerror or str(exc)
+            raise ConfigError(
+                f"Cannot create the data directory {self.data_dir} (--data-dir or MODELAAS_DATA_DIR): {reason}."
+            ) from None
+        return self.data_dir
+
     @property
     def jobs_dir(self) -> Path:
         """Per-job folders: kept uploads (``inputs/``) and artefacts (``output/``)."""

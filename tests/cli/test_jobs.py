@@ -157,3 +157,31 @@ def test_match_is_exact_first_then_a_unique_start():
         match("", ["ab"], model=None, where="")
     with pytest.raises(ClientError, match=r"'a' is the start of 12 job ids on x: a00, a01, .*a09, \.\.\."):
         match("a", [f"a{i:02}" for i in range(12)], model=None, where="on x")
+
+
+# ------------------------------------------------------------------ item: a data dir that cannot be
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "--listen-port", "9", "--data-dir", "{blocked}/data"],
+        ["jobs", "list", "--data-dir", "{blocked}/data"],
+        ["jobs", "show", "abc", "--jobs-db", "sqlite:///{blocked}/data/jobs.db"],
+        ["train", "--model", "trainer:Trainer"],  # its runs go into MODELAAS_DATA_DIR
+        ["train", "--model", "trainer:Trainer", "--output-dir", "{blocked}/run"],
+    ],
+)
+def test_a_data_dir_that_cannot_be_created_is_one_error_line(tmp_path, args):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    argv = [a.replace("{blocked}", str(blocked)) for a in args]
+    r = subprocess.run(
+        [sys.executable, "-m", "modelaas", *argv],
+        env={**os.environ, "MODELAAS_DATA_DIR": str(blocked / "data")},
+        capture_output=True,
+        timeout=120,
+        text=True,
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: Cannot create "), r.stderr
+    assert str(blocked) in lines[0] and "Not a directory" in lines[0]

@@ -57,6 +57,8 @@ class LocalJobs:
         from modelaas.jobs.database import store_name
         from modelaas.jobs.store import open_store
 
+        if not settings.jobs_db:
+            settings.make_data_dir()
         self.store = open_store(settings)
         self.store.migrate()
         self.where = f"in the job store {store_name(self.store.url)}"

@@ -22,7 +22,7 @@ import click
 
 from modelaas.cli.output import emit_answer, emit_json, interactive, logs_above, spinner
 from modelaas.cli.sources import Run, Target, for_options
-from modelaas.errors import ModelaasError, ModelNotFound, ValidationError, from_model_exception
+from modelaas.errors import ConfigError, ModelaasError, ModelNotFound, ValidationError, from_model_exception
 from modelaas.model.interface import TrainingContext
 from modelaas.model.jsonable import to_jsonable
 from modelaas.settings import Settings
@@ -72,8 +72,9 @@ class LocalModels:
         output_dir = run.output_dir
         if output_dir is None:
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            output_dir = self.settings.data_dir / "runs" / f"{target.name}-{stamp}"
+            output_dir = self.settings.make_data_dir() / "runs" / f"{target.name}-{stamp}"
         progress = _progress() if interactive() else None
+        context = ConsoleContext(Path(output_dir), progress)
         with stdout_to_stderr():
             if run.warm:
                 with spinner(f"Warming {target.name}..."):
@@ -81,9 +82,9 @@ class LocalModels:
             try:
                 if progress is not None:
                     with progress, logs_above(progress.console):
-                        result = adapter.train(kwargs, ConsoleContext(Path(output_dir), progress))
+                        result = adapter.train(kwargs, context.showing())
                 else:
-                    result = adapter.train(kwargs, ConsoleContext(Path(output_dir)))
+                    result = adapter.train(kwargs, context)
             except ModelaasError:
                 raise
             except Exception as exc:
@@ -125,9 +126,18 @@ class ConsoleContext(TrainingContext):
 
     def __init__(self, output_dir: Path, progress: Any = None) -> None:
         super().__init__(output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"Cannot create the output folder {self.output_dir}: {exc.strerror}.") from None
         self._progress = progress
-        self._task = progress.add_task("training", total=1.0) if progress is not None else None
+        self._task: Any = None
+
+    def showing(self) -> ConsoleContext:
+        """This context, its progress shown on the bar (once the bar is up)."""
+        if self._progress is not None and self._task is None:
+            self._task = self._progress.add_task("training", total=1.0)
+        return self
 
     def _on_report(self) -> None:
         if self._progress is None or self._task is None:

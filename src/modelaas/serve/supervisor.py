@@ -66,6 +66,7 @@ class Supervisor:
 
     def run(self) -> int:
         configure_logging(self.settings.log_level)
+        self.settings.make_data_dir()
         self._check_access()
         sock = bind_socket(self.settings.listen_ip, self.settings.listen_port)
         ctx = multiprocessing.get_context("spawn")
