@@ -91,7 +91,11 @@ class Settings:
     log_level: str = field(default="info", metadata=_doc("Log level: debug, info, warning, error."))
     jobs_db: str | None = field(
         default=None,
-        metadata=_doc("Job store: postgresql://user@host/db (default: SQLite file jobs.sqlite3 in the data dir)."),
+        metadata=_doc(
+            "Job store: an SQLite file path (/tmp/jobs.db, ./jobs.db) or postgresql://user@host/db (default: "
+            "SQLite file jobs.sqlite3 in the data dir). SQLAlchemy URLs too: sqlite:///x.db is relative to the "
+            "current directory, sqlite:////tmp/x.db absolute."
+        ),
     )
     jobs_backend: str = field(
         default="process", metadata=_doc("Where trainings run: process (local) or ray.", choices=("process", "ray"))

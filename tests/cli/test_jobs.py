@@ -185,3 +185,45 @@ def test_a_data_dir_that_cannot_be_created_is_one_error_line(tmp_path, args):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: Cannot create "), r.stderr
     assert str(blocked) in lines[0] and "Not a directory" in lines[0]
+
+
+# ------------------------------------------------------------------ item: --jobs-db as a path
+def test_jobs_db_takes_a_plain_file_path_absolute_or_relative(tmp_path, store_at):
+    absolute = tmp_path / "abs" / "x.db"
+    add(store_at(data_dir=tmp_path / "d", jobs_db=str(absolute)), "c" * 32)
+    assert absolute.is_file()  # the path given, not a folder named after a URL
+    r = run("list", "--jobs-db", str(absolute), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [x["uuid"] for x in json.loads(r.stdout)] == ["c" * 32]
+    cwd = tmp_path / "here"
+    cwd.mkdir()
+    r = run("list", "--jobs-db", "./rel.db", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert (cwd / "rel.db").is_file()
+    assert f"No training jobs in the job store {cwd / 'rel.db'}." in r.stderr  # which file it is
+
+
+def test_a_three_slash_sqlite_url_that_looks_absolute_is_warned_about(tmp_path):
+    meant = tmp_path / "meant" / "x.db"
+    meant.parent.mkdir()
+    url = "sqlite:///" + str(meant).lstrip("/")  # what a user writes for /tmp/.../x.db
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    r = run("list", "--jobs-db", url, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    actual = cwd / str(meant).lstrip("/")
+    assert f"Warning: --jobs-db {url} is the file {actual}" in r.stderr
+    assert f"write the path {meant} or sqlite:///{meant}" in r.stderr
+    assert not meant.exists() and actual.is_file()  # SQLAlchemy's meaning is kept
+    r = run("list", "--jobs-db", f"sqlite:///{meant}", cwd=cwd)  # four slashes: absolute, no warning
+    assert r.returncode == 0 and "Warning" not in r.stderr and meant.is_file()
+
+
+@pytest.mark.slow
+def test_serve_says_which_job_store_file_it_uses(tmp_path, server):
+    db = tmp_path / "store" / "jobs.db"
+    srv = server("--model", "v2_basic", "--jobs-db", str(db))
+    srv.proc.terminate()
+    code, err = srv.wait_exit()
+    assert code == 0, err
+    assert f"Job store: {db}" in err and db.is_file()

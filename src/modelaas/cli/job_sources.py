@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+import click
+
 from modelaas.errors import ClientError, JobNotFound
 from modelaas.settings import Settings
 
@@ -54,9 +56,12 @@ class LocalJobs:
     """The job store of these settings (``--data-dir`` / ``--jobs-db``)."""
 
     def __init__(self, settings: Settings) -> None:
-        from modelaas.jobs.database import store_name
+        from modelaas.jobs.database import relative_sqlite_warning, store_name
         from modelaas.jobs.store import open_store
 
+        warning = relative_sqlite_warning(settings.jobs_db)
+        if warning:
+            click.echo(f"Warning: {warning}", err=True)
         if not settings.jobs_db:
             settings.make_data_dir()
         self.store = open_store(settings)

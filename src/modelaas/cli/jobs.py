@@ -63,8 +63,12 @@ def list_jobs(model: str | None, remote: str | None, token: str | None, as_json:
     """List training jobs (of MODEL, or of every model), oldest first."""
     with _source(remote, token, local) as source:
         records = source.records(model)
+        where = source.where
     if as_json:
         emit_json(records, None)
+        return 0
+    if not records:
+        click.echo(f"No training jobs{' of ' + repr(model) if model else ''} {where}.", err=True)
         return 0
     _print_table(
         ["id", "model", "status", "progress", "submitted (UTC)", "message"],

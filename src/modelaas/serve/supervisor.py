@@ -108,10 +108,15 @@ class Supervisor:
 
     def _start_scheduler(self) -> SchedulerHost:
         """The job store is opened (and migrated); a bad URL stops start-up (and the serving processes)."""
+        from modelaas.jobs.database import relative_sqlite_warning, store_name
         from modelaas.jobs.wiring import SchedulerHost
 
+        warning = relative_sqlite_warning(self.settings.jobs_db)
+        if warning:
+            log.warning("%s", warning)
         host = SchedulerHost(self.settings, self.server_id)
         host.start()
+        log.info("Job store: %s", store_name(host.store.url))
         return host
 
     # ----------------------------------------------------------------- loop
