@@ -141,6 +141,18 @@ def test_train_v1_gets_strings(cli):
     assert json.loads(r.stdout) == {"lr_step_schedule": [0.7, 0.9], "use_early_stopping": False, "epochs": 5}
 
 
+def test_a_training_without_artefacts_leaves_no_empty_run_folder(cli, tmp_path):
+    r = cli("train", "--model", "v1_seed", "--epochs", "5")  # writes no file
+    assert r.returncode == 0, r.stderr
+    assert b"Artefacts are in" not in r.stderr
+    runs = tmp_path / "data" / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []
+    r = cli("train", "--model", "trainer:Trainer", "--epochs", "1")  # writes weights.txt
+    assert r.returncode == 0, r.stderr
+    [folder] = runs.iterdir()
+    assert f"Artefacts are in {folder}".encode() in r.stderr and (folder / "weights.txt").is_file()
+
+
 def test_metadata_warm_and_models(cli):
     r = cli("get_metadata", "--model", "v2_basic")
     assert json.loads(r.stdout)["Version"] == "1.0"

@@ -105,16 +105,20 @@ def test_cancel_remote_and_local_store(server, tmp_path):
             data_dir=tmp_path,
         ).stdout
     )["uuid"]
-    assert run("jobs", "cancel", second, data_dir=data_dir).returncode == 0
-    deadline = time.monotonic() + 15
-    status = None
-    while time.monotonic() < deadline:
-        status = json.loads(run("jobs", "show", second, data_dir=data_dir).stdout)["status"]
-        if status == "cancelled":
-            break
-        time.sleep(0.2)
-    assert status == "cancelled"
+    r = run("jobs", "cancel", second, data_dir=data_dir)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "cancelled"  # waited for: the server has stopped it
+    assert json.loads(run("jobs", "show", second, data_dir=data_dir).stdout)["status"] == "cancelled"
     assert run("jobs", "show", "nope", data_dir=data_dir).returncode == 2
+    # delete: locally, and on the server, by a unique start of the id
+    assert (data_dir / "jobs" / second).exists()
+    r = run("jobs", "delete", second[:8], data_dir=data_dir)
+    assert r.returncode == 0 and f"Deleted job {second}." in r.stderr.decode()
+    assert run("jobs", "show", second, data_dir=data_dir).returncode == 2
+    assert not (data_dir / "jobs" / second).exists()
+    r = run("jobs", "delete", job_id[:8], "--remote", srv.url, data_dir=tmp_path)
+    assert r.returncode == 0 and f"Deleted job {job_id}." in r.stderr.decode()
+    assert json.loads(run("jobs", "list", "--remote", srv.url, "--json", data_dir=tmp_path).stdout) == []
 
 
 def test_ctrl_c_at_a_terminal_asks_whether_to_cancel(server, tmp_path):

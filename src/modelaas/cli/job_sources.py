@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import click
 
 from modelaas.errors import ClientError, JobNotFound
+from modelaas.jobs.records import JobStatus
 from modelaas.settings import Settings
 
 SHOWN_CANDIDATES = 10
@@ -34,7 +35,12 @@ class JobSource(Protocol):
 
     def log_lines(self, job: Any, follow: bool) -> Iterator[str]: ...
 
-    def cancel(self, job: Any) -> dict[str, Any]: ...
+    def cancel(self, job: Any) -> dict[str, Any]:
+        """Cancel an active job and wait (seconds) until it has stopped; its record then."""
+
+    def delete(self, job: Any) -> None:
+        """Remove an ended job, its log and its files (an active one is cancelled first);
+        ClientError if it is still running after that."""
 
     def close(self) -> None: ...
 
@@ -57,6 +63,7 @@ class LocalJobs:
 
     def __init__(self, settings: Settings) -> None:
         from modelaas.jobs.database import relative_sqlite_warning, store_name
+        from modelaas.jobs.service import JobService
         from modelaas.jobs.store import open_store
 
         warning = relative_sqlite_warning(settings.jobs_db)
@@ -67,6 +74,7 @@ class LocalJobs:
         self.store = open_store(settings)
         self.store.migrate()
         self.where = f"in the job store {store_name(self.store.url)}"
+        self.service = JobService(settings, self.store, server_id="")
 
     def records(self, model: str | None) -> list[dict[str, Any]]:
         from modelaas.jobs.records import to_record
@@ -99,7 +107,14 @@ class LocalJobs:
             time.sleep(0.5)
 
     def cancel(self, job: Any) -> dict[str, Any]:
-        return self.record(self.store.request_cancel(job.id) or job)
+        return self.record(self.service.cancel(job.model, job.id))  # its server stops it; waited for
+
+    def delete(self, job: Any) -> None:
+        if job.status.is_active:
+            job = self.service.cancel(job.model, job.id)
+        if job.status.is_active:
+            raise still_running(job.id, "")
+        self.service.delete(job.model, job.id)
 
     def close(self) -> None:
         self.store.close()
@@ -112,6 +127,7 @@ class RemoteJobs:
         from modelaas.client import Client
 
         self.client = Client(url, token=token)
+        self.url = url
         self.where = f"on {url}"
 
     def _models(self, model: str | None) -> list[str]:
@@ -131,7 +147,19 @@ class RemoteJobs:
         return iter(job.follow_logs() if follow else job.all_logs())
 
     def cancel(self, job: Any) -> dict[str, Any]:
-        return dict(job.cancel())
+        return dict(job.cancel())  # the server waits until it has stopped
+
+    def delete(self, job: Any) -> None:
+        if JobStatus(job.cancel()["status"]).is_active:
+            raise still_running(job.id, f" --remote {self.url}")
+        job.delete()
 
     def close(self) -> None:
         self.client.close()
+
+
+def still_running(job_id: str, where: str) -> ClientError:
+    return ClientError(
+        f"Job {job_id} was asked to stop but is still running; delete it once it has ended "
+        f"('modelaas jobs show {job_id}{where}' tells)."
+    )

@@ -1,4 +1,4 @@
-"""``modelaas jobs list|show|logs|cancel``: training jobs in the local store or on a server.
+"""``modelaas jobs list|show|logs|cancel|delete``: training jobs in the local store or on a server.
 
 A job is named by its id or any unique start of it; where the jobs are is a
 :class:`~modelaas.cli.job_sources.JobSource` (the local store, or ``--remote URL``).
@@ -16,6 +16,7 @@ import click
 from modelaas.cli.job_sources import JobSource
 from modelaas.cli.options import setting_options
 from modelaas.cli.output import emit_json
+from modelaas.jobs.records import JobStatus
 from modelaas.settings import Settings
 
 _remote = click.option("--remote", metavar="URL", help="The modelaas server to ask (default: the local job store).")
@@ -138,7 +139,31 @@ def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token
 @_model
 @_where
 def cancel(job_id: str, model: str | None, remote: str | None, token: str | None, **local: Any) -> int:
-    """Cancel an active job (its server stops it within seconds)."""
+    """Cancel an active job, wait until its server has stopped it, and print its record."""
     with _source(remote, token, local) as source:
-        emit_json(source.cancel(source.find(job_id, model)), None)
+        record = source.cancel(source.find(job_id, model))
+    emit_json(record, None)
+    if JobStatus(record["status"]).is_active:
+        click.echo(
+            f"Job {record['uuid']} was asked to stop and is still {record['status']}; its server stops it "
+            f"(follow it with 'modelaas jobs show {record['uuid']}{_again(remote)}').",
+            err=True,
+        )
     return 0
+
+
+@jobs.command("delete")
+@_job_id
+@_model
+@_where
+def delete(job_id: str, model: str | None, remote: str | None, token: str | None, **local: Any) -> int:
+    """Delete a job: its record, log and files (an active job is cancelled first)."""
+    with _source(remote, token, local) as source:
+        job = source.find(job_id, model)
+        source.delete(job)
+    click.echo(f"Deleted job {job.id}.", err=True)
+    return 0
+
+
+def _again(remote: str | None) -> str:
+    return f" --remote {remote}" if remote else ""

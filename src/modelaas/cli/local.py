@@ -69,27 +69,33 @@ class LocalModels:
             kwargs = adapter.params_for("train").validate(raw)
         except ValidationError as exc:
             raise for_options(exc) from None
-        output_dir = run.output_dir
+        output_dir = Path(run.output_dir) if run.output_dir is not None else None
+        ours = output_dir is None or not output_dir.exists()  # a folder made for this run: removed if left empty
         if output_dir is None:
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             output_dir = self.settings.make_data_dir() / "runs" / f"{target.name}-{stamp}"
         progress = _progress() if interactive() else None
-        context = ConsoleContext(Path(output_dir), progress)
-        with stdout_to_stderr():
-            if run.warm:
-                with spinner(f"Warming {target.name}..."):
-                    adapter.warm()
-            try:
-                if progress is not None:
-                    with progress, logs_above(progress.console):
-                        result = adapter.train(kwargs, context.showing())
-                else:
-                    result = adapter.train(kwargs, context)
-            except ModelaasError:
-                raise
-            except Exception as exc:
-                raise from_model_exception(exc, model=target.name, method="train") from exc
-        click.echo(f"Artefacts are in {output_dir}", err=True)
+        context = ConsoleContext(output_dir, progress)
+        try:
+            with stdout_to_stderr():
+                if run.warm:
+                    with spinner(f"Warming {target.name}..."):
+                        adapter.warm()
+                try:
+                    if progress is not None:
+                        with progress, logs_above(progress.console):
+                            result = adapter.train(kwargs, context.showing())
+                    else:
+                        result = adapter.train(kwargs, context)
+                except ModelaasError:
+                    raise
+                except Exception as exc:
+                    raise from_model_exception(exc, model=target.name, method="train") from exc
+        finally:
+            if ours and output_dir.is_dir() and not any(output_dir.iterdir()):
+                output_dir.rmdir()
+        if output_dir.exists() and any(output_dir.iterdir()):
+            click.echo(f"Artefacts are in {output_dir}", err=True)
         emit_json(to_jsonable(result), run.output)
         return 0
 
