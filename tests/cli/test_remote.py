@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -76,6 +77,8 @@ def test_remote_train_failure_exits_non_zero(server, tmp_path):
     srv = server("--model", "trainer:Trainer")
     r = run("train", "--remote", srv.url, "trainer", "--epochs", "1", "--fail", "true", data_dir=tmp_path)
     assert r.returncode == 1 and "training diverged" in r.stderr.decode()
+    last = r.stderr.decode().strip().splitlines()[-1]
+    assert re.fullmatch(r"Error: Training job [0-9a-f]{32} failed: .*training diverged", last), last
 
 
 def test_cancel_remote_and_local_store(server, tmp_path):
@@ -121,8 +124,10 @@ def test_cancel_remote_and_local_store(server, tmp_path):
     assert json.loads(run("jobs", "list", "--remote", srv.url, "--json", data_dir=tmp_path).stdout) == []
 
 
-def test_ctrl_c_at_a_terminal_asks_whether_to_cancel(server, tmp_path):
-    """At a terminal: progress is shown; Ctrl-C asks, and 'y' cancels the job on the server."""
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_ctrl_c_at_a_terminal_asks_whether_to_cancel(server, tmp_path, answer):
+    """At a terminal: progress is shown; Ctrl-C asks: 'y' cancels the job on the server, 'n'
+    leaves it running and says how to follow it (its id, the server)."""
     import pty
     import select
     import signal
@@ -159,8 +164,14 @@ def test_ctrl_c_at_a_terminal_asks_whether_to_cancel(server, tmp_path):
         read_until(b"%")  # the progress bar
         proc.send_signal(signal.SIGINT)
         read_until(b"Cancel the training job?")
-        os.write(primary, b"y\n")
-        read_until(b"cancelled")
+        os.write(primary, answer.encode() + b"\n")
+        if answer == "y":
+            read_until(b"cancelled")
+        else:
+            job_id = re.search(rb"Training job ([0-9a-f]{32}) submitted", seen).group(1).decode()
+            read_until(f"modelaas jobs logs -f {job_id} --remote {srv.url}".encode())
+            job = json.loads(run("jobs", "cancel", job_id, "--remote", srv.url, data_dir=tmp_path).stdout)
+            assert job["status"] == "cancelled"
         assert proc.wait(timeout=30) == 130
     finally:
         if proc.poll() is None:

@@ -52,7 +52,7 @@ class QueueFull(Exception):
     """A new job would pass its server's limit of queued jobs."""
 
     def __init__(self, waiting: int) -> None:
-        super().__init__(f"{waiting} jobs are queued already")
+        super().__init__(f"{waiting} job{' is' if waiting == 1 else 's are'} queued already")
         self.waiting = waiting
 
 

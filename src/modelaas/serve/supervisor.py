@@ -96,7 +96,7 @@ class Supervisor:
     def _check_access(self) -> None:
         tokens = load_tokens(self.settings)
         if tokens.enabled:
-            log.info("Access control is on: %d token(s).", len(tokens))
+            log.info("Access control is on: %d token%s.", len(tokens), "" if len(tokens) == 1 else "s")
         elif not is_loopback(self.settings.listen_ip):
             log.warning(
                 "Listening on %s without access tokens: anyone who can reach this address can run "
