@@ -43,7 +43,11 @@ class Settings:
     base_path: str = field(default="", metadata=_doc("Path prefix put before every route, e.g. /foo."))
     model_name: str | None = field(
         default=None,
-        metadata=_doc("Serve only the installed model with this name.", env=("DEEPAAS_V2_MODEL",)),
+        metadata=_doc(
+            "Serve only the installed model with this name.",
+            env=("DEEPAAS_V2_MODEL",),
+            shown_default="every installed model",
+        ),
     )
     model: str | None = field(
         default=None, metadata=_doc("Serve the object at pkg.module:attr (no entry point needed).")
@@ -57,7 +61,13 @@ class Settings:
     warm: bool = field(default=True, metadata=_doc("Call the model's warm() before taking requests."))
     predict_endpoint: bool = field(default=True, metadata=_doc("Serve the predict routes."))
     train_endpoint: bool = field(default=True, metadata=_doc("Serve the train routes."))
-    doc_endpoint: bool = field(default=True, metadata=_doc("Serve the API docs (/api, /openapi.json, /swagger.json)."))
+    doc_endpoint: bool = field(
+        default=True,
+        metadata=_doc(
+            "Serve the API docs (/api, /openapi.json, /swagger.json) and the web UI (/ui); without them, / lists "
+            "the API versions."
+        ),
+    )
     debug_endpoint: bool = field(default=False, metadata=_doc("Serve /v2/debug/ with the captured log."))
     config_file: Path | None = field(default=None, metadata=_doc("INI file with settings ([DEFAULT] or [modelaas])."))
     data_dir: Path = field(
@@ -88,7 +98,12 @@ class Settings:
     max_field_size: int = field(
         default=1024 * 1024, metadata=_doc("Largest non-file form field or JSON body, in bytes.")
     )
-    log_level: str = field(default="info", metadata=_doc("Log level: debug, info, warning, error."))
+    log_level: str = field(
+        default="info",
+        metadata=_doc(
+            "Log level (any case; warn is warning).", choices=("debug", "info", "warning", "warn", "error", "critical")
+        ),
+    )
     jobs_db: str | None = field(
         default=None,
         metadata=_doc(
@@ -229,7 +244,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            _check_field(f, getattr(self, f.name))
+            value = getattr(self, f.name)
+            if f.metadata.get("choices") and isinstance(value, str):  # INFO is info
+                value = value.strip().lower()
+                object.__setattr__(self, f.name, value)
+            _check_field(f, value)
         for name in ("tokens", "cors_origins"):  # blank (an empty variable) means not set
             value = getattr(self, name)
             if value is not None and not value.strip():

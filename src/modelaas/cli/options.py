@@ -154,21 +154,60 @@ def setting_options(*names: str) -> Callable[[Callable[..., Any]], Callable[...,
 
 
 def _setting_option(f: dataclasses.Field[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """One settings field as an option that defaults to ``None`` (not given)."""
+    """One settings field as an option that defaults to ``None`` (not given), its help showing
+    the field's default and its choices."""
     if f.metadata.get("secret"):  # never on a command line (ps shows it): env or --tokens-file
         return lambda func: func
     kind = field_type(f.name)
     flag = "--" + f.name.replace("_", "-")
-    doc = f.metadata.get("doc", "")
+    shown = {"help": f.metadata.get("doc", ""), "cls": SettingOption, "default_text": shown_default(f)}
     decls = [flag]
     if f.metadata.get("short"):
         decls.append(f.metadata["short"])
     if kind is bool:
-        return click.option(f"{flag}/--no{f.name.replace('_', '-')}", f.name, default=None, help=doc)
+        return click.option(f"{flag}/--no{f.name.replace('_', '-')}", f.name, default=None, **shown)
     if f.metadata.get("choices"):
-        return click.option(*decls, f.name, type=click.Choice(f.metadata["choices"]), default=None, help=doc)
+        choice = click.Choice(f.metadata["choices"], case_sensitive=False)
+        return click.option(*decls, f.name, type=choice, default=None, **shown)
     ptype: Any = _ranged(kind, f.metadata) or (click.Path(path_type=Path) if kind is Path else str)
-    return click.option(*decls, f.name, type=ptype, default=None, help=doc, metavar=_metavar(kind))
+    return click.option(*decls, f.name, type=ptype, default=None, metavar=_metavar(kind), **shown)
+
+
+class SettingOption(click.Option):
+    """An option whose help shows the default of its settings field, though its own default is
+    ``None`` (not given: the config file and environment are not overridden)."""
+
+    def __init__(self, *args: Any, default_text: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_text = default_text
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None or self.default_text is None:
+            return record
+        names, text = record
+        extra = f"default: {self.default_text}"
+        head, bracket, tail = text.rpartition("  [")
+        if bracket and tail.endswith("]"):  # click's own note (a range): one bracket for both
+            return names, f"{head}  [{extra}; {tail}"
+        return names, f"{text}  [{extra}]"
+
+
+def shown_default(f: dataclasses.Field[Any]) -> str | None:
+    """What ``--help`` shows as a settings field's default (None: its doc says it already)."""
+    if "default" in f.metadata.get("doc", "").lower():
+        return None
+    if "shown_default" in f.metadata:
+        return str(f.metadata["shown_default"])
+    if f.default_factory is not dataclasses.MISSING:
+        value: Any = f.default_factory()
+    else:
+        value = f.default
+    if isinstance(value, bool):
+        return "--" + ("" if value else "no") + f.name.replace("_", "-")
+    if value is None or value == "":
+        return "none"
+    return str(value)
 
 
 def _ranged(kind: type, meta: Any) -> click.ParamType | None:
