@@ -78,7 +78,7 @@ class Supervisor:
             # Serving processes first: their start-up (imports, the model) overlaps the job store's.
             for slot in slots:
                 self._spawn(ctx, slot, sock)
-            if self.settings.train_endpoint:
+            if self.settings.train_endpoint and not self._stopping:  # a Ctrl-C at once: no store to open
                 scheduler = self._scheduler = self._start_scheduler()
             while not self._stopping:
                 self._step(ctx, slots, sock)
