@@ -139,7 +139,7 @@ def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token
 @_model
 @_where
 def cancel(job_id: str, model: str | None, remote: str | None, token: str | None, **local: Any) -> int:
-    """Cancel an active job, wait until its server has stopped it, and print its record."""
+    """Cancel an active job; print its record once its server has stopped it."""
     with _source(remote, token, local) as source:
         record = source.cancel(source.find(job_id, model))
     emit_json(record, None)
@@ -157,7 +157,7 @@ def cancel(job_id: str, model: str | None, remote: str | None, token: str | None
 @_model
 @_where
 def delete(job_id: str, model: str | None, remote: str | None, token: str | None, **local: Any) -> int:
-    """Delete a job: its record, log and files (an active job is cancelled first)."""
+    """Delete a job, its log and files (cancelling it first)."""
     with _source(remote, token, local) as source:
         job = source.find(job_id, model)
         source.delete(job)
