@@ -54,9 +54,26 @@ def wait_ready(url: str, proc: subprocess.Popen, primary: int) -> bytes:
     raise AssertionError("server did not become ready: " + seen.decode(errors="replace"))
 
 
+def wait_starting(proc: subprocess.Popen, primary: int) -> bytes:
+    """Until the supervisor has started a child (its serving processes are starting up)."""
+    import psutil
+
+    seen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 0.01)
+        if ready:
+            seen += os.read(primary, 65536)
+        assert proc.poll() is None, seen.decode(errors="replace")
+        if psutil.Process(proc.pid).children():
+            return seen
+    raise AssertionError("no serving process started: " + seen.decode(errors="replace"))
+
+
+@pytest.mark.parametrize("when", ["serving", "starting"])
 @pytest.mark.parametrize("presses", [1, 3, 6])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_ctrl_c_stops_serve_quietly_with_exit_0(tmp_path: Path, presses: int, workers: int) -> None:
+def test_ctrl_c_stops_serve_quietly_with_exit_0(tmp_path: Path, presses: int, workers: int, when: str) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     primary, secondary = pty.openpty()
@@ -72,7 +89,7 @@ def test_ctrl_c_stops_serve_quietly_with_exit_0(tmp_path: Path, presses: int, wo
     )
     os.close(secondary)
     try:
-        seen = wait_ready(url, proc, primary)
+        seen = wait_ready(url, proc, primary) if when == "serving" else wait_starting(proc, primary)
         for _ in range(presses):  # what the terminal does on each Ctrl-C
             os.killpg(proc.pid, signal.SIGINT)
             time.sleep(0.05)

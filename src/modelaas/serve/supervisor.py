@@ -132,7 +132,7 @@ class Supervisor:
             args=(self.settings, sock, child_conn, self.server_id),
             name=f"modelaas-worker-{slot.index}",
         )
-        with sigint_ignored_by_children():
+        with sigint_blocked_in_children():
             process.start()
         child_conn.close()
         slot.process, slot.conn, slot.ready, slot.respawn_at = process, parent_conn, False, None
@@ -239,22 +239,26 @@ class Supervisor:
 
 
 @contextlib.contextmanager
-def sigint_ignored_by_children() -> Iterator[None]:
-    """Processes started inside ignore SIGINT from their first instruction on.
+def sigint_blocked_in_children() -> Iterator[None]:
+    """Processes started inside begin with SIGINT blocked (held pending, never delivered).
 
     A terminal's Ctrl-C reaches the whole foreground process group: the supervisor, which
     stops the server, and its serving processes, which it stops with SIGTERM. In them SIGINT
-    would raise KeyboardInterrupt wherever they are (a traceback on the user's screen). An
-    ignored signal stays ignored across exec, and Python then installs no handler of its own.
-    SIGINT is blocked meanwhile, so one for the supervisor waits instead of being ignored;
-    the child unblocks it (:func:`~modelaas.serve.worker.worker_main`).
+    would raise KeyboardInterrupt wherever they are (a traceback on the user's screen). A
+    blocked signal stays blocked across fork and exec, before any of the child's Python runs;
+    the child then ignores it and unblocks it (:func:`~modelaas.serve.worker.worker_main`).
+    Here it is blocked for this thread only: one that arrives meanwhile waits, or is taken
+    by another thread, and reaches the supervisor's handler either way.
     """
+    # multiprocessing starts its resource tracker with the first child, and unblocks SIGINT
+    # when it has: started first, it leaves the mask alone
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, handler)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 

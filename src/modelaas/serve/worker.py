@@ -33,8 +33,8 @@ log = logging.getLogger("modelaas.serve")
 
 
 def worker_main(settings: Settings, sock: socket.socket, conn: Connection, server_id: str) -> None:
-    # SIGINT (a terminal's Ctrl-C, sent to the supervisor too) is ignored, as it was from this
-    # process's start: the supervisor stops serving processes with SIGTERM.
+    # SIGINT (a terminal's Ctrl-C, sent to the supervisor too), blocked since this process
+    # started, is ignored (one pending is dropped): the supervisor stops us with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _die_with_parent()
