@@ -157,6 +157,8 @@ def test_match_is_exact_first_then_a_unique_start():
         match("", ["ab"], model=None, where="")
     with pytest.raises(ClientError, match=r"'a' is the start of 12 job ids on x: a00, a01, .*a09, \.\.\."):
         match("a", [f"a{i:02}" for i in range(12)], model=None, where="on x")
+    with pytest.raises(ClientError, match=r"'a' is the start of more than 11 job ids"):
+        match("a", [f"a{i:02}" for i in range(12)], model=None, where="on x", read_at_most=11)
 
 
 # ------------------------------------------------------------------ item: a data dir that cannot be

@@ -19,11 +19,13 @@ from modelaas.settings import Settings
 
 SHOWN_CANDIDATES = 10
 """Most ids an ambiguous-prefix error lists."""
+COUNTED_CANDIDATES = 1000
+"""Most ids a local look-up by prefix reads (beyond it: "more than 1000")."""
 
 
 class JobSource(Protocol):
     where: str
-    """Where the jobs are, for messages: ``in the job store at ...`` / ``on http://...``."""
+    """Where the jobs are, for messages: ``in the job store /path/jobs.sqlite3`` / ``on http://...``."""
 
     def records(self, model: str | None) -> list[dict[str, Any]]:
         """The jobs' records (of ``model``, or of every model), oldest first."""
@@ -45,8 +47,11 @@ class JobSource(Protocol):
     def close(self) -> None: ...
 
 
-def match(job_id: str, candidates: Iterable[str], *, model: str | None, where: str) -> str:
-    """The one candidate that is ``job_id`` or starts with it."""
+def match(
+    job_id: str, candidates: Iterable[str], *, model: str | None, where: str, read_at_most: int | None = None
+) -> str:
+    """The one candidate that is ``job_id`` or starts with it (``read_at_most``: the candidates
+    were cut at that many, plus one)."""
     found = sorted({c for c in candidates if c.startswith(job_id)}) if job_id else []
     if job_id in found:
         return job_id
@@ -55,7 +60,8 @@ def match(job_id: str, candidates: Iterable[str], *, model: str | None, where: s
     if len(found) == 1:
         return found[0]
     shown = ", ".join(found[:SHOWN_CANDIDATES]) + (", ..." if len(found) > SHOWN_CANDIDATES else "")
-    raise ClientError(f"{job_id!r} is the start of {len(found)} job ids {where}: {shown}. Give more of it.")
+    count = f"more than {read_at_most}" if read_at_most is not None and len(found) > read_at_most else len(found)
+    raise ClientError(f"{job_id!r} is the start of {count} job ids {where}: {shown}. Give more of it.")
 
 
 class LocalJobs:
@@ -82,8 +88,8 @@ class LocalJobs:
         return [to_record(job) for job in self.store.list(model)]
 
     def find(self, job_id: str, model: str | None) -> Any:
-        ids = self.store.ids_starting(job_id, model=model, limit=SHOWN_CANDIDATES + 1)
-        found = self.store.get(match(job_id, ids, model=model, where=self.where))
+        ids = self.store.ids_starting(job_id, model=model, limit=COUNTED_CANDIDATES + 1)
+        found = self.store.get(match(job_id, ids, model=model, where=self.where, read_at_most=COUNTED_CANDIDATES))
         if found is None:  # deleted meanwhile
             raise JobNotFound(model, job_id, where=self.where)
         return found
