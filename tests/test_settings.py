@@ -135,3 +135,11 @@ def test_log_level_is_a_choice_in_any_case():
     assert Settings.load(environ={"MODELAAS_LOG_LEVEL": "WARNING"}).log_level == "warning"
     with pytest.raises(ConfigError, match="log_level must be"):
         Settings.load(environ={"MODELAAS_LOG_LEVEL": "loud"})
+
+
+def test_a_jobs_db_path_is_made_absolute_for_every_process(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings.load(environ={"MODELAAS_JOBS_DB": "sub/jobs.db"})
+    assert s.jobs_db == str(tmp_path / "sub" / "jobs.db")
+    assert s.to_env()["MODELAAS_JOBS_DB"] == str(tmp_path / "sub" / "jobs.db")  # what trainings get
+    assert Settings(jobs_db="postgresql://u@h/db").jobs_db == "postgresql://u@h/db"

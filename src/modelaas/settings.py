@@ -260,6 +260,8 @@ class Settings:
             base = "/" + base
         object.__setattr__(self, "base_path", base.rstrip("/"))
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+        if self.jobs_db and "://" not in self.jobs_db:  # an SQLite file: the same one for every process
+            object.__setattr__(self, "jobs_db", str(Path(self.jobs_db).expanduser().absolute()))
 
     def make_data_dir(self) -> Path:
         """Create the data directory if it is not there yet; ConfigError (one line) if it cannot be."""
