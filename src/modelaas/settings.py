@@ -50,7 +50,11 @@ class Settings:
         ),
     )
     model: str | None = field(
-        default=None, metadata=_doc("Serve the object at pkg.module:attr (no entry point needed).")
+        default=None,
+        metadata=_doc(
+            "Serve the object at pkg.module:attr, no entry point needed (imported from the current directory "
+            "too; named after pkg, my_model -> my-model, unless --model-name names it)."
+        ),
     )
     workers: int = field(
         default=1, metadata=_doc("Serving processes, each with its own copy of the model.", short="-p", minimum=1)

@@ -108,7 +108,11 @@ def source_options(method: str) -> list[click.Option]:
     return [
         click.Option(["--remote"], metavar="URL", help=remote),
         click.Option(["--token"], envvar="MODELAAS_TOKEN", help="Bearer token for --remote."),
-        click.Option(["--model"], metavar="PKG.MODULE:ATTR", help="Load this object as the model (no entry point)."),
+        click.Option(
+            ["--model"],
+            metavar="PKG.MODULE:ATTR",
+            help="Load this object as the model (no entry point; imported from the current directory too).",
+        ),
     ]
 
 

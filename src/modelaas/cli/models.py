@@ -53,7 +53,9 @@ def _load(model_name: str | None, model: str | None) -> ModelAdapter:
 
 
 _model_name = click.option("--model-name", envvar="DEEPAAS_V2_MODEL", help="The installed model to use.")
-_model = click.option("--model", metavar="PKG.MODULE:ATTR", help="Load this object as the model.")
+_model = click.option(
+    "--model", metavar="PKG.MODULE:ATTR", help="Load this object as the model (from the current directory too)."
+)
 
 
 @click.command("get_metadata")
