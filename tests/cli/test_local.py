@@ -234,7 +234,8 @@ def test_stdout_holds_only_the_result_whatever_the_model_prints(cli):
 
 
 def test_log_lines_of_a_local_training_at_a_terminal_go_above_the_progress_bar(tmp_path):
-    """Each log line starts a line of its own: none is written onto the bar's line."""
+    """Each log line, and each line a subprocess of the model writes, starts a line of its own:
+    none is written onto the bar's line."""
     import pty
     import re
 
@@ -263,8 +264,8 @@ def test_log_lines_of_a_local_training_at_a_terminal_go_above_the_progress_bar(t
         os.close(primary)
     text = out.decode(errors="replace")
     assert "%" in text  # the bar was shown
-    for epoch in (1, 2, 3):
-        at = text.index(f"epoch {epoch}")
+    for needle in ("epoch 1", "epoch 2", "epoch 3", "from a subprocess"):  # logs, and a subprocess's output
+        at = text.index(needle)
         line_start = max(text.rfind("\r", 0, at), text.rfind("\n", 0, at))
         before = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text[line_start + 1 : at])
         assert "%" not in before and "━" not in before, repr(text[line_start:at])

@@ -83,7 +83,7 @@ class LocalModels:
                         adapter.warm()
                 try:
                     if progress is not None:
-                        with progress, logs_above(progress.console):
+                        with progress, logs_above(progress.console), _fd_output_above(progress.console):
                             result = adapter.train(kwargs, context.showing())
                     else:
                         result = adapter.train(kwargs, context)
@@ -189,3 +189,29 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def _fd_output_above(console: Any) -> Iterator[None]:
+    """What model code writes to file descriptor 1 (subprocesses, C code) is printed by
+    ``console``, above its progress bar, line by line, instead of onto the bar's line."""
+    import threading
+
+    read_end, write_end = os.pipe()
+    saved = os.dup(1)
+    os.dup2(write_end, 1)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:  # ends when every writer (ours, and subprocesses') has closed it
+                console.print(line.decode(errors="replace").rstrip("\n"), markup=False, highlight=False)
+
+    reader = threading.Thread(target=pump, name="fd-output", daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)  # our end of the pipe closes: the pump ends once subprocesses' ends do
+        os.close(saved)
+        reader.join(timeout=2)  # a subprocess left running keeps its end; it is not waited for
