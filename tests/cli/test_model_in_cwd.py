@@ -4,6 +4,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -12,9 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
-
 SCRIPT = str(Path(sys.executable).with_name("modelaas"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
 
 MODEL = """
 from modelaas import Model, TrainingContext

@@ -6,6 +6,7 @@ import os
 import pty
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,9 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import MODELS, free_port
-
 pytestmark = pytest.mark.slow
+
+MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def read_all(fd: int, proc: subprocess.Popen, timeout: float) -> bytes:
