@@ -87,7 +87,7 @@ async def test_gate_overload_and_timeout_units():
     release = threading.Event()
     first = asyncio.ensure_future(gate.run(release.wait, 2))
     await asyncio.sleep(0.01)
-    with pytest.raises(Overloaded):
+    with pytest.raises(Overloaded, match=r"^The server is busy: 1 prediction running and 0 waiting\."):
         await gate.run(lambda: None)
     with pytest.raises(PredictTimeout):
         await first

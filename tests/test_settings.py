@@ -101,3 +101,45 @@ def test_serve_flags_are_held_to_the_same_ranges_before_start():
 
     result = CliRunner().invoke(serve, ["--listen-port", "0"])
     assert result.exit_code == 2 and "0 is not in the range 1<=x<=65535" in result.output
+
+
+def test_serve_help_shows_every_flags_default_and_choices():
+    """Each flag's help names its default (shown by click, or said in its doc) and a choice
+    flag lists its choices; the defaults shown are the settings' own."""
+    import dataclasses
+
+    import click
+    from click.testing import CliRunner
+
+    from modelaas.cli.serve import serve
+
+    text = CliRunner().invoke(serve, ["--help"], terminal_width=200).output
+    entries = {}
+    for option in serve.params:
+        if isinstance(option, click.Option) and option.name in {f.name for f in dataclasses.fields(Settings)}:
+            record = option.get_help_record(click.Context(serve))
+            assert record is not None
+            entries[option.name] = record[1]
+    assert len(entries) == len([f for f in dataclasses.fields(Settings) if not f.metadata.get("secret")])
+    for name, help_text in entries.items():
+        assert "default" in help_text.lower(), name
+    assert "[default: 5000; 1<=x<=65535]" in entries["listen_port"]
+    assert "[default: --warm]" in entries["warm"] and "[default: --nodebug-endpoint]" in entries["debug_endpoint"]
+    assert "[default: every installed model]" in entries["model_name"]
+    assert "/ui" in entries["doc_endpoint"]  # turning the docs off turns the web UI off too
+    assert "--log-level [debug|info|warning|warn|error|critical]" in text
+    assert "--jobs-backend [process|ray]" in text and "[default: process]" in entries["jobs_backend"]
+
+
+def test_log_level_is_a_choice_in_any_case():
+    assert Settings.load(environ={"MODELAAS_LOG_LEVEL": "WARNING"}).log_level == "warning"
+    with pytest.raises(ConfigError, match="log_level must be"):
+        Settings.load(environ={"MODELAAS_LOG_LEVEL": "loud"})
+
+
+def test_a_jobs_db_path_is_made_absolute_for_every_process(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings.load(environ={"MODELAAS_JOBS_DB": "sub/jobs.db"})
+    assert s.jobs_db == str(tmp_path / "sub" / "jobs.db")
+    assert s.to_env()["MODELAAS_JOBS_DB"] == str(tmp_path / "sub" / "jobs.db")  # what trainings get
+    assert Settings(jobs_db="postgresql://u@h/db").jobs_db == "postgresql://u@h/db"

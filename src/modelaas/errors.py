@@ -149,8 +149,10 @@ class ModelNotFound(NotFound):
 
 
 class JobNotFound(NotFound):
-    def __init__(self, model: str, job_id: str) -> None:
-        super().__init__(f"Model {model!r} has no training job {job_id!r}.")
+    def __init__(self, model: str | None, job_id: str, *, where: str = "") -> None:
+        """``model`` None: no model's; ``where``: where it was looked for (``on http://...``)."""
+        text = f"Model {model!r} has no training job {job_id!r}" if model else f"There is no training job {job_id!r}"
+        super().__init__(f"{text} {where}.".replace(" .", "."))
 
 
 class TooManyJobs(ClientError):

@@ -43,10 +43,18 @@ class Settings:
     base_path: str = field(default="", metadata=_doc("Path prefix put before every route, e.g. /foo."))
     model_name: str | None = field(
         default=None,
-        metadata=_doc("Serve only the installed model with this name.", env=("DEEPAAS_V2_MODEL",)),
+        metadata=_doc(
+            "Serve only the installed model with this name.",
+            env=("DEEPAAS_V2_MODEL",),
+            shown_default="every installed model",
+        ),
     )
     model: str | None = field(
-        default=None, metadata=_doc("Serve the object at pkg.module:attr (no entry point needed).")
+        default=None,
+        metadata=_doc(
+            "Serve the object at pkg.module:attr, no entry point needed (imported from the current directory "
+            "too; named after pkg, my_model -> my-model, unless --model-name names it)."
+        ),
     )
     workers: int = field(
         default=1, metadata=_doc("Serving processes, each with its own copy of the model.", short="-p", minimum=1)
@@ -57,7 +65,13 @@ class Settings:
     warm: bool = field(default=True, metadata=_doc("Call the model's warm() before taking requests."))
     predict_endpoint: bool = field(default=True, metadata=_doc("Serve the predict routes."))
     train_endpoint: bool = field(default=True, metadata=_doc("Serve the train routes."))
-    doc_endpoint: bool = field(default=True, metadata=_doc("Serve the API docs (/api, /openapi.json, /swagger.json)."))
+    doc_endpoint: bool = field(
+        default=True,
+        metadata=_doc(
+            "Serve the API docs (/api, /openapi.json, /swagger.json) and the web UI (/ui); without them, / lists "
+            "the API versions."
+        ),
+    )
     debug_endpoint: bool = field(default=False, metadata=_doc("Serve /v2/debug/ with the captured log."))
     config_file: Path | None = field(default=None, metadata=_doc("INI file with settings ([DEFAULT] or [modelaas])."))
     data_dir: Path = field(
@@ -95,10 +109,19 @@ class Settings:
     max_field_size: int = field(
         default=1024 * 1024, metadata=_doc("Largest non-file form field or JSON body, in bytes.")
     )
-    log_level: str = field(default="info", metadata=_doc("Log level: debug, info, warning, error."))
+    log_level: str = field(
+        default="info",
+        metadata=_doc(
+            "Log level (any case; warn is warning).", choices=("debug", "info", "warning", "warn", "error", "critical")
+        ),
+    )
     jobs_db: str | None = field(
         default=None,
-        metadata=_doc("Job store: postgresql://user@host/db (default: SQLite file jobs.sqlite3 in the data dir)."),
+        metadata=_doc(
+            "Job store: an SQLite file path (/tmp/jobs.db, ./jobs.db) or postgresql://user@host/db (default: "
+            "SQLite file jobs.sqlite3 in the data dir). SQLAlchemy URLs too: sqlite:///x.db is relative to the "
+            "current directory, sqlite:////tmp/x.db absolute."
+        ),
     )
     jobs_backend: str = field(
         default="process", metadata=_doc("Where trainings run: process (local) or ray.", choices=("process", "ray"))
@@ -232,7 +255,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            _check_field(f, getattr(self, f.name))
+            value = getattr(self, f.name)
+            if f.metadata.get("choices") and isinstance(value, str):  # INFO is info
+                value = value.strip().lower()
+                object.__setattr__(self, f.name, value)
+            _check_field(f, value)
         for name in ("tokens", "cors_origins"):  # blank (an empty variable) means not set
             value = getattr(self, name)
             if value is not None and not value.strip():
@@ -245,6 +272,19 @@ class Settings:
             base = "/" + base
         object.__setattr__(self, "base_path", base.rstrip("/"))
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+        if self.jobs_db and "://" not in self.jobs_db:  # an SQLite file: the same one for every process
+            object.__setattr__(self, "jobs_db", str(Path(self.jobs_db).expanduser().absolute()))
+
+    def make_data_dir(self) -> Path:
+        """Create the data directory if it is not there yet; ConfigError (one line) if it cannot be."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = "it is a file" if self.data_dir.is_file() else exc.strerror or str(exc)
+            raise ConfigError(
+                f"Cannot create the data directory {self.data_dir} (--data-dir or MODELAAS_DATA_DIR): {reason}."
+            ) from None
+        return self.data_dir
 
     def batch_bounds(self) -> dict[str, tuple[int, float | None]]:
         """``--batch`` read: model name (or ``*``) -> (max size, max wait in seconds or None: the model's)."""

@@ -42,6 +42,17 @@ def test_help_lists_every_argument_with_type_choices_and_default(cli):
         assert needle in text, needle
 
 
+@pytest.mark.parametrize(
+    ("command", "model", "name"), [("predict", "v2_basic", "v2-basic"), ("train", "trainer:Trainer", "trainer")]
+)
+def test_help_lists_the_model_given_with_model_not_the_installed_ones(cli, command, model, name):
+    for args in (["--model", model, "--help"], [f"--model={model}", "-h"]):
+        r = cli(command, *args)
+        assert r.returncode == 0, r.stderr
+        models = r.stdout.decode().split("Models:", 1)[1]
+        assert f"modelaas {command} {name} --help" in models and "modelaas-demo" not in models
+
+
 def test_predict_prints_json_only_on_stdout(cli):
     r = cli("predict", "--model", "v2_basic", "v2-basic", "--count", "3", "--values", "1", "--values", "2.5")
     assert r.returncode == 0, r.stderr
@@ -93,6 +104,27 @@ def test_model_errors_exit_non_zero_with_the_message(cli):
     assert r.returncode == 1 and "the model broke on purpose" in r.stderr.decode()
 
 
+@pytest.mark.parametrize(
+    ("args", "source", "summary"),
+    [
+        (["predict", "--model", "v2_raises"], "v2_raises.py", "Model 'v2-raises' failed in predict: the model broke"),
+        (
+            ["train", "--model", "trainer:Trainer", "--epochs", "1", "--fail", "true"],
+            "trainer.py",
+            "Model 'trainer' failed in train: training diverged",
+        ),
+    ],
+)
+def test_a_failing_model_shows_its_own_traceback_once_and_the_summary_last(cli, args, source, summary):
+    r = cli(*args)
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert err.count("Traceback (most recent call last)") == 1, err
+    assert f'{source}", line' in err and "ValueError: " in err  # the model's frame and exception
+    assert "modelaas/runtime" not in err and "modelaas/cli" not in err  # not modelaas's own frames
+    assert err.rstrip().splitlines()[-1].startswith(f"Error: {summary}")
+
+
 def test_train_in_process_keeps_stdout_clean(cli, tmp_path):
     out = tmp_path / "artefacts"
     r = cli("train", "--model", "trainer:Trainer", "--epochs", "2", "--output-dir", str(out))
@@ -107,6 +139,18 @@ def test_train_v1_gets_strings(cli):
     r = cli("train", "--model", "v1_seed", "--epochs", "5")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"lr_step_schedule": [0.7, 0.9], "use_early_stopping": False, "epochs": 5}
+
+
+def test_a_training_without_artefacts_leaves_no_empty_run_folder(cli, tmp_path):
+    r = cli("train", "--model", "v1_seed", "--epochs", "5")  # writes no file
+    assert r.returncode == 0, r.stderr
+    assert b"Artefacts are in" not in r.stderr
+    runs = tmp_path / "data" / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []
+    r = cli("train", "--model", "trainer:Trainer", "--epochs", "1")  # writes weights.txt
+    assert r.returncode == 0, r.stderr
+    [folder] = runs.iterdir()
+    assert f"Artefacts are in {folder}".encode() in r.stderr and (folder / "weights.txt").is_file()
 
 
 def test_metadata_warm_and_models(cli):
@@ -198,3 +242,40 @@ def test_an_alias_option_takes_the_models_keyword_too(cli):
     assert "--top-k, --top_k INT" in r.stdout.decode()
     r = cli("predict", "--model", "aliased:Aliased", "aliased", "--no_such", "4")
     assert r.returncode == 2 and "--no_such" in r.stderr.decode()  # an unknown option is refused
+
+def test_log_lines_of_a_local_training_at_a_terminal_go_above_the_progress_bar(tmp_path):
+    """Each log line, and each line a subprocess of the model writes, starts a line of its own:
+    none is written onto the bar's line."""
+    import pty
+    import re
+
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(MODELS), "MODELAAS_DATA_DIR": str(tmp_path), "COLUMNS": "100"}
+    args = ["train", "--model", "trainer:Trainer", "--epochs", "3", "--seconds", "0.3"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelaas", *args], stdin=secondary, stdout=secondary, stderr=secondary, env=env
+    )
+    os.close(secondary)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the process has closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=60) == 0, out.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+    text = out.decode(errors="replace")
+    assert "%" in text  # the bar was shown
+    for needle in ("epoch 1", "epoch 2", "epoch 3", "from a subprocess"):  # logs, and a subprocess's output
+        at = text.index(needle)
+        line_start = max(text.rfind("\r", 0, at), text.rfind("\n", 0, at))
+        before = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text[line_start + 1 : at])
+        assert "%" not in before and "━" not in before, repr(text[line_start:at])

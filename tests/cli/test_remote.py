@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +22,10 @@ def run(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
 
 def test_remote_predict_with_options_from_the_server(server, tmp_path):
     srv = server("--model", "v2_basic")
+    r = run("predict", "--remote", srv.url, "--help", data_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    models = r.stdout.decode().split("Models:", 1)[1]  # the server's, not those installed here
+    assert "modelaas predict v2-basic --help" in models and "modelaas-demo" not in models
     r = run("predict", "v2-basic", "--remote", srv.url, "--help", data_dir=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "--count INT" in r.stdout.decode() and "[red|green]" in r.stdout.decode()
@@ -71,14 +76,20 @@ def test_remote_train_follows_to_the_end_and_jobs_commands(server, tmp_path):
     job_id = records[0]["uuid"]
     shown = json.loads(run("jobs", "show", job_id, "--remote", srv.url, data_dir=tmp_path).stdout)
     assert shown["uuid"] == job_id
-    logs = run("jobs", "logs", job_id, "--remote", srv.url, data_dir=tmp_path).stdout.decode()
+    shown = json.loads(run("jobs", "show", job_id[:6], "--remote", srv.url, data_dir=tmp_path).stdout)
+    assert shown["uuid"] == job_id  # a unique start of the id will do
+    logs = run("jobs", "logs", job_id[:6], "--remote", srv.url, data_dir=tmp_path).stdout.decode()
     assert "epoch 3" in logs
+    r = run("jobs", "show", "zz", "--remote", srv.url, data_dir=tmp_path)
+    assert r.returncode == 2 and f"There is no training job 'zz' on {srv.url}." in r.stderr.decode()
 
 
 def test_remote_train_failure_exits_non_zero(server, tmp_path):
     srv = server("--model", "trainer:Trainer")
     r = run("train", "--remote", srv.url, "trainer", "--epochs", "1", "--fail", "true", data_dir=tmp_path)
     assert r.returncode == 1 and "training diverged" in r.stderr.decode()
+    last = r.stderr.decode().strip().splitlines()[-1]
+    assert re.fullmatch(r"Error: Training job [0-9a-f]{32} failed: .*training diverged", last), last
 
 
 def test_cancel_remote_and_local_store(server, tmp_path):
@@ -108,20 +119,26 @@ def test_cancel_remote_and_local_store(server, tmp_path):
             data_dir=tmp_path,
         ).stdout
     )["uuid"]
-    assert run("jobs", "cancel", second, data_dir=data_dir).returncode == 0
-    deadline = time.monotonic() + 15
-    status = None
-    while time.monotonic() < deadline:
-        status = json.loads(run("jobs", "show", second, data_dir=data_dir).stdout)["status"]
-        if status == "cancelled":
-            break
-        time.sleep(0.2)
-    assert status == "cancelled"
+    r = run("jobs", "cancel", second, data_dir=data_dir)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "cancelled"  # waited for: the server has stopped it
+    assert json.loads(run("jobs", "show", second, data_dir=data_dir).stdout)["status"] == "cancelled"
     assert run("jobs", "show", "nope", data_dir=data_dir).returncode == 2
+    # delete: locally, and on the server, by a unique start of the id
+    assert (data_dir / "jobs" / second).exists()
+    r = run("jobs", "delete", second[:8], data_dir=data_dir)
+    assert r.returncode == 0 and f"Deleted job {second}." in r.stderr.decode()
+    assert run("jobs", "show", second, data_dir=data_dir).returncode == 2
+    assert not (data_dir / "jobs" / second).exists()
+    r = run("jobs", "delete", job_id[:8], "--remote", srv.url, data_dir=tmp_path)
+    assert r.returncode == 0 and f"Deleted job {job_id}." in r.stderr.decode()
+    assert json.loads(run("jobs", "list", "--remote", srv.url, "--json", data_dir=tmp_path).stdout) == []
 
 
-def test_ctrl_c_at_a_terminal_asks_whether_to_cancel(server, tmp_path):
-    """At a terminal: progress is shown; Ctrl-C asks, and 'y' cancels the job on the server."""
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_ctrl_c_at_a_terminal_asks_whether_to_cancel(server, tmp_path, answer):
+    """At a terminal: progress is shown; Ctrl-C asks: 'y' cancels the job on the server, 'n'
+    leaves it running and says how to follow it (its id, the server)."""
     import pty
     import select
     import signal
@@ -158,8 +175,14 @@ def test_ctrl_c_at_a_terminal_asks_whether_to_cancel(server, tmp_path):
         read_until(b"%")  # the progress bar
         proc.send_signal(signal.SIGINT)
         read_until(b"Cancel the training job?")
-        os.write(primary, b"y\n")
-        read_until(b"cancelled")
+        os.write(primary, answer.encode() + b"\n")
+        if answer == "y":
+            read_until(b"cancelled")
+        else:
+            job_id = re.search(rb"Training job ([0-9a-f]{32}) submitted", seen).group(1).decode()
+            read_until(f"modelaas jobs logs -f {job_id} --remote {srv.url}".encode())
+            job = json.loads(run("jobs", "cancel", job_id, "--remote", srv.url, data_dir=tmp_path).stdout)
+            assert job["status"] == "cancelled"
         assert proc.wait(timeout=30) == 130
     finally:
         if proc.poll() is None:

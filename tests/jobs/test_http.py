@@ -353,7 +353,7 @@ def test_full_queue_answers_429_with_retry_after(make_client: Any, settings: Set
     assert answer.status_code == 429
     assert int(answer.headers["Retry-After"]) > 0
     assert answer.headers["content-type"] == "application/json"
-    assert "--train-queue" in answer.json()["message"]
+    assert answer.json()["message"].startswith("1 training is already waiting on this server (--train-queue 1)")
     assert [j["uuid"] for j in client.get(URL).json()] == [running, queued["uuid"]]
     assert spool_files(settings.upload_dir) == []
     for job in (queued["uuid"], running):

@@ -1,152 +1,169 @@
-"""``modelaas jobs list|show|logs|cancel``: training jobs in the local store or on a server."""
+"""``modelaas jobs list|show|logs|cancel|delete``: training jobs in the local store or on a server.
+
+A job is named by its id or any unique start of it; where the jobs are is a
+:class:`~modelaas.cli.job_sources.JobSource` (the local store, or ``--remote URL``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
 
+from modelaas.cli.job_sources import JobSource
+from modelaas.cli.options import setting_options
 from modelaas.cli.output import emit_json
-from modelaas.errors import JobNotFound
-from modelaas.jobs.records import to_record
+from modelaas.jobs.records import JobStatus
 from modelaas.settings import Settings
 
 _remote = click.option("--remote", metavar="URL", help="The modelaas server to ask (default: the local job store).")
 _token = click.option("--token", envvar="MODELAAS_TOKEN", help="Bearer token for --remote.")
+_store = setting_options("data_dir", "jobs_db", "config_file")
+"""The local job store's options, read as 'modelaas serve' reads them (flags, MODELAAS_*, config file)."""
+_model = click.option("--model", help="The job's model (only its jobs are searched).")
+_job_id = click.argument("job_id", metavar="JOB")
+
+
+def _where(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--remote and --token, or the local store's options."""
+    return _remote(_token(_store(func)))
 
 
 @click.group()
 def jobs() -> None:
     """Training jobs: of the server at --remote URL, or in this machine's job store
-    (--data-dir / --jobs-db, as for 'modelaas serve')."""
+    (each command's --data-dir / --jobs-db, as for 'modelaas serve'). JOB is a job's id
+    or any unique start of it."""
 
 
 @contextmanager
-def _local() -> Iterator[Any]:
-    from modelaas.jobs.store import open_store
+def _source(remote: str | None, token: str | None, local: dict[str, Any]) -> Iterator[JobSource]:
+    """The server at ``remote``, else the job store of the local options; --remote with them is an error."""
+    from modelaas.cli.job_sources import LocalJobs, RemoteJobs
 
-    settings = Settings.load()
-    store = open_store(settings)
-    store.migrate()
+    given = [name for name, value in local.items() if value is not None]
+    if remote and given:
+        options = " and ".join("--" + name.replace("_", "-") for name in given)
+        verb = "are" if len(given) > 1 else "is"
+        raise click.UsageError(f"{options} {verb} for a local job store: not with --remote.")
+    source: JobSource = RemoteJobs(remote, token) if remote else LocalJobs(Settings.load(local))
     try:
-        yield store
+        yield source
     finally:
-        store.close()
-
-
-@contextmanager
-def _client(remote: str, token: str | None) -> Iterator[Any]:
-    from modelaas.client import Client
-
-    with Client(remote, token=token) as client:
-        yield client
-
-
-def _remote_job(client: Any, job_id: str, model: str | None) -> Any:
-    names = [model] if model else [m["name"] for m in client.models()]
-    for name in names:
-        for job in client.jobs(name):
-            if job.id == job_id:
-                return job
-    raise JobNotFound(model or "any model", job_id)
+        source.close()
 
 
 @jobs.command("list")
 @click.argument("model", required=False)
-@_remote
-@_token
+@_where
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
-def list_jobs(model: str | None, remote: str | None, token: str | None, as_json: bool) -> int:
+def list_jobs(model: str | None, remote: str | None, token: str | None, as_json: bool, **local: Any) -> int:
     """List training jobs (of MODEL, or of every model), oldest first."""
-    if remote:
-        with _client(remote, token) as client:
-            names = [model] if model else [m["name"] for m in client.models()]
-            records = [job.record for name in names for job in client.jobs(name)]
-    else:
-        with _local() as store:
-            records = [to_record(job) for job in store.list(model)]
+    with _source(remote, token, local) as source:
+        records = source.records(model)
+        where = source.where
     if as_json:
         emit_json(records, None)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("uuid", "model", "status", "progress", "submitted (UTC)", "message")
-    for r in records:
-        progress = "" if r.get("progress") is None else f"{r['progress']:.0%}"
-        table.add_row(r["uuid"], r.get("model", ""), r["status"], progress, r["date"], r.get("message") or "")
-    Console().print(table)
+    if not records:
+        click.echo(f"No training jobs{' of ' + repr(model) if model else ''} {where}.", err=True)
+        return 0
+    _print_table(
+        ["id", "model", "status", "progress", "submitted (UTC)", "message"],
+        [
+            [
+                r["uuid"],
+                r.get("model", ""),
+                r["status"],
+                "" if r.get("progress") is None else f"{r['progress']:.0%}",
+                r.get("date") or "",
+                r.get("message") or "",
+            ]
+            for r in records
+        ],
+    )
     return 0
 
 
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    """At a terminal, a table whose first column (the ids) is never cut; piped, plain columns
+    of whole values (for grep, cut and awk), one row a line."""
+    if not sys.stdout.isatty():
+        widths = [max(len(str(v)) for v in column) for column in zip(header, *rows, strict=True)]
+        for row in [header, *rows]:
+            cells = [str(v).replace("\n", " ") for v in row]
+            click.echo("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    width = max([len(header[0]), *(len(r[0]) for r in rows)])
+    table.add_column(header[0], no_wrap=True, min_width=width)
+    for title in header[1:]:
+        table.add_column(title, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
 @jobs.command("show")
-@click.argument("job_id")
-@click.option("--model", help="The job's model (saves a search on a remote server).")
-@_remote
-@_token
-def show(job_id: str, model: str | None, remote: str | None, token: str | None) -> int:
+@_job_id
+@_model
+@_where
+def show(job_id: str, model: str | None, remote: str | None, token: str | None, **local: Any) -> int:
     """Print a job's record as JSON."""
-    if remote:
-        with _client(remote, token) as client:
-            emit_json(_remote_job(client, job_id, model).record, None)
-        return 0
-    with _local() as store:
-        job = store.get(job_id)
-        if job is None:
-            raise JobNotFound(model or "any model", job_id)
-        emit_json(to_record(job), None)
+    with _source(remote, token, local) as source:
+        emit_json(source.record(source.find(job_id, model)), None)
     return 0
 
 
 @jobs.command("logs")
-@click.argument("job_id")
-@click.option("--model", help="The job's model (saves a search on a remote server).")
+@_job_id
+@_model
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
-@_remote
-@_token
-def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token: str | None) -> int:
+@_where
+def logs(job_id: str, model: str | None, follow: bool, remote: str | None, token: str | None, **local: Any) -> int:
     """Print a job's captured output."""
-    if remote:
-        with _client(remote, token) as client:
-            job = _remote_job(client, job_id, model)
-            for line in job.follow_logs() if follow else job.all_logs():
-                click.echo(line)
-        return 0
-    import time
-
-    with _local() as store:
-        if store.get(job_id) is None:
-            raise JobNotFound(model or "any model", job_id)
-        offset = 0
-        while True:
-            job = store.get(job_id)  # before the lines: once it has ended, they are all stored
-            lines = store.log_lines(job_id, offset)
-            for line in lines:
-                click.echo(line)
-            offset += len(lines)
-            if lines:
-                continue
-            if not follow or job is None or job.status.is_terminal:
-                return 0
-            time.sleep(0.5)
+    with _source(remote, token, local) as source:
+        for line in source.log_lines(source.find(job_id, model), follow):
+            click.echo(line)
+    return 0
 
 
 @jobs.command("cancel")
-@click.argument("job_id")
-@click.option("--model", help="The job's model (saves a search on a remote server).")
-@_remote
-@_token
-def cancel(job_id: str, model: str | None, remote: str | None, token: str | None) -> int:
-    """Cancel an active job (its server stops it within seconds)."""
-    if remote:
-        with _client(remote, token) as client:
-            emit_json(_remote_job(client, job_id, model).cancel(), None)
-        return 0
-    with _local() as store:
-        job = store.request_cancel(job_id)
-        if job is None:
-            raise JobNotFound(model or "any model", job_id)
-        emit_json(to_record(job), None)
+@_job_id
+@_model
+@_where
+def cancel(job_id: str, model: str | None, remote: str | None, token: str | None, **local: Any) -> int:
+    """Cancel an active job; print its record once its server has stopped it."""
+    with _source(remote, token, local) as source:
+        record = source.cancel(source.find(job_id, model))
+    emit_json(record, None)
+    if JobStatus(record["status"]).is_active:
+        click.echo(
+            f"Job {record['uuid']} was asked to stop and is still {record['status']}; its server stops it "
+            f"(follow it with 'modelaas jobs show {record['uuid']}{_again(remote)}').",
+            err=True,
+        )
     return 0
+
+
+@jobs.command("delete")
+@_job_id
+@_model
+@_where
+def delete(job_id: str, model: str | None, remote: str | None, token: str | None, **local: Any) -> int:
+    """Delete a job, its log and files (cancelling it first)."""
+    with _source(remote, token, local) as source:
+        job = source.find(job_id, model)
+        source.delete(job)
+    click.echo(f"Deleted job {job.id}.", err=True)
+    return 0
+
+
+def _again(remote: str | None) -> str:
+    return f" --remote {remote}" if remote else ""

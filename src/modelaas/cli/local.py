@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -19,9 +20,9 @@ from typing import Any
 
 import click
 
-from modelaas.cli.output import emit_answer, emit_json, interactive, spinner
+from modelaas.cli.output import emit_answer, emit_json, interactive, logs_above, spinner
 from modelaas.cli.sources import Run, Target, for_options
-from modelaas.errors import ModelaasError, ModelNotFound, ValidationError, from_model_exception
+from modelaas.errors import ConfigError, ModelaasError, ModelNotFound, ValidationError, from_model_exception
 from modelaas.model.interface import TrainingContext
 from modelaas.model.jsonable import to_jsonable
 from modelaas.settings import Settings
@@ -54,7 +55,7 @@ class LocalModels:
         settings = dataclasses.replace(self.settings, warm=run.warm)
         runtime = Runtime(settings, [target.handle])  # the serving path: checks, fetches, answers alike
         try:
-            with stdout_to_stderr():
+            with stdout_to_stderr(), _reported_here():
                 answer = asyncio.run(_predict(runtime, target.name, dict(raw)))
             emit_answer(answer, run.output)
         finally:
@@ -68,26 +69,33 @@ class LocalModels:
             kwargs = adapter.params_for("train").validate(raw)
         except ValidationError as exc:
             raise for_options(exc) from None
-        output_dir = run.output_dir
+        output_dir = Path(run.output_dir) if run.output_dir is not None else None
+        ours = output_dir is None or not output_dir.exists()  # a folder made for this run: removed if left empty
         if output_dir is None:
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            output_dir = self.settings.data_dir / "runs" / f"{target.name}-{stamp}"
+            output_dir = self.settings.make_data_dir() / "runs" / f"{target.name}-{stamp}"
         progress = _progress() if interactive() else None
-        with stdout_to_stderr():
-            if run.warm:
-                with spinner(f"Warming {target.name}..."):
-                    adapter.warm()
-            try:
-                if progress is not None:
-                    with progress:
-                        result = adapter.train(kwargs, ConsoleContext(Path(output_dir), progress))
-                else:
-                    result = adapter.train(kwargs, ConsoleContext(Path(output_dir)))
-            except ModelaasError:
-                raise
-            except Exception as exc:
-                raise from_model_exception(exc, model=target.name, method="train") from exc
-        click.echo(f"Artefacts are in {output_dir}", err=True)
+        context = ConsoleContext(output_dir, progress)
+        try:
+            with stdout_to_stderr():
+                if run.warm:
+                    with spinner(f"Warming {target.name}..."):
+                        adapter.warm()
+                try:
+                    if progress is not None:
+                        with progress, logs_above(progress.console), _fd_output_above(progress.console):
+                            result = adapter.train(kwargs, context.showing())
+                    else:
+                        result = adapter.train(kwargs, context)
+                except ModelaasError:
+                    raise
+                except Exception as exc:
+                    raise from_model_exception(exc, model=target.name, method="train") from exc
+        finally:
+            if ours and output_dir.is_dir() and not any(output_dir.iterdir()):
+                output_dir.rmdir()
+        if output_dir.exists() and any(output_dir.iterdir()):
+            click.echo(f"Artefacts are in {output_dir}", err=True)
         emit_json(to_jsonable(result), run.output)
         return 0
 
@@ -103,14 +111,39 @@ async def _predict(runtime: Any, name: str, raw: dict[str, Any]) -> Any:
             raise for_options(exc) from None
 
 
+@contextlib.contextmanager
+def _reported_here() -> Iterator[None]:
+    """The runtime's log record of a model's failure is left out: the CLI's error report shows
+    the same traceback (the model's frames only) with the summary last."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.levelno >= logging.ERROR)
+
+    logger = logging.getLogger("modelaas.runtime")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
 class ConsoleContext(TrainingContext):
     """A training context that shows progress on the terminal."""
 
     def __init__(self, output_dir: Path, progress: Any = None) -> None:
         super().__init__(output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"Cannot create the output folder {self.output_dir}: {exc.strerror}.") from None
         self._progress = progress
-        self._task = progress.add_task("training", total=1.0) if progress is not None else None
+        self._task: Any = None
+
+    def showing(self) -> ConsoleContext:
+        """This context, its progress shown on the bar (once the bar is up)."""
+        if self._progress is not None and self._task is None:
+            self._task = self._progress.add_task("training", total=1.0)
+        return self
 
     def _on_report(self) -> None:
         if self._progress is None or self._task is None:
@@ -156,3 +189,29 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def _fd_output_above(console: Any) -> Iterator[None]:
+    """What model code writes to file descriptor 1 (subprocesses, C code) is printed by
+    ``console``, above its progress bar, line by line, instead of onto the bar's line."""
+    import threading
+
+    read_end, write_end = os.pipe()
+    saved = os.dup(1)
+    os.dup2(write_end, 1)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:  # ends when every writer (ours, and subprocesses') has closed it
+                console.print(line.decode(errors="replace").rstrip("\n"), markup=False, highlight=False)
+
+    reader = threading.Thread(target=pump, name="fd-output", daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)  # our end of the pipe closes: the pump ends once subprocesses' ends do
+        os.close(saved)
+        reader.join(timeout=2)  # a subprocess left running keeps its end; it is not waited for

@@ -19,6 +19,7 @@ from modelaas.cli.sources import ModelSource, Run
 
 # options that may also be written after the model name
 GLOBAL_FLAGS = ("--remote", "--token", "--model")
+_GIVEN = "modelaas.given"
 
 
 class ModelCommands(click.Group):
@@ -44,8 +45,9 @@ class ModelCommands(click.Group):
     # --- where global options may sit -------------------------------------
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = _hoist_global_flags(list(args))
-        rest = super().parse_args(ctx, args)
-        return rest
+        # --help is eager: it lists the models before --remote/--model are parsed; they are read here
+        ctx.meta[_GIVEN] = _given_flags(args)
+        return super().parse_args(ctx, args)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -106,7 +108,11 @@ def source_options(method: str) -> list[click.Option]:
     return [
         click.Option(["--remote"], metavar="URL", help=remote),
         click.Option(["--token"], envvar="MODELAAS_TOKEN", help="Bearer token for --remote."),
-        click.Option(["--model"], metavar="PKG.MODULE:ATTR", help="Load this object as the model (no entry point)."),
+        click.Option(
+            ["--model"],
+            metavar="PKG.MODULE:ATTR",
+            help="Load this object as the model (no entry point; imported from the current directory too).",
+        ),
     ]
 
 
@@ -162,6 +168,18 @@ def _hoist_global_flags(args: list[str]) -> list[str]:
     return front + rest
 
 
+def _given_flags(args: list[str]) -> dict[str, str]:
+    """The values of ``--remote``/``--token``/``--model`` in ``args``."""
+    given: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        flag, eq, value = arg.partition("=")
+        if flag in GLOBAL_FLAGS and (eq or i + 1 < len(args)):
+            given[flag.lstrip("-")] = value if eq else args[i + 1]
+    return given
+
+
 def source_for(options: Mapping[str, Any]) -> ModelSource:
     """``--remote URL`` (with ``--token``): that server; else the models installed here (or ``--model``)."""
     if options.get("remote"):
@@ -177,7 +195,8 @@ def _source(ctx: click.Context) -> ModelSource:
     """Where this command's work is done, from ``--remote``/``--token``/``--model`` (read once per command)."""
     found: ModelSource | None = ctx.meta.get("modelaas.source")
     if found is None:
-        found = source_for(ctx.params)
+        given = {"token": os.environ.get("MODELAAS_TOKEN"), **ctx.meta.get(_GIVEN, {})}
+        found = source_for({**given, **{k: v for k, v in ctx.params.items() if v is not None}})
         ctx.meta["modelaas.source"] = found
     return found
 

@@ -13,9 +13,14 @@ from modelaas.settings import Settings
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def models(as_json: bool) -> int:
+@click.option(
+    "--model",
+    metavar="PKG.MODULE:ATTR",
+    help="Show the name this object is served under (as 'modelaas serve --model' would), instead.",
+)
+def models(as_json: bool, model: str | None) -> int:
     """List the installed models and the interface each speaks (without importing them)."""
-    refs = installed_models()
+    refs = select_models(Settings.load({"model": model})) if model else installed_models()
     rows = [
         {"name": r.name, "interface": r.interface, "target": r.target, "package": r.distribution, "group": r.source}
         for r in refs
@@ -48,7 +53,9 @@ def _load(model_name: str | None, model: str | None) -> ModelAdapter:
 
 
 _model_name = click.option("--model-name", envvar="DEEPAAS_V2_MODEL", help="The installed model to use.")
-_model = click.option("--model", metavar="PKG.MODULE:ATTR", help="Load this object as the model.")
+_model = click.option(
+    "--model", metavar="PKG.MODULE:ATTR", help="Load this object as the model (from the current directory too)."
+)
 
 
 @click.command("get_metadata")

@@ -1,16 +1,20 @@
-"""Command-line options generated from the parameter description (the IR).
+"""Command-line options generated from the two descriptions there are.
 
-Each argument becomes ``--<wire-name>`` with its type, choices, default and help; file
-arguments take local paths; list arguments repeat the option. The values the user typed
-are turned back into the raw values the model's validator expects.
+* A model's parameter description (the IR): each argument becomes ``--<wire-name>`` with
+  its type, choices, default and help; file arguments take local paths; list arguments
+  repeat the option. The values the user typed are turned back into the raw values the
+  model's validator expects.
+* The settings (:class:`~modelaas.settings.Settings`): each field becomes
+  ``--<field-with-dashes>`` with the doc, range and choices its metadata declares.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import mimetypes
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ import click
 
 from modelaas.model.files import File
 from modelaas.model.params import Kind, Param
+from modelaas.settings import Settings, field_type
 
 _TYPES: dict[Kind, Any] = {
     Kind.INTEGER: click.INT,
@@ -130,3 +135,98 @@ def local_file(name: str, path: Path | str) -> File:
     path = Path(path)
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return File(name=name, filename=os.fspath(path.resolve()), content_type=content_type, original_filename=path.name)
+
+
+# ------------------------------------------------------------------ settings
+def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a click command with one option per settings field.
+
+    Options default to ``None`` (not given) so that the config file and environment are
+    only overridden by flags the user actually typed.
+    """
+    return setting_options(*(f.name for f in dataclasses.fields(Settings)))(func)
+
+
+def setting_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator adding the options of these settings fields (secret ones never: ps shows flags)."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(names):
+            func = _setting_option(fields[name])(func)
+        return func
+
+    return decorate
+
+
+def _setting_option(f: dataclasses.Field[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """One settings field as an option that defaults to ``None`` (not given), its help showing
+    the field's default and its choices."""
+    if f.metadata.get("secret"):  # never on a command line (ps shows it): env or --tokens-file
+        return lambda func: func
+    kind = field_type(f.name)
+    flag = "--" + f.name.replace("_", "-")
+    shown = {"help": f.metadata.get("doc", ""), "cls": SettingOption, "default_text": shown_default(f)}
+    decls = [flag]
+    if f.metadata.get("short"):
+        decls.append(f.metadata["short"])
+    if kind is bool:
+        return click.option(f"{flag}/--no{f.name.replace('_', '-')}", f.name, default=None, **shown)
+    if f.metadata.get("choices"):
+        choice = click.Choice(f.metadata["choices"], case_sensitive=False)
+        return click.option(*decls, f.name, type=choice, default=None, **shown)
+    ptype: Any = _ranged(kind, f.metadata) or (click.Path(path_type=Path) if kind is Path else str)
+    return click.option(*decls, f.name, type=ptype, default=None, metavar=_metavar(kind), **shown)
+
+
+class SettingOption(click.Option):
+    """An option whose help shows the default of its settings field, though its own default is
+    ``None`` (not given: the config file and environment are not overridden)."""
+
+    def __init__(self, *args: Any, default_text: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_text = default_text
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None or self.default_text is None:
+            return record
+        names, text = record
+        extra = f"default: {self.default_text}"
+        head, bracket, tail = text.rpartition("  [")
+        if bracket and tail.endswith("]"):  # click's own note (a range): one bracket for both
+            return names, f"{head}  [{extra}; {tail}"
+        return names, f"{text}  [{extra}]"
+
+
+def shown_default(f: dataclasses.Field[Any]) -> str | None:
+    """What ``--help`` shows as a settings field's default (None: its doc says it already)."""
+    if "default" in f.metadata.get("doc", "").lower():
+        return None
+    if "shown_default" in f.metadata:
+        return str(f.metadata["shown_default"])
+    if f.default_factory is not dataclasses.MISSING:
+        value: Any = f.default_factory()
+    else:
+        value = f.default
+    if isinstance(value, bool):
+        return "--" + ("" if value else "no") + f.name.replace("_", "-")
+    if value is None or value == "":
+        return "none"
+    return str(value)
+
+
+def _ranged(kind: type, meta: Any) -> click.ParamType | None:
+    """An int or float option held to the range the settings field declares (checked before start-up)."""
+    if kind not in (int, float):
+        return None
+    low, high, above = meta.get("minimum"), meta.get("maximum"), meta.get("above")
+    if above is not None:
+        return click.FloatRange(min=above, min_open=True) if kind is float else click.IntRange(min=above + 1)
+    if low is None and high is None:
+        return click.INT if kind is int else click.FLOAT
+    return click.IntRange(min=low, max=high) if kind is int else click.FloatRange(min=low, max=high)
+
+
+def _metavar(kind: type) -> str:
+    return {int: "INT", float: "SECONDS", Path: "PATH"}.get(kind, "TEXT")

@@ -65,5 +65,28 @@ def spinner(text: str) -> Iterator[None]:
         return
     from rich.console import Console
 
-    with Console(stderr=True).status(text):
+    console = Console(stderr=True)
+    with console.status(text), logs_above(console):
         yield
+
+
+@contextlib.contextmanager
+def logs_above(console: Any) -> Iterator[None]:
+    """Log records printed by ``console`` (rich's handler), above its live spinner or progress
+    bar, instead of onto the bar's line."""
+    import logging
+
+    from rich.highlighter import NullHighlighter
+    from rich.logging import RichHandler
+
+    handler = RichHandler(
+        console=console, show_path=False, markup=False, highlighter=NullHighlighter(), log_time_format="%H:%M:%S"
+    )
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = [handler]
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved

@@ -72,12 +72,26 @@ class RemoteModels:
                     record = job.cancel()
                     click.echo(f"Job {job.id} is {record['status']}.", err=True)
                 else:
-                    click.echo(f"Job {job.id} keeps running; follow it with 'modelaas jobs show'.", err=True)
+                    where = f"{job.id} --remote {self.url}"
+                    click.echo(
+                        f"Job {job.id} keeps running; follow it with 'modelaas jobs logs -f {where}', "
+                        f"see it with 'modelaas jobs show {where}'.",
+                        err=True,
+                    )
                 return 130
         if record["status"] == "done":
             emit_json(record.get("result", {}).get("output"), run.output)
             return 0
-        raise ModelaasError(f"Training job {job.id} ended {record['status']}: {record.get('message') or ''}".strip())
+        raise ModelaasError(ended(job.id, record["status"], record.get("message")))
+
+
+_ENDINGS = {"error": "failed", "cancelled": "was cancelled", "interrupted": "was interrupted"}
+
+
+def ended(job_id: str, status: str, message: str | None) -> str:
+    """``Training job <id> failed: <message>``: how a job that did not succeed ended."""
+    text = f"Training job {job_id} {_ENDINGS.get(status, 'ended ' + status)}"
+    return f"{text}: {message}" if message else f"{text}."
 
 
 def params_from_operation(operation: Mapping[str, Any]) -> tuple[Param, ...]:

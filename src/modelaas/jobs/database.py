@@ -39,14 +39,46 @@ T = TypeVar("T")
 
 
 def store_url(jobs_db: str | None, data_dir: Path) -> str:
-    """The SQLAlchemy URL for ``--jobs-db`` (default: SQLite in the data directory)."""
+    """The SQLAlchemy URL for ``--jobs-db``: a file path (SQLite), a ``postgresql://`` URL or an
+    SQLAlchemy URL as it is (default: SQLite file ``jobs.sqlite3`` in the data directory)."""
     if not jobs_db:
         return f"sqlite:///{data_dir / 'jobs.sqlite3'}"
     if jobs_db.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + jobs_db.split("://", 1)[1]
     if jobs_db.startswith(("sqlite:", "postgresql+")):
         return jobs_db
-    raise ConfigError(f"--jobs-db must be a postgresql:// or sqlite:/// URL, not {jobs_db!r}")
+    if "://" in jobs_db:
+        raise ConfigError(
+            f"--jobs-db must be an SQLite file path, a postgresql:// URL or a sqlite:/// URL, not {jobs_db!r}"
+        )
+    return f"sqlite:///{Path(jobs_db).expanduser().absolute()}"  # a plain path: /tmp/x.db, ./x.db, x.db
+
+
+def relative_sqlite_warning(jobs_db: str | None) -> str | None:
+    """A warning when ``sqlite:///tmp/x.db`` (three slashes: ``./tmp/x.db``, relative to the
+    current directory) was most likely meant as ``/tmp/x.db``: that folder exists, ``./tmp`` not."""
+    if not jobs_db or not jobs_db.startswith("sqlite:///") or jobs_db.startswith("sqlite:////"):
+        return None
+    relative = jobs_db[len("sqlite:///") :].split("?", 1)[0]
+    if not relative or relative == ":memory:" or Path(relative).parent.is_dir():
+        return None
+    if not Path("/" + relative).parent.is_dir():
+        return None
+    return (
+        f"--jobs-db {jobs_db} is the file {Path(relative).absolute()} (after sqlite:/// a path is relative "
+        f"to the current directory); for /{relative} write the path /{relative} or sqlite:////{relative}."
+    )
+
+
+def store_name(url: str) -> str:
+    """The job store as a user knows it: an SQLite file's absolute path, else the URL (no password)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        return "<job store>"
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return str(Path(parsed.database).absolute())
+    return _safe(url)
 
 
 class Database:
@@ -133,7 +165,11 @@ def _engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                folder = Path(path).parent.absolute()
+                raise ConfigError(f"Cannot create {folder}, the folder of job store {path}: {exc.strerror}.") from None
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")

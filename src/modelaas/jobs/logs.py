@@ -310,8 +310,9 @@ class LineBuffer:
 
 
 def missing_marker(count: int) -> str:
+    what, them = ("1 line of output is", "it") if count == 1 else (f"{count} lines of output are", "them")
     return (
-        f"{MARK} {count} lines of output are missing here: the job store could not take them in time "
+        f"{MARK} {what} missing here: the job store could not take {them} in time "
         "(it was unreachable for long; see the server's log)."
     )
 

@@ -98,7 +98,7 @@ class JobService:
 
     def _too_many(self, waiting: int) -> TooManyJobs:
         return TooManyJobs(
-            f"{waiting} trainings are already waiting on this server (--train-queue "
+            f"{waiting} training{' is' if waiting == 1 else 's are'} already waiting on this server (--train-queue "
             f"{self.settings.train_queue}); retry later."
         )
 

@@ -52,7 +52,7 @@ class QueueFull(Exception):
     """A new job would pass its server's limit of queued jobs."""
 
     def __init__(self, waiting: int) -> None:
-        super().__init__(f"{waiting} jobs are queued already")
+        super().__init__(f"{waiting} job{' is' if waiting == 1 else 's are'} queued already")
         self.waiting = waiting
 
 
@@ -100,6 +100,14 @@ class JobStore(Database):
             lambda conn: conn.execute(sa.select(schema.jobs).where(schema.jobs.c.id == job_id)).mappings().first()
         )
         return from_row(row) if row else None
+
+    def ids_starting(self, prefix: str, *, model: str | None = None, limit: int = 10) -> list[str]:
+        """Ids of jobs (of ``model``) that start with ``prefix``: up to ``limit`` of them, sorted."""
+        if not prefix or not all(c.isalnum() or c == "-" for c in prefix):  # ids have no LIKE wildcards
+            return []
+        query = _filter(sa.select(schema.jobs.c.id), model=model).where(schema.jobs.c.id.startswith(prefix))
+        query = query.order_by(schema.jobs.c.id).limit(limit)
+        return [str(row[0]) for row in self._read(lambda conn: conn.execute(query).all())]
 
     def count(
         self,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 import traceback
 from dataclasses import dataclass
 from importlib import metadata
@@ -88,6 +90,8 @@ def load(ref: ModelRef, settings: Settings | None = None) -> ModelAdapter:
 
 def import_target(ref: ModelRef) -> Any:
     module_name, _, attr = ref.target.partition(":")
+    if ref.source == "--model":
+        importable_from_cwd()
     try:
         obj: Any = importlib.import_module(module_name.strip())
         for part in filter(None, attr.strip().split(".")):
@@ -98,6 +102,15 @@ def import_target(ref: ModelRef) -> Any:
             traceback_text=traceback.format_exc(),
         ) from exc
     return obj
+
+
+def importable_from_cwd() -> None:
+    """Put the current directory first on ``sys.path``, as ``python -m`` and uvicorn's ``--app-dir``
+    default do: ``--model my_model.api:Model`` finds ``./my_model/`` from the ``modelaas`` script too."""
+    cwd = os.getcwd()
+    if not any(os.path.abspath(p or os.curdir) == cwd for p in sys.path):
+        sys.path.insert(0, cwd)
+        importlib.invalidate_caches()
 
 
 def load_models(settings: Settings) -> list[ModelAdapter]:

@@ -137,6 +137,10 @@ class PredictGate:
         return min(self.queue, int(AHEAD_SECONDS / max(estimate, 1e-6)))
 
     # -------------------------------------------------------------------- run
+    def _busy(self) -> str:
+        running = f"{self.running} prediction{'' if self.running == 1 else 's'} running"
+        return f"The server is busy: {running} and {self.waiting} waiting. Retry shortly."
+
     @contextlib.asynccontextmanager
     async def preparing(self) -> AsyncIterator[None]:
         """Hold a place in the wait queue while a call is prepared (its URL inputs fetched).
@@ -146,10 +150,7 @@ class PredictGate:
         or predict; so at most that many requests fetch at once.
         """
         if self.waiting >= max(self.queue, 1):
-            raise Overloaded(
-                f"The server is busy: {self.running} predictions running and {self.waiting} waiting. Retry shortly.",
-                retry_after=1,
-            )
+            raise Overloaded(self._busy(), retry_after=1)
         self._preparing += 1
         try:
             yield
@@ -239,10 +240,7 @@ class PredictGate:
     async def _wait(self, loop: asyncio.AbstractEventLoop, kind: str) -> None:
         """Wait for a slot, first come first served; it is counted as taken on return."""
         if self.waiting >= self.queue:
-            raise Overloaded(
-                f"The server is busy: {self.running} predictions running and {self.waiting} waiting. Retry shortly.",
-                retry_after=1,
-            )
+            raise Overloaded(self._busy(), retry_after=1)
         waiter = _Waiter(loop.create_future(), kind)
         self._waiters.append(waiter)
         try:

@@ -6,6 +6,9 @@
   with a growing back-off if it keeps dying; the others keep serving meanwhile.
 * SIGTERM/SIGINT: serving processes stop accepting and finish in-flight requests while
   running trainings are stopped and recorded as interrupted (so their event streams end); exit.
+  A terminal's Ctrl-C (SIGINT to the supervisor and its serving processes alike, once or
+  many times) stops the server quietly with exit code 0: serving processes ignore SIGINT
+  from their start and are stopped by the supervisor's SIGTERM.
 * Serving processes die with the supervisor, even when it is killed with SIGKILL.
 * Access tokens are read before anything starts (a bad tokens file stops start-up); a
   server that listens beyond loopback without any token says so loudly in its log.
@@ -13,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -22,6 +26,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
@@ -61,31 +66,37 @@ class Supervisor:
 
     def run(self) -> int:
         configure_logging(self.settings.log_level)
+        self.settings.make_data_dir()
         self._check_access()
         sock = bind_socket(self.settings.listen_ip, self.settings.listen_port)
         ctx = multiprocessing.get_context("spawn")
         slots = [Slot(i) for i in range(self.settings.workers)]
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous_sigterm = signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
         scheduler = None
         try:
             # Serving processes first: their start-up (imports, the model) overlaps the job store's.
             for slot in slots:
                 self._spawn(ctx, slot, sock)
-            if self.settings.train_endpoint:
+            if self.settings.train_endpoint and not self._stopping:  # a Ctrl-C at once: no store to open
                 scheduler = self._scheduler = self._start_scheduler()
             while not self._stopping:
                 self._step(ctx, slots, sock)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self._shutdown(slots, scheduler)
-            sock.close()
+            try:
+                self._shutdown(slots, scheduler)  # a Ctrl-C pressed again meanwhile changes nothing
+            finally:
+                # Stopped: a Ctrl-C pressed again while the process exits changes nothing either
+                # (restored to the default, it would kill the process during Python's exit).
+                signal.signal(signal.SIGTERM, previous_sigterm)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                sock.close()
         return self._exit_code
 
     def _check_access(self) -> None:
         tokens = load_tokens(self.settings)
         if tokens.enabled:
-            log.info("Access control is on: %d token(s).", len(tokens))
+            log.info("Access control is on: %d token%s.", len(tokens), "" if len(tokens) == 1 else "s")
         elif not is_loopback(self.settings.listen_ip):
             log.warning(
                 "Listening on %s without access tokens: anyone who can reach this address can run "
@@ -97,10 +108,15 @@ class Supervisor:
 
     def _start_scheduler(self) -> SchedulerHost:
         """The job store is opened (and migrated); a bad URL stops start-up (and the serving processes)."""
+        from modelaas.jobs.database import relative_sqlite_warning, store_name
         from modelaas.jobs.wiring import SchedulerHost
 
+        warning = relative_sqlite_warning(self.settings.jobs_db)
+        if warning:
+            log.warning("%s", warning)
         host = SchedulerHost(self.settings, self.server_id)
         host.start()
+        log.info("Job store: %s", store_name(host.store.url))
         return host
 
     # ----------------------------------------------------------------- loop
@@ -116,7 +132,8 @@ class Supervisor:
             args=(self.settings, sock, child_conn, self.server_id),
             name=f"modelaas-worker-{slot.index}",
         )
-        process.start()
+        with sigint_blocked_in_children():
+            process.start()
         child_conn.close()
         slot.process, slot.conn, slot.ready, slot.respawn_at = process, parent_conn, False, None
 
@@ -219,6 +236,30 @@ class Supervisor:
         for slot in slots:
             if slot.conn is not None:
                 slot.conn.close()
+
+
+@contextlib.contextmanager
+def sigint_blocked_in_children() -> Iterator[None]:
+    """Processes started inside begin with SIGINT blocked (held pending, never delivered).
+
+    A terminal's Ctrl-C reaches the whole foreground process group: the supervisor, which
+    stops the server, and its serving processes, which it stops with SIGTERM. In them SIGINT
+    would raise KeyboardInterrupt wherever they are (a traceback on the user's screen). A
+    blocked signal stays blocked across fork and exec, before any of the child's Python runs;
+    the child then ignores it and unblocks it (:func:`~modelaas.serve.worker.worker_main`).
+    Here it is blocked for this thread only: one that arrives meanwhile waits, or is taken
+    by another thread, and reaches the supervisor's handler either way.
+    """
+    # multiprocessing starts its resource tracker with the first child, and unblocks SIGINT
+    # when it has: started first, it leaves the mask alone
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def is_loopback(host: str) -> bool:

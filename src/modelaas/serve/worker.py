@@ -33,6 +33,10 @@ log = logging.getLogger("modelaas.serve")
 
 
 def worker_main(settings: Settings, sock: socket.socket, conn: Connection, server_id: str) -> None:
+    # SIGINT (a terminal's Ctrl-C, sent to the supervisor too), blocked since this process
+    # started, is ignored (one pending is dropped): the supervisor stops us with SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _die_with_parent()
     from modelaas.serve.logs import configure_logging
 
@@ -102,6 +106,11 @@ def _uvicorn_server() -> type:
     import uvicorn
 
     class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if sig == signal.SIGINT:  # ignored: the supervisor, which got it too, sends SIGTERM
+                return
+            super().handle_exit(sig, frame)
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             await super().shutdown(sockets=sockets)
             # Processes model code forked hold the listening socket and the supervisor's sentinel

@@ -68,7 +68,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         removed = spool.sweep(settings.upload_dir)
         if removed:
-            log.info("Removed %d upload folder(s) left by stopped processes.", len(removed))
+            log.info(
+                "Removed %d upload folder%s left by stopped processes.", len(removed), "" if len(removed) == 1 else "s"
+            )
         if st.trainings is not None:
             await st.trainings.start()
         task = asyncio.create_task(_warm_then_settle(runtime, on_fatal, on_ready, on_settled, st.jobs))
