@@ -170,6 +170,10 @@ def test_cli_prints_to_stdout_with_the_running_version_of_modelaas(package, caps
     assert code == 0
     assert f'pip install "modelaas[postgres]=={version("modelaas")}" "/src"' in out
     assert not (package / "Dockerfile").exists()
+    wheel = "/src/modelaas-0.1.0-py3-none-any.whl[postgres]"  # a wheel put in the package folder
+    code, out, _ = run(capsys, "dockerfile", str(package), "-o", "-", "--modelaas", wheel)
+    assert code == 0 and f'pip install "{wheel}" "/src"' in out
+    assert hadolint(out) == ""
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,8 @@ import click
     default=None,
     metavar="REQUIREMENT",
     help="How pip installs modelaas in the image (default: modelaas[postgres]==<this version>); "
-    "e.g. a wheel copied into the package folder: ./modelaas-0.1.0-py3-none-any.whl[postgres].",
+    "e.g. a wheel copied into the package folder, which the image holds at /src: "
+    "/src/modelaas-0.1.0-py3-none-any.whl[postgres].",
 )
 @click.option("--extras", default="", metavar="EXTRAS", help="Extras of the model package to install, e.g. gpu.")
 @click.option("--model-name", default=None, help="Serve only this installed model.")

@@ -39,7 +39,7 @@ UID = 10001
 
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$")
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-_PIP_SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\[\],<>=!~ +:/@-]*$")
+_PIP_SPEC = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._\[\],<>=!~ +:/@-]*$")
 
 HEALTHCHECK = (
     "import os, urllib.request; "
@@ -58,7 +58,8 @@ class ImageRecipe:
     base: str = "cpu"
     """``cpu``, ``cuda`` or an image reference."""
     modelaas: str = "modelaas[postgres]"
-    """The pip requirement that installs modelaas (a version pin, a wheel in the context, a URL)."""
+    """The pip requirement that installs modelaas: a pinned version, a URL, or a wheel in the
+    package folder, which the image copies to ``/src`` (``/src/modelaas-0.1.0-py3-none-any.whl[postgres]``)."""
     package_extras: str = ""
     """Extras of the model package to install, comma-separated (e.g. ``gpu``)."""
     model_name: str | None = None
