@@ -138,6 +138,7 @@ def test_a_base_pinned_by_digest_is_used_as_given(package):
     assert "pin it for reproducible builds" in render(ImageRecipe(package))  # a tag says so
 
 
+@pytest.mark.slow
 def test_healthcheck_command_passes_on_a_ready_server_and_fails_without_one(server, package):
     argv = healthcheck_argv(render(ImageRecipe(package)))
     assert argv[0] == "python"

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import free_port
 from modelaas.errors import ConfigError
 from modelaas.jobs.store import open_store
 from modelaas.serve.ray_engine import RayEngine
@@ -32,6 +33,9 @@ pytest.importorskip("ray.serve", reason="needs modelaas[ray]")
 TOKEN = "a-long-enough-test-token-for-predict"
 # Ray's own token lives in ~/.ray, shared by every Ray on the machine; this cluster listens on loopback only
 RAY_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+# the cluster's workers import the fixture models as a serving process does
+FIXTURE_MODELS = str(Path(__file__).resolve().parents[1] / "fixtures" / "models")
+RAY_ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [FIXTURE_MODELS, os.environ.get("PYTHONPATH")]))
 
 
 def test_sqlite_is_refused_when_replicas_can_span_machines(tmp_path):
@@ -77,8 +81,6 @@ def _ray_processes(temp_dir: str) -> list:
 def ray_cluster() -> Iterator[tuple[str, str]]:
     """A Ray head on 127.0.0.1 with 2 CPUs: (address, temp dir); everything of it is stopped after."""
     import psutil
-
-    from conftest import free_port
 
     ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     temp_dir = tempfile.mkdtemp(prefix="mr-", dir="/tmp")  # short: Ray's socket paths have a length limit
@@ -165,8 +167,6 @@ class Asker(threading.Thread):
 def test_replicas_serve_are_replaced_when_killed_and_leave_nothing_behind(
     ray_cluster, pg_database, tmp_path, record_property
 ):
-    from conftest import free_port
-
     address, temp_dir = ray_cluster
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -245,3 +245,22 @@ def test_replicas_serve_are_replaced_when_killed_and_leave_nothing_behind(
             proc.wait(30)
         reader.join(10)
         proc.stdout.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_model_that_cannot_load_stops_start_up_with_its_error(ray_cluster, pg_database, tmp_path):
+    address, temp_dir = ray_cluster
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelaas", "serve", "--engine", "ray", "--ray-address", address,
+         "--model", "broken_import", "--jobs-db", pg_database, "--listen-port", str(free_port()),
+         "--data-dir", str(tmp_path / "data")],
+        env=RAY_ENV, capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("Error: ")]
+    assert "the Ray Serve replicas did not start" in error and "a_module_that_does_not_exist_anywhere" in error
+    deadline = time.monotonic() + 30
+    while _serve_actors(temp_dir):
+        assert time.monotonic() < deadline, _serve_actors(temp_dir)
+        time.sleep(0.5)

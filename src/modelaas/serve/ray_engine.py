@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import signal
 import sys
 import time
@@ -61,6 +62,8 @@ class RayEngine:
     def run(self) -> int:
         configure_logging(self.settings.log_level)
         self._check_access()
+        if self.settings.workers != 1:
+            log.warning("--workers is for the process engine: with --engine ray, each replica is one process.")
         try:
             from ray import serve
         except ImportError:
@@ -121,7 +124,8 @@ class RayEngine:
         except Exception as exc:  # Ray reports a replica that failed to start as its own error
             if self._stopping:
                 return 0
-            print(f"Error: the Ray Serve replicas did not start: {first_line(exc)}", file=sys.stderr)
+            reason = model_error(deployment_message(serve)) or first_line(exc)
+            print(f"Error: the Ray Serve replicas did not start: {reason}", file=sys.stderr)
             return 3
         return 0
 
@@ -176,6 +180,21 @@ def _bounded(func: Any, *args: Any, timeout: float) -> Any:
     if thread.is_alive():
         log.warning("Ray did not answer %s within %.0f s; going on.", getattr(func, "__name__", func), timeout)
     return result[0]
+
+
+def deployment_message(serve: Any) -> str:
+    """What Ray Serve says of the deployment (a failed replica's traceback), or ''."""
+    try:
+        app = serve.status().applications[APP_NAME]
+        return "\n".join([str(app.message), *(str(d.message) for d in app.deployments.values())])
+    except Exception:
+        return ""
+
+
+def model_error(text: str) -> str | None:
+    """The ModelLoadError line of a replica's traceback: what modelaas says of the model."""
+    found = re.findall(r"ModelLoadError: (.+)", text)
+    return found[-1].strip() if found else None
 
 
 def first_line(exc: BaseException) -> str:
