@@ -29,7 +29,8 @@ from modelaas.serve.ray_replica import REPLICA_HEADER
 from modelaas.settings import Settings
 from support import wait_status
 
-pytest.importorskip("ray.serve", reason="needs modelaas[ray]")
+if not os.environ.get("CI"):  # in CI, a missing Ray Serve fails the tests
+    pytest.importorskip("ray.serve", reason="needs modelaas[ray]")
 TOKEN = "a-long-enough-test-token-for-predict"
 # Ray's own token lives in ~/.ray, shared by every Ray on the machine; this cluster listens on loopback only
 RAY_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
