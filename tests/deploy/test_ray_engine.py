@@ -88,7 +88,11 @@ def ray_cluster() -> Iterator[tuple[str, str]]:
     port = free_port()
     start = subprocess.run(
         [ray_bin, "start", "--head", "--num-cpus", "2", "--node-ip-address", "127.0.0.1", "--port", str(port),
-         "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp_dir],
+         "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp_dir,
+         "--object-store-memory", str(100 * 1024 * 1024), "--ray-client-server-port", str(free_port()),
+         # free ports rather than Ray's fixed defaults, which another Ray on the machine may hold
+         "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+         "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port())],
         capture_output=True, text=True, timeout=180, start_new_session=True, env=RAY_ENV,
     )  # fmt: skip
     assert start.returncode == 0, start.stderr
