@@ -59,6 +59,22 @@ def test_the_cli_refuses_sqlite_on_a_cluster_before_starting_anything(tmp_path):
     assert proc.returncode == 2 and "--jobs-db postgresql://" in proc.stderr
 
 
+def test_a_taken_port_is_refused_before_ray_starts(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "modelaas", "serve", "--engine", "ray", "--listen-port", str(port),
+             "--data-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 2 and f"Port {port} on 127.0.0.1 is already in use" in proc.stderr
+    assert "Ray" not in proc.stderr  # refused before Ray was started
+
+
 def test_autoscaling_bounds_are_checked():
     with pytest.raises(ConfigError, match="max_replicas"):
         Settings(engine="ray", min_replicas=3, max_replicas=2)

@@ -31,7 +31,7 @@ from typing import Any
 from modelaas.errors import ConfigError, ModelLoadError
 from modelaas.jobs.ids import new_server_id
 from modelaas.serve.logs import configure_logging
-from modelaas.serve.supervisor import is_loopback
+from modelaas.serve.supervisor import bind_socket, is_loopback
 from modelaas.settings import Settings
 from modelaas.tokens import load_tokens
 
@@ -62,6 +62,7 @@ class RayEngine:
     def run(self) -> int:
         configure_logging(self.settings.log_level)
         self._check_access()
+        bind_socket(self.settings.listen_ip, self.settings.listen_port).close()  # a taken port: say so now
         if self.settings.workers != 1:
             log.warning("--workers is for the process engine: with --engine ray, each replica is one process.")
         try:
@@ -77,9 +78,18 @@ class RayEngine:
         deployed = False
         try:
             s = self.settings
-            serve.start(
-                http_options={"host": s.listen_ip, "port": s.listen_port, "keep_alive_timeout_s": s.keep_alive_timeout}
-            )
+            try:
+                serve.start(
+                    http_options={
+                        "host": s.listen_ip,
+                        "port": s.listen_port,
+                        "keep_alive_timeout_s": s.keep_alive_timeout,
+                    }
+                )
+            except Exception as exc:
+                raise ConfigError(
+                    f"Ray Serve could not start its HTTP proxy on {s.listen_ip}:{s.listen_port}: {first_line(exc)}"
+                ) from None
             if s.train_endpoint:
                 scheduler = self._start_scheduler()
             deployed = True
