@@ -81,13 +81,17 @@ def test_autoscaling_bounds_are_checked():
 
 
 # ----------------------------------------------------------------- on a Ray cluster
-def _ray_processes(temp_dir: str) -> list:
+def _ray_processes(temp_dir: str, gcs_port: int | None = None) -> list:
+    """The cluster's own processes: those naming its temp dir (or, given, its GCS port: Ray's client server)."""
     import psutil
 
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if temp_dir in " ".join(proc.info["cmdline"] or []):
+            args = proc.info["cmdline"] or []
+            if temp_dir in " ".join(args) or (
+                gcs_port is not None and any(a.startswith("--address=") and a.endswith(f":{gcs_port}") for a in args)
+            ):
                 found.append(proc)
         except psutil.Error:
             continue
@@ -115,7 +119,7 @@ def ray_cluster() -> Iterator[tuple[str, str]]:
     try:
         yield f"127.0.0.1:{port}", temp_dir
     finally:
-        head = _ray_processes(temp_dir)
+        head = _ray_processes(temp_dir, port)
         workers = [c for p in head for c in _children(p)]
         for proc in head + workers:
             try:
