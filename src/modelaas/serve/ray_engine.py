@@ -72,8 +72,8 @@ class RayEngine:
         from modelaas.jobs.backends.ray import RayConnection, import_ray
 
         ray = import_ray()
+        connection = RayConnection(ray, self.settings.ray_address, log_to_driver=True)  # ConfigError if it cannot
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        connection = RayConnection(ray, self.settings.ray_address, log_to_driver=True)
         scheduler = None
         deployed = False
         try:
