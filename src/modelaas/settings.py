@@ -73,7 +73,8 @@ class Settings:
         ),
     )
     target_ongoing_requests: float = field(
-        default=2.0, metadata=_doc("Requests in flight per replica that autoscaling aims at.", above=0)
+        default=2.0,
+        metadata=_doc("Requests in flight per replica that autoscaling aims at.", above=0, metavar="NUMBER"),
     )
     client_max_size: int = field(
         default=GIB, metadata=_doc("Largest request body accepted, in bytes (413 beyond it).", minimum=1)

@@ -34,7 +34,8 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
             option = click.option(*decls, f.name, type=click.Choice(f.metadata["choices"]), default=None, help=doc)
         else:
             ptype: Any = _ranged(kind, f.metadata) or (click.Path(path_type=Path) if kind is Path else str)
-            option = click.option(*decls, f.name, type=ptype, default=None, help=doc, metavar=_metavar(kind))
+            metavar = f.metadata.get("metavar") or _metavar(kind)
+            option = click.option(*decls, f.name, type=ptype, default=None, help=doc, metavar=metavar)
         func = option(func)
     return func
 
