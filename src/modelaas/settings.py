@@ -59,6 +59,31 @@ class Settings:
     workers: int = field(
         default=1, metadata=_doc("Serving processes, each with its own copy of the model.", short="-p", minimum=1)
     )
+    engine: str = field(
+        default="process",
+        metadata=_doc(
+            "How serving runs: process (--workers processes on this machine) or ray (Ray Serve replicas "
+            "on the Ray cluster of --ray-address, or a private local Ray).",
+            choices=("process", "ray"),
+        ),
+    )
+    replicas: int = field(
+        default=1, metadata=_doc("Ray Serve replicas for --engine ray, each with its own copy of the model.", minimum=1)
+    )
+    min_replicas: int = field(
+        default=1, metadata=_doc("Fewest replicas when autoscaling (--engine ray with --max-replicas).", minimum=1)
+    )
+    max_replicas: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Autoscale --engine ray between --min-replicas and this many replicas (default: a fixed --replicas).",
+            minimum=1,
+        ),
+    )
+    target_ongoing_requests: float = field(
+        default=2.0,
+        metadata=_doc("Requests in flight per replica that autoscaling aims at.", above=0, metavar="NUMBER"),
+    )
     client_max_size: int = field(
         default=GIB, metadata=_doc("Largest request body accepted, in bytes (413 beyond it).", minimum=1)
     )
@@ -129,8 +154,8 @@ class Settings:
     ray_address: str | None = field(
         default=None,
         metadata=_doc(
-            "Ray cluster for --jobs-backend ray: an address, or auto for one started on this machine "
-            "with 'ray start' (default: start a private local Ray)."
+            "Ray cluster for --jobs-backend ray and --engine ray: an address, or auto for one started on this "
+            "machine with 'ray start' (default: start a private local Ray)."
         ),
     )
     train_workers: int = field(
@@ -274,6 +299,10 @@ class Settings:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
         if self.jobs_db and "://" not in self.jobs_db:  # an SQLite file: the same one for every process
             object.__setattr__(self, "jobs_db", str(Path(self.jobs_db).expanduser().absolute()))
+        if self.max_replicas is not None and self.max_replicas < self.min_replicas:
+            raise ConfigError(
+                f"max_replicas ({self.max_replicas}) must be at least min_replicas ({self.min_replicas})"
+            )
 
     def make_data_dir(self) -> Path:
         """Create the data directory if it is not there yet; ConfigError (one line) if it cannot be."""

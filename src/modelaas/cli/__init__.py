@@ -23,6 +23,7 @@ COMMANDS = {
     "train": ("modelaas.cli.train", "train"),
     "jobs": ("modelaas.cli.jobs", "jobs"),
     "token": ("modelaas.cli.token", "token"),
+    "dockerfile": ("modelaas.cli.dockerfile", "dockerfile"),
     "get_metadata": ("modelaas.cli.models", "get_metadata"),
     "warm": ("modelaas.cli.models", "warm"),
 }

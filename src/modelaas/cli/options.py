@@ -176,7 +176,8 @@ def _setting_option(f: dataclasses.Field[Any]) -> Callable[[Callable[..., Any]],
         choice = click.Choice(f.metadata["choices"], case_sensitive=False)
         return click.option(*decls, f.name, type=choice, default=None, **shown)
     ptype: Any = _ranged(kind, f.metadata) or (click.Path(path_type=Path) if kind is Path else str)
-    return click.option(*decls, f.name, type=ptype, default=None, metavar=_metavar(kind), **shown)
+    metavar = f.metadata.get("metavar") or _metavar(kind)
+    return click.option(*decls, f.name, type=ptype, default=None, metavar=metavar, **shown)
 
 
 class SettingOption(click.Option):

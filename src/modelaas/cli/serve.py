@@ -18,7 +18,11 @@ def serve(**flags: Any) -> int:
     Accepts the flags of ``deepaas-run`` with the same meaning. Settings also come from
     MODELAAS_* environment variables and --config-file; flags win.
     """
+    settings = Settings.load(flags)
+    if settings.engine == "ray":
+        from modelaas.serve.ray_engine import RayEngine
+
+        return RayEngine(settings).run()
     from modelaas.serve.supervisor import Supervisor
 
-    settings = Settings.load(flags)
     return Supervisor(settings).run()

@@ -170,9 +170,10 @@ class RayConnection:
     the connection starts and stops it.
     """
 
-    def __init__(self, ray: Any, address: str | None) -> None:
+    def __init__(self, ray: Any, address: str | None, *, log_to_driver: bool = False) -> None:
         self._ray = ray
         self.address = address or "local"
+        self._log_to_driver = log_to_driver
         self._ready = threading.Event()
         self._release = threading.Event()
         self._error: BaseException | None = None
@@ -183,12 +184,12 @@ class RayConnection:
             self._thread.join()
             where = "a local Ray" if self.address == "local" else f"Ray at {self.address}"
             raise ConfigError(f"Could not start {where}: {self._error}") from self._error
-        log.info("Trainings run on Ray (%s).", "a local instance" if self.address == "local" else self.address)
+        log.info("Connected to Ray (%s).", "a local instance" if self.address == "local" else self.address)
 
     def _run(self) -> None:
         try:
             keep_signal_handling()
-            self._ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            self._ray.init(address=self.address, include_dashboard=False, log_to_driver=self._log_to_driver)
         except BaseException as exc:
             self._error = exc
             self._ready.set()
