@@ -88,7 +88,37 @@ class Settings:
     max_field_size: int = field(
         default=1024 * 1024, metadata=_doc("Largest non-file form field or JSON body, in bytes.")
     )
-    log_level: str = field(default="info", metadata=_doc("Log level: debug, info, warning, error."))
+    log_level: str = field(
+        default="info",
+        metadata=_doc(
+            "Log level: debug, info, warning (or warn), error, critical.",
+            choices=("debug", "info", "warning", "warn", "error", "critical"),
+        ),
+    )
+    log_format: str = field(
+        default="text",
+        metadata=_doc(
+            "Log lines as text, or as json (one object per line, for log shippers).", choices=("text", "json")
+        ),
+    )
+    access_log: bool = field(default=True, metadata=_doc("Log one line per answered request (at INFO)."))
+    metrics: bool = field(
+        default=True, metadata=_doc("Serve Prometheus metrics at /metrics (needs the 'metrics' scope with tokens on).")
+    )
+    metrics_port: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Serve /metrics on this port of the listen address instead of the API port (default: the API port).",
+            minimum=1,
+            maximum=65535,
+        ),
+    )
+    tracing: bool = field(
+        default=True,
+        metadata=_doc(
+            "Send OpenTelemetry traces when the otel extra is installed and OTEL_* variables configure an exporter."
+        ),
+    )
     jobs_db: str | None = field(
         default=None,
         metadata=_doc("Job store: postgresql://user@host/db (default: SQLite file jobs.sqlite3 in the data dir)."),
@@ -129,8 +159,8 @@ class Settings:
         default=None,
         repr=False,
         metadata=_doc(
-            "Access tokens, ';'-separated '<scopes> <token or sha256:hex>' entries; scopes predict, train, admin "
-            "(default: none, access control off). Only from MODELAAS_TOKENS or a config file: never a flag.",
+            "Access tokens, ';'-separated '<scopes> <token or sha256:hex>' entries; scopes predict, train, metrics, "
+            "admin (default: none, access control off). Only from MODELAAS_TOKENS or a config file: never a flag.",
             secret=True,
         ),
     )
@@ -224,6 +254,8 @@ class Settings:
         return cls(**{name: coerce(name, value) for name, value in values.items()})
 
     def __post_init__(self) -> None:
+        if isinstance(self.log_level, str):
+            object.__setattr__(self, "log_level", self.log_level.strip().lower())
         for f in dataclasses.fields(self):
             _check_field(f, getattr(self, f.name))
         for name in ("tokens", "cors_origins"):  # blank (an empty variable) means not set

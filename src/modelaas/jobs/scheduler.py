@@ -69,6 +69,10 @@ class Scheduler:
         self._thread = threading.Thread(target=self._loop, name="modelaas-scheduler", daemon=True)
         self._thread.start()
 
+    def running_jobs(self) -> list[str]:
+        """The ids of the jobs this scheduler runs (or whose end it has yet to record)."""
+        return list(self._running)
+
     def tracks(self, job_id: str) -> bool:
         """Whether this scheduler still watches the job (its process, or its ending not yet recorded)."""
         return job_id in self._running

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from modelaas.errors import (
     ModelLoadError,
     ModelNotFound,
     OutputInvalid,
+    Overloaded,
+    PredictTimeout,
     from_model_exception,
 )
 from modelaas.fetch.destinations import FetchPolicy, check_destination, is_plain_url, shown
@@ -33,6 +36,7 @@ from modelaas.runtime.answers import Answer, render
 from modelaas.runtime.gate import PredictGate
 from modelaas.runtime.media import negotiate
 from modelaas.settings import Settings
+from modelaas.telemetry import metrics, tracing
 
 log = logging.getLogger("modelaas.runtime")
 
@@ -86,7 +90,10 @@ class Runtime:
         """Call every model's ``warm()`` (on the thread its predictions run on) if settings ask; then be ready."""
         if self.settings.warm:
             for adapter in self._models.values():
+                log.info("Warming model %r.", adapter.name)
+                started = time.monotonic()
                 await self.gate.call_on_model_thread(adapter.warm)  # its failure: a ModelLoadError
+                log.info("Model %r is warm (%.2f s).", adapter.name, time.monotonic() - started)
         self.ready = True
 
     # ----------------------------------------------------------------- predict
@@ -115,7 +122,8 @@ class Runtime:
         offered = adapter.media_types
         if offered and raw.get("accept") in (None, ""):
             raw = {**raw, "accept": negotiate(accept, offered)}
-        kwargs = params.validate(raw)
+        with tracing.span("validate arguments", model=name):
+            kwargs = params.validate(raw)
         if offered:
             accept_param = params.get("accept")
             media = str(kwargs.get(accept_param.name if accept_param else "accept") or offered[0])
@@ -150,7 +158,8 @@ class Runtime:
                     kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), policy)
             output = await self._call(adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone)
             try:
-                answer = render(adapter, output, media, envelope=envelope)
+                with tracing.span("render", model=name):
+                    answer = render(adapter, output, media, envelope=envelope)
             except OutputInvalid as exc:
                 raise exc.of_model(name) from None
             return _detached(answer, fetch_dir)
@@ -168,7 +177,11 @@ class Runtime:
         gone: Callable[[], Awaitable[bool]] | None,
     ) -> Any:
         try:
-            return await self.gate.run(func, kwargs, is_async=is_async, gone=gone)
+            return await self.gate.run(func, kwargs, is_async=is_async, gone=gone, model=adapter.name)
+        except (Overloaded, PredictTimeout) as exc:
+            reason = "overloaded" if isinstance(exc, Overloaded) else "timeout"
+            metrics.current().refused(adapter.name, reason)
+            raise
         except ModelaasError:
             raise
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # model code may raise these too
