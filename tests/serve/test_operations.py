@@ -1,0 +1,148 @@
+"""What an operator sees of a real server: JSON log lines, the start-up banner, /metrics summed
+over serving processes, and a real Prometheus scraping it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.support import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _json_lines(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def _samples(text: str, name: str) -> dict[str, float]:
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            found[key] = float(value)
+    return found
+
+
+def test_json_logs_banner_access_lines_and_model_output_with_request_ids(server):
+    srv = server("--model", "chatty", "--model-name", "chatty", "--log-format", "json", "--workers", "2")
+    url = srv.url + "/v2/models/chatty/predict/?note=secret-value&x=1"
+    r = httpx.post(url, data={"word": "hello"}, headers={"X-Request-ID": "req-ops-1"})
+    assert r.status_code == 200
+    assert httpx.post(srv.url + "/v2/models/chatty/predict/", data={"word": "a" * 10}).status_code == 200
+    time.sleep(0.3)
+    srv.proc.send_signal(signal.SIGTERM)
+    code, err = srv.wait_exit()
+    assert code == 0, err
+    lines = _json_lines(err)
+    assert lines and all({"ts", "level", "logger", "msg", "pid"} <= set(line) for line in lines), err
+    messages = [line["msg"] for line in lines]
+    assert any(m.startswith("modelaas ") and " on Python " in m for m in messages), messages
+    assert any("Model 'chatty' (v2): --model chatty" in m for m in messages), messages
+    assert any(m.startswith("Job store: SQLite ") for m in messages), messages
+    assert any("Warming model 'chatty'" in m for m in messages) and any("is warm (" in m for m in messages)
+    assert any(m.startswith("Shutting down: 2 serving process(es)") for m in messages), messages
+    (access,) = [line for line in lines if line["logger"] == "modelaas.access" and line.get("request_id") == "req-ops-1"]
+    assert access["method"] == "POST" and access["status"] == 200 and access["model"] == "chatty"
+    assert access["path"] == "/v2/models/chatty/predict/" and access["query"] == ["note", "x"]
+    assert access["bytes"] == len(r.content) and access["duration_ms"] > 0
+    assert "secret-value" not in err  # query values are never logged
+    printed = [line for line in lines if line["msg"] == "chatty prints hello"]
+    logged = [line for line in lines if line["msg"] == "chatty logs hello"]
+    assert printed and printed[0]["request_id"] == "req-ops-1" and printed[0]["logger"] == "modelaas.model.output"
+    assert logged and logged[0]["request_id"] == "req-ops-1" and logged[0]["level"] == "WARNING"
+
+
+def test_metrics_are_summed_over_serving_processes(server):
+    srv = server("--model", "chatty", "--model-name", "chatty", "--workers", "2")
+    url = srv.url + "/v2/models/chatty/predict/"
+    pids = set()
+    for _ in range(20):  # new connections: the kernel spreads them over both processes
+        with httpx.Client() as c:
+            assert c.post(url).status_code == 200
+    for _ in range(3):
+        assert httpx.post(srv.url + "/v2/models/nope/predict/").status_code == 404
+    seen = []
+    for _ in range(10):
+        text = httpx.get(srv.url + "/metrics").text
+        seen.append(text)
+    text = seen[-1]
+    key = 'modelaas_requests_total{method="POST",model="chatty",route="/v2/models/{model}/predict/",status="200"}'
+    assert _samples(text, "modelaas_requests_total")[key] == 20, text
+    unmatched = _samples(text, "modelaas_requests_total")
+    assert any('model=""' in k and 'status="404"' in k and v == 3 for k, v in unmatched.items()), text
+    assert _samples(text, "modelaas_model_duration_seconds_count")['modelaas_model_duration_seconds_count{model="chatty"}'] == 20
+    assert _samples(text, "chatty_calls_total")["chatty_calls_total"] == 20  # the model's own series
+    assert 'modelaas_build_info{python=' in text
+    del pids
+
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+@pytest.mark.skipif(PROMETHEUS is None and not os.environ.get("CI"), reason="needs Debian's prometheus package")
+def test_a_real_prometheus_scrapes_a_two_process_server(server, tmp_path):
+    srv = server("--model", "chatty", "--model-name", "chatty", "--workers", "2")
+    for _ in range(7):
+        with httpx.Client() as c:
+            assert c.post(srv.url + "/v2/models/chatty/predict/").status_code == 200
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n"
+        "scrape_configs:\n"
+        "  - job_name: modelaas\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{srv.port}']\n"
+    )
+    storage = tempfile.mkdtemp(dir=tmp_path)
+    prom = subprocess.Popen(
+        [
+            PROMETHEUS or "prometheus",
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={storage}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        api = f"http://127.0.0.1:{port}/api/v1/query"
+
+        def total() -> float | None:
+            try:
+                answer = httpx.get(
+                    api, params={"query": 'sum(modelaas_requests_total{model="chatty",status="200"})'}, timeout=2
+                ).json()
+            except (httpx.TransportError, ValueError):
+                return None
+            result = answer.get("data", {}).get("result", [])
+            return float(result[0]["value"][1]) if result else None
+
+        assert wait_for(total, timeout=60, what="Prometheus to scrape modelaas", every=0.5) == 7
+        up = httpx.get(api, params={"query": 'up{job="modelaas"}'}).json()["data"]["result"]
+        assert up and up[0]["value"][1] == "1"
+        count = httpx.get(
+            api, params={"query": 'modelaas_model_duration_seconds_count{model="chatty"}'}
+        ).json()["data"]["result"]
+        assert float(count[0]["value"][1]) == 7
+    finally:
+        prom.send_signal(signal.SIGTERM)
+        try:
+            prom.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+            prom.wait()
