@@ -47,6 +47,7 @@ MODELAAS_FLAGS = {
     "modelaas": [],
     "modelaas-2": ["--workers", "2"],
     "modelaas-inline": ["--predict-inline", "always"],
+    "modelaas-nometrics": ["--nometrics"],
 }
 
 
@@ -72,10 +73,19 @@ def inline_supported() -> bool:
     return "predict_inline" in field_names()
 
 
+def metrics_supported() -> bool:
+    """Whether this modelaas has the ``metrics`` setting (``--nometrics``)."""
+    from modelaas.settings import field_names
+
+    return "metrics" in field_names()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     systems = ["hello", "modelaas", "modelaas-2"]
     if inline_supported():
         systems.append("modelaas-inline")
+    if metrics_supported():  # the cost of metrics: default settings (metrics on) against metrics off
+        systems.append("modelaas-nometrics")
     if not args.no_deepaas:
         deepaas_venv(args.cache)  # build it (once) before anything is measured
         systems.insert(1, "deepaas")

@@ -13,11 +13,11 @@ import time
 
 import httpx
 import pytest
-
 from tests.conftest import free_port
 from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
+MODEL_COUNT = 'modelaas_model_duration_seconds_count{model="chatty"}'
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -55,7 +55,7 @@ def test_json_logs_banner_access_lines_and_model_output_with_request_ids(server)
     assert any(m.startswith("Job store: SQLite ") for m in messages), messages
     assert any("Warming model 'chatty'" in m for m in messages) and any("is warm (" in m for m in messages)
     assert any(m.startswith("Shutting down: 2 serving process(es)") for m in messages), messages
-    (access,) = [line for line in lines if line["logger"] == "modelaas.access" and line.get("request_id") == "req-ops-1"]
+    (access,) = [x for x in lines if x["logger"] == "modelaas.access" and x.get("request_id") == "req-ops-1"]
     assert access["method"] == "POST" and access["status"] == 200 and access["model"] == "chatty"
     assert access["path"] == "/v2/models/chatty/predict/" and access["query"] == ["note", "x"]
     assert access["bytes"] == len(r.content) and access["duration_ms"] > 0
@@ -69,25 +69,26 @@ def test_json_logs_banner_access_lines_and_model_output_with_request_ids(server)
 def test_metrics_are_summed_over_serving_processes(server):
     srv = server("--model", "chatty", "--model-name", "chatty", "--workers", "2")
     url = srv.url + "/v2/models/chatty/predict/"
-    pids = set()
-    for _ in range(20):  # new connections: the kernel spreads them over both processes
+    pids: list[int] = []
+    while len(pids) < 20 or (len(set(pids)) < 2 and len(pids) < 200):  # new connections: both processes answer
         with httpx.Client() as c:
-            assert c.post(url).status_code == 200
+            r = c.post(url)
+            assert r.status_code == 200
+            pids.append(r.json()["predictions"]["pid"])
+    assert len(set(pids)) == 2, "one process answered every connection"
+    n = len(pids)
     for _ in range(3):
         assert httpx.post(srv.url + "/v2/models/nope/predict/").status_code == 404
-    seen = []
-    for _ in range(10):
-        text = httpx.get(srv.url + "/metrics").text
-        seen.append(text)
-    text = seen[-1]
+    texts = [httpx.get(srv.url + "/metrics").text for _ in range(6)]  # whichever process answers, the same sums
+    assert len({_samples(t, "modelaas_model_duration_seconds_count")[MODEL_COUNT] for t in texts}) == 1
+    text = texts[-1]
     key = 'modelaas_requests_total{method="POST",model="chatty",route="/v2/models/{model}/predict/",status="200"}'
-    assert _samples(text, "modelaas_requests_total")[key] == 20, text
+    assert _samples(text, "modelaas_requests_total")[key] == n, text
     unmatched = _samples(text, "modelaas_requests_total")
     assert any('model=""' in k and 'status="404"' in k and v == 3 for k, v in unmatched.items()), text
-    assert _samples(text, "modelaas_model_duration_seconds_count")['modelaas_model_duration_seconds_count{model="chatty"}'] == 20
-    assert _samples(text, "chatty_calls_total")["chatty_calls_total"] == 20  # the model's own series
-    assert 'modelaas_build_info{python=' in text
-    del pids
+    assert _samples(text, "modelaas_model_duration_seconds_count")[MODEL_COUNT] == n
+    assert _samples(text, "chatty_calls_total")["chatty_calls_total"] == n  # the model's own series
+    assert "modelaas_build_info{python=" in text
 
 
 PROMETHEUS = shutil.which("prometheus")
@@ -146,3 +147,31 @@ def test_a_real_prometheus_scrapes_a_two_process_server(server, tmp_path):
         except subprocess.TimeoutExpired:
             prom.kill()
             prom.wait()
+
+
+def test_a_dead_serving_process_keeps_its_counts_and_is_counted_as_a_restart(server):
+    srv = server("--model", "chatty", "--model-name", "chatty", "--workers", "2")
+    url = srv.url + "/v2/models/chatty/predict/"
+    answered: dict[int, int] = {}
+    while len(answered) < 2 and sum(answered.values()) < 200:
+        with httpx.Client() as c:
+            pid = c.post(url).json()["predictions"]["pid"]
+            answered[pid] = answered.get(pid, 0) + 1
+    assert len(answered) == 2
+    os.kill(next(iter(answered)), signal.SIGKILL)
+    wait_for(
+        lambda: (len(srv.worker_pids()) == 2 and not set(srv.worker_pids()) & {next(iter(answered))}) or None,
+        timeout=30,
+        what="the killed process to be replaced",
+    )
+
+    def restarted() -> str | None:
+        try:
+            text = httpx.get(srv.url + "/metrics", timeout=5).text
+        except httpx.TransportError:
+            return None
+        return text if _samples(text, "modelaas_worker_restarts_total").get("modelaas_worker_restarts_total") else None
+
+    text = wait_for(restarted, timeout=30, what="the restart to be counted")
+    assert _samples(text, "modelaas_worker_restarts_total")["modelaas_worker_restarts_total"] == 1
+    assert _samples(text, "modelaas_model_duration_seconds_count")[MODEL_COUNT] == sum(answered.values())

@@ -72,6 +72,8 @@ class RequestRecorder:
                 "bytes": sent,
                 "duration_ms": round(seconds * 1000, 3),
                 "model": model,
+                "request_id": scope.get("state", {}).get("request_id"),
+                "trace_id": scope.get("state", {}).get("trace_id"),
             },
         )
 

@@ -125,6 +125,8 @@ class RequestContext:
         )
         try:
             with traced as span:
+                if span is not None:  # for the access log line, written after the span ends
+                    scope["state"]["trace_id"] = format(span.get_span_context().trace_id, "032x")
                 await self.app(scope, _BodyDeadline(receive, self.body_timeout), send_with_id)
                 if span is not None:
                     span.set_attribute("http.response.status_code", status)

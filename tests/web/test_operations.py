@@ -1,0 +1,185 @@
+"""What an operator sees of an app: access log records, warnings, /metrics, traces, job lifecycle lines."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import json
+import logging
+import re
+from typing import Any
+
+import pytest
+
+import support
+from modelaas.errors import ConfigError
+from modelaas.settings import Settings
+from modelaas.telemetry import context, tracing
+from modelaas.telemetry.logs import ContextFilter, ContextStream, JsonFormatter, TextFormatter
+from modelaas.tokens import hash_token
+
+URL = "/v2/models/v2-basic/predict/"
+METRICS_TOKEN = "metrics-token-0123456789abcdef"
+PREDICT_TOKEN = "predict-token-0123456789abcdef"
+
+
+def _value(text: str, series: str) -> float:
+    """One sample of the exposition text (0 if absent)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# ---------------------------------------------------------------------------- logs
+def test_an_access_record_per_request_with_query_names_only(make_client, caplog):
+    c = make_client("v2_basic")
+    caplog.set_level(logging.INFO, logger="modelaas.access")
+    r = c.post(URL + "?token=hunter2&debug", data={"count": "2"}, headers={"X-Request-ID": "acc-1"})
+    assert r.status_code == 200
+    (record,) = [rec for rec in caplog.records if rec.name == "modelaas.access"]
+    assert record.request_id == "acc-1" and record.status == 200 and record.method == "POST"
+    assert record.path == URL and record.query == ["token", "debug"] and record.model == "v2-basic"
+    assert record.bytes == len(r.content) and record.duration_ms > 0
+    assert "hunter2" not in record.getMessage() and "?token&debug" in record.getMessage()
+
+
+def test_no_access_log_when_switched_off(make_client, caplog):
+    c = make_client("v2_basic", access_log=False)
+    caplog.set_level(logging.INFO, logger="modelaas.access")
+    assert c.post(URL, data={"count": "2"}).status_code == 200
+    assert [rec for rec in caplog.records if rec.name == "modelaas.access"] == []
+
+
+def test_refusals_are_warnings_with_the_request_id(make_client, caplog):
+    c = make_client("v2_basic", client_max_size=10)
+    caplog.set_level(logging.WARNING, logger="modelaas.web")
+    r = c.post(URL, data={"count": "2" * 50}, headers={"X-Request-ID": "big-1"})
+    assert r.status_code == 413
+    (record,) = [rec for rec in caplog.records if rec.levelno == logging.WARNING and "413" in rec.getMessage()]
+    assert record.request_id == "big-1"
+
+
+def test_overload_and_timeout_are_warnings_and_counted(make_client, caplog):
+    c = make_client("slow_model:Slow", predict_queue=0, predict_timeout=0.5)
+    caplog.set_level(logging.WARNING, logger="modelaas.web")
+    url = "/v2/models/slow-model/predict/"
+    before = c.get("/metrics").text
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(c.post, url, data={"seconds": "1.5"})
+        support.wait_for(
+            lambda: c.app.state.modelaas.runtime.gate.running or None, timeout=10, what="the slow call to run"
+        )
+        refused = c.post(url, data={"seconds": "0"})
+        assert refused.status_code == 503
+        assert slow.result().status_code == 504
+    statuses = sorted(int(m) for m in re.findall(r"answered (\d+)", caplog.text))
+    assert statuses == [503, 504], caplog.text
+    after = c.get("/metrics").text
+    for reason in ("overloaded", "timeout"):
+        series = f'modelaas_predictions_refused_total{{model="slow-model",reason="{reason}"}}'
+        assert _value(after, series) - _value(before, series) == 1
+
+
+def test_json_lines_have_stable_keys_and_the_context_ids():
+    record = logging.LogRecord("modelaas.jobs", logging.INFO, __file__, 1, "Training %s started.", ("j1",), None)
+    token = context.job_id.set("j1")
+    try:
+        ContextFilter().filter(record)
+    finally:
+        context.job_id.reset(token)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["msg"] == "Training j1 started." and line["job_id"] == "j1" and line["logger"] == "modelaas.jobs"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["ts"]) and line["level"] == "INFO"
+    assert "request_id" not in line  # absent keys are left out, never null
+    assert ": [job j1] Training j1 started." in TextFormatter().format(record)
+
+
+def test_model_output_during_a_request_becomes_records_with_its_id(caplog):
+    out = io.StringIO()
+    stream = ContextStream(out)
+    caplog.set_level(logging.INFO, logger="modelaas.model.output")
+    stream.write("outside\n")
+    token = context.request_id.set("r-9")
+    try:
+        stream.write("line one\nline ")
+        stream.write("two\n")
+    finally:
+        context.request_id.reset(token)
+    assert out.getvalue() == "outside\n"
+    assert [r.getMessage() for r in caplog.records] == ["line one", "line two"]
+
+
+@pytest.mark.parametrize(("given", "kept"), [("WARN", "warn"), ("Info", "info"), ("debug", "debug")])
+def test_log_levels_are_choices(given, kept, tmp_path):
+    assert Settings(data_dir=tmp_path, log_level=given).log_level == kept
+
+
+def test_an_unknown_log_level_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="log_level must be"):
+        Settings(data_dir=tmp_path, log_level="loud")
+
+
+# ------------------------------------------------------------------------- metrics
+def test_metrics_count_requests_by_route_model_and_status(make_client):
+    c = make_client("v2_basic")
+    series = 'modelaas_requests_total{method="POST",model="v2-basic",route="/v2/models/{model}/predict/",status="200"}'
+    model_count = 'modelaas_model_duration_seconds_count{model="v2-basic"}'
+    before = c.get("/metrics").text
+    for _ in range(3):
+        assert c.post(URL, data={"count": "1"}).status_code == 200
+    assert c.post("/v2/models/made-up/predict/", data={}).status_code == 404
+    text = c.get("/metrics").text
+    assert _value(text, series) - _value(before, series) == 3
+    assert _value(text, model_count) - _value(before, model_count) == 3
+    assert 'model="made-up"' not in text  # a client cannot make up label values
+    assert "modelaas_queue_wait_seconds_bucket" in text and "modelaas_predictions_running" in text
+
+
+def test_metrics_need_the_metrics_scope_when_tokens_are_on(make_client):
+    tokens = f"metrics {hash_token(METRICS_TOKEN)}; predict {hash_token(PREDICT_TOKEN)}"
+    c = make_client("v2_basic", tokens=tokens)
+    assert c.get("/metrics").status_code == 401
+    assert c.get("/metrics", headers={"Authorization": f"Bearer {PREDICT_TOKEN}"}).status_code == 403
+    r = c.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert r.status_code == 200 and "modelaas_requests_total" in r.text
+
+
+def test_no_metrics_route_when_switched_off(make_client):
+    c = make_client("v2_basic", metrics=False)
+    assert c.get("/metrics").status_code == 404
+
+
+# -------------------------------------------------------------------------- traces
+@pytest.fixture
+def spans() -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use(provider)
+    yield exporter
+    tracing._tracer = None
+
+
+def test_a_request_continues_the_callers_trace_with_spans_for_each_stage(make_client, spans, caplog):
+    c = make_client("v2_basic")
+    caplog.set_level(logging.INFO, logger="modelaas.access")
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    parent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    r = c.post(URL, data={"count": "1"}, headers={"traceparent": parent, "X-Request-ID": "tr-1"})
+    assert r.status_code == 200
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    assert {"POST " + URL, "validate arguments", "queue wait", "model call", "render"} <= set(finished)
+    root = finished["POST " + URL]
+    assert format(root.context.trace_id, "032x") == trace_id
+    assert format(root.parent.span_id, "016x") == "00f067aa0ba902b7"
+    assert root.attributes["modelaas.request_id"] == "tr-1" and root.attributes["http.response.status_code"] == 200
+    for name in ("validate arguments", "queue wait", "model call", "render"):
+        assert finished[name].parent.span_id == root.context.span_id
+        assert finished[name].context.trace_id == root.context.trace_id
+    (record,) = [rec for rec in caplog.records if rec.name == "modelaas.access"]
+    assert record.request_id == "tr-1" and record.trace_id == trace_id  # each id in the other's record
