@@ -10,6 +10,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -140,6 +141,14 @@ def test_a_real_prometheus_scrapes_a_two_process_server(server, tmp_path):
             api, params={"query": 'modelaas_model_duration_seconds_count{model="chatty"}'}
         ).json()["data"]["result"]
         assert float(count[0]["value"][1]) == 7
+        board = json.loads((Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "modelaas.json").read_text())
+        for panel in board["panels"]:  # every query of the dashboard is one Prometheus accepts
+            for target in panel["targets"]:
+                expr = target["expr"].replace("$__rate_interval", "1m").replace("$__range", "5m")
+                answer = httpx.get(api, params={"query": expr}).json()
+                assert answer["status"] == "success", (panel["title"], answer)
+        answer = httpx.get(api, params={"query": 'sum(modelaas_build_info{python!=""})'}).json()
+        assert float(answer["data"]["result"][0]["value"][1]) == 1
     finally:
         prom.send_signal(signal.SIGTERM)
         try:

@@ -66,8 +66,9 @@ class Metrics(NoMetrics):
     active = True
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
+        disable_created_metrics()  # no *_created series: one exposition whether one process or many
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
