@@ -183,3 +183,55 @@ def test_a_request_continues_the_callers_trace_with_spans_for_each_stage(make_cl
         assert finished[name].context.trace_id == root.context.trace_id
     (record,) = [rec for rec in caplog.records if rec.name == "modelaas.access"]
     assert record.request_id == "tr-1" and record.trace_id == trace_id  # each id in the other's record
+
+
+# ---------------------------------------------------------------------- trainings
+TRAIN = "/v2/models/trainer/train/"
+
+
+def _wait_reaped(client: Any, job: str) -> None:
+    scheduler = client.app.state.modelaas.trainings.host.scheduler
+    support.wait_for(lambda: not scheduler.tracks(job) or None, timeout=30, what=f"job {job} to be reaped")
+
+
+def test_a_trainings_life_is_logged_and_counted(make_client, caplog):
+    c = make_client("trainer:Trainer")
+    caplog.set_level(logging.INFO, logger="modelaas.jobs")
+    before = c.get("/metrics").text
+    done = c.post(TRAIN, data={"epochs": "1"}, headers={"X-Request-ID": "sub-1"}).json()["uuid"]
+    failed = c.post(TRAIN, data={"epochs": "1", "fail": "true"}).json()["uuid"]
+    for job in (done, failed):
+        support.wait_status(c, f"{TRAIN}{job}", {"done", "error"})
+        _wait_reaped(c, job)
+    lines = {(rec.job_id, rec.getMessage().split(" of 'trainer' ")[1].split(" ")[0]) for rec in caplog.records}
+    assert {(done, "submitted."), (done, "started"), (done, "finished"), (failed, "failed")} <= lines, lines
+    (submitted,) = [r for r in caplog.records if r.job_id == done and "submitted" in r.getMessage()]
+    assert submitted.request_id == "sub-1"
+    (failure,) = [r for r in caplog.records if r.job_id == failed and "failed" in r.getMessage()]
+    assert failure.levelno == logging.WARNING and "training diverged" in failure.getMessage()
+    assert failure.job_status == "error" and failure.duration_ms >= 0
+    text = c.get("/metrics").text
+    for status in ("done", "error"):
+        series = f'modelaas_trainings_finished_total{{model="trainer",status="{status}"}}'
+        assert _value(text, series) - _value(before, series) == 1
+    submitted_series = 'modelaas_trainings_submitted_total{model="trainer"}'
+    assert _value(text, submitted_series) - _value(before, submitted_series) == 2
+
+
+def test_a_training_is_a_trace_of_its_own_linked_to_the_request(make_client, spans, monkeypatch):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")  # the training process prints its spans into its log
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "trainings")
+    c = make_client("trainer:Trainer")
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    headers = {"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+    job = c.post(TRAIN, data={"epochs": "1"}, headers=headers).json()["uuid"]
+    support.wait_status(c, f"{TRAIN}{job}", {"done"})
+    _wait_reaped(c, job)
+    log = c.get(f"{TRAIN}{job}/logs").text
+    exported = json.loads(log[log.index("{") : log.rindex("}") + 1])
+    assert exported["name"] == "train trainer" and exported["attributes"]["modelaas.job_id"] == job
+    assert exported["context"]["trace_id"] != f"0x{trace_id}"  # a trace of its own ...
+    (link,) = exported["links"]
+    assert link["context"]["trace_id"] == f"0x{trace_id}"  # ... linked to the request's
+    (request_span,) = [s for s in spans.get_finished_spans() if s.name == "POST " + TRAIN]
+    assert link["context"]["span_id"] == f"0x{request_span.context.span_id:016x}"

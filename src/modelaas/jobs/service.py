@@ -23,7 +23,7 @@ from modelaas.model.adapters import ModelAdapter
 from modelaas.model.files import File
 from modelaas.model.jsonable import to_jsonable
 from modelaas.settings import Settings
-from modelaas.telemetry import metrics
+from modelaas.telemetry import metrics, tracing
 
 if TYPE_CHECKING:
     from modelaas.jobs.store import Event, JobStore
@@ -87,6 +87,10 @@ class JobService:
             owner=self.server_id,
             submitter=submitter,
         )
+        traceparent = tracing.current_traceparent()
+        if traceparent is not None:  # the training's trace links to this request's (read by jobs/child.py)
+            self.job_dir(job_id).mkdir(parents=True, exist_ok=True)
+            (self.job_dir(job_id) / tracing.TRACEPARENT_FILE).write_text(traceparent)
         from modelaas.jobs.store import QueueFull
 
         try:

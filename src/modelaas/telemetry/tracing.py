@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 _tracer: Any = None
+_provider: Any = None
 
 
 def enabled() -> bool:
@@ -68,8 +69,15 @@ def enable_from_environment(service: str) -> bool:
 
 def use(provider: Any) -> None:
     """Trace with ``provider`` (an OpenTelemetry ``TracerProvider``; tests give one with an in-memory exporter)."""
-    global _tracer
+    global _tracer, _provider
+    _provider = provider
     _tracer = provider.get_tracer("modelaas")
+
+
+def flush() -> None:
+    """Export the spans that ended (before a process exits)."""
+    if _provider is not None and hasattr(_provider, "force_flush"):
+        _provider.force_flush()
 
 
 def tracer() -> Any:
@@ -114,3 +122,26 @@ def record_spans(spans: list[tuple[str, float, float]], **attributes: Any) -> No
     for name, start, end in spans:
         span = _tracer.start_span(name, start_time=wall - int((mono - start) * 1e9), attributes=attributes)
         span.end(end_time=wall - int((mono - end) * 1e9))
+
+
+TRACEPARENT_FILE = "traceparent"
+"""In a job's folder: the ``traceparent`` of the request that submitted it (with tracing on)."""
+
+
+def training_span(model: str, job_id: str, traceparent: str | None) -> Any:
+    """The span of a training: a trace of its own, linked to the request that submitted it."""
+    if _tracer is None:
+        import contextlib
+
+        return contextlib.nullcontext()
+    from opentelemetry import trace
+    from opentelemetry.context import Context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    links = []
+    if traceparent:
+        parent = trace.get_current_span(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
+        if parent.get_span_context().is_valid:
+            links.append(trace.Link(parent.get_span_context(), {"modelaas.link": "submitted by"}))
+    attributes = {"modelaas.job_id": job_id, "modelaas.model": model}
+    return _tracer.start_as_current_span(f"train {model}", context=Context(), links=links, attributes=attributes)

@@ -214,7 +214,7 @@ class RequestIdLogFilter(logging.Filter):
         return True
 
 
-def install_log_filter(names: Sequence[str] = ("modelaas.web", "modelaas.runtime")) -> None:
+def install_log_filter(names: Sequence[str] = ("modelaas.web", "modelaas.runtime", "modelaas.jobs")) -> None:
     """Tag what these loggers log during a request with its id (once per logger)."""
     for name in names:
         logger = logging.getLogger(name)
