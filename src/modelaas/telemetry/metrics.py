@@ -15,9 +15,12 @@ are exported with these (docs/operations.md).
 
 from __future__ import annotations
 
+import bisect
 import os
 import platform
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,9 @@ class NoMetrics:
         pass
 
     def sample(self, running: int, waiting: int) -> None:
+        pass
+
+    def flush(self) -> None:
         pass
 
     def restarted(self) -> None:
@@ -130,26 +136,41 @@ class Metrics(NoMetrics):
             registry=r,
         )
         build.labels(version(), platform.python_version()).set(1)
-        self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
-        self._model_children: dict[str, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, str, str, int], _Tally] = {}
+        self._models: dict[str, tuple[_Tally, _Tally]] = {}
 
+    # The hot path (every request, every prediction) adds to plain tallies under one lock, about
+    # a microsecond; flush() moves them into the metric files, every second and before a scrape.
     def request(self, model: str, route: str, method: str, status: int, seconds: float) -> None:
-        key = (model, route, method, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = self._request_children[key] = (
-                self.requests.labels(model, route, method, str(status)),
-                self.request_seconds.labels(model, route, method),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
+        with self._lock:
+            tally = self._requests.get((model, route, method, status))
+            if tally is None:
+                tally = self._requests[(model, route, method, status)] = _Tally(
+                    self.request_seconds.labels(model, route, method),
+                    self.requests.labels(model, route, method, str(status)),
+                )
+            tally.add(seconds)
 
     def predicted(self, model: str, model_seconds: float, wait_seconds: float) -> None:
-        children = self._model_children.get(model)
-        if children is None:
-            children = self._model_children[model] = (self.model_seconds.labels(model), self.wait_seconds.labels(model))
-        children[0].observe(model_seconds)
-        children[1].observe(wait_seconds)
+        with self._lock:
+            tallies = self._models.get(model)
+            if tallies is None:
+                tallies = self._models[model] = (
+                    _Tally(self.model_seconds.labels(model)),
+                    _Tally(self.wait_seconds.labels(model)),
+                )
+            tallies[0].add(model_seconds)
+            tallies[1].add(wait_seconds)
+
+    def flush(self) -> None:
+        """Move what the hot path tallied into the metrics (and their files): every second, before
+        a scrape, at shutdown. What a process that is killed tallied in its last second is lost."""
+        with self._lock:
+            ready = [t.take() for t in self._requests.values() if t.count]
+            ready += [t.take() for pair in self._models.values() for t in pair if t.count]
+        for apply in ready:
+            apply()
 
     def refused(self, model: str, reason: str) -> None:
         self.refusals.labels(model, reason).inc()
@@ -179,6 +200,7 @@ class Metrics(NoMetrics):
         """The text a Prometheus scrape gets: every process's series (and the models' own)."""
         from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
+        self.flush()
         if self.multiprocess:
             from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -186,6 +208,50 @@ class Metrics(NoMetrics):
             MultiProcessCollector(merged)
             return generate_latest(merged)
         return generate_latest(self.registry) + generate_latest(REGISTRY)
+
+
+class _Tally:
+    """Observations of one histogram child (and the count of one counter child) not yet flushed."""
+
+    __slots__ = ("buckets", "count", "counter", "histogram", "sum")
+
+    def __init__(self, histogram: Any, counter: Any = None) -> None:
+        self.histogram = histogram
+        self.counter = counter
+        self.buckets = [0] * len(histogram._upper_bounds)
+        self.count = 0
+        self.sum = 0.0
+
+    def add(self, value: float) -> None:
+        self.buckets[bisect.bisect_left(self.histogram._upper_bounds, value)] += 1
+        self.count += 1
+        self.sum += value
+
+    def take(self) -> Callable[[], None]:
+        """What to apply to the metrics (outside the lock); the tally starts again from zero."""
+        buckets, count, total = self.buckets, self.count, self.sum
+        self.buckets, self.count, self.sum = [0] * len(buckets), 0, 0.0
+        histogram, counter = self.histogram, self.counter
+
+        def apply() -> None:
+            add_to_histogram(histogram, buckets, total)
+            if counter is not None:
+                counter.inc(count)
+
+        return apply
+
+
+def add_to_histogram(child: Any, buckets: list[int], total: float) -> None:
+    """Add bucket counts and a sum to a prometheus_client histogram child at once.
+
+    Uses its ``_buckets`` and ``_sum`` values (prometheus_client has no public call for this;
+    tests/web/test_observability.py checks the result against ``observe``).
+    """
+    child._raise_if_not_observable()
+    child._sum.inc(total)
+    for value, n in zip(child._buckets, buckets, strict=True):
+        if n:
+            value.inc(n)
 
 
 NO_METRICS = NoMetrics()

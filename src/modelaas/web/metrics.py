@@ -27,12 +27,16 @@ async def show(request: Request) -> Response:
 
 
 async def sample_gate(request_state: object, every: float = 1.0) -> None:
-    """Keep the in-flight and waiting gauges of this process current (sampled, not counted per call)."""
+    """Every ``every`` seconds: flush what this process tallied, sample its in-flight and waiting gauges."""
     gate = request_state.runtime.gate  # type: ignore[attr-defined]
     recorder = metrics.current()
-    while True:
-        recorder.sample(gate.running, gate.waiting)
-        await asyncio.sleep(every)
+    try:
+        while True:
+            recorder.sample(gate.running, gate.waiting)
+            recorder.flush()
+            await asyncio.sleep(every)
+    finally:
+        recorder.flush()  # at shutdown: nothing tallied is lost
 
 
 class MetricsPort:

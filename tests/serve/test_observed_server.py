@@ -38,6 +38,18 @@ def _samples(text: str, name: str) -> dict[str, float]:
     return found
 
 
+def _when_counted(url: str, requests: int) -> str:
+    """The exposition once it counts ``requests`` answered predict requests."""
+
+    def counted() -> str | None:
+        text = httpx.get(url + "/metrics", timeout=5).text
+        found = _samples(text, "modelaas_requests_total")
+        total = sum(v for k, v in found.items() if 'route="/v2/models/{model}/predict/"' in k)
+        return text if total == requests else None
+
+    return wait_for(counted, timeout=15, what=f"{requests} requests to be counted")
+
+
 def test_json_logs_banner_access_lines_and_model_output_with_request_ids(server):
     srv = server("--model", "chatty", "--model-name", "chatty", "--log-format", "json", "--workers", "2")
     url = srv.url + "/v2/models/chatty/predict/?note=secret-value&x=1"
@@ -80,9 +92,9 @@ def test_metrics_are_summed_over_serving_processes(server):
     n = len(pids)
     for _ in range(3):
         assert httpx.post(srv.url + "/v2/models/nope/predict/").status_code == 404
+    text = _when_counted(srv.url, n + 3)  # each process adds its tallies to the sums every second
     texts = [httpx.get(srv.url + "/metrics").text for _ in range(6)]  # whichever process answers, the same sums
-    assert len({_samples(t, "modelaas_model_duration_seconds_count")[MODEL_COUNT] for t in texts}) == 1
-    text = texts[-1]
+    assert {_samples(t, "modelaas_model_duration_seconds_count")[MODEL_COUNT] for t in texts} == {n}
     key = 'modelaas_requests_total{method="POST",model="chatty",route="/v2/models/{model}/predict/",status="200"}'
     assert _samples(text, "modelaas_requests_total")[key] == n, text
     unmatched = _samples(text, "modelaas_requests_total")
@@ -167,6 +179,7 @@ def test_a_dead_serving_process_keeps_its_counts_and_is_counted_as_a_restart(ser
             pid = c.post(url).json()["predictions"]["pid"]
             answered[pid] = answered.get(pid, 0) + 1
     assert len(answered) == 2
+    _when_counted(srv.url, sum(answered.values()))  # flushed: a killed process loses only its last second
     os.kill(next(iter(answered)), signal.SIGKILL)
     wait_for(
         lambda: (len(srv.worker_pids()) == 2 and not set(srv.worker_pids()) & {next(iter(answered))}) or None,

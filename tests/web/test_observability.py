@@ -235,3 +235,25 @@ def test_a_training_is_a_trace_of_its_own_linked_to_the_request(make_client, spa
     assert link["context"]["trace_id"] == f"0x{trace_id}"  # ... linked to the request's
     (request_span,) = [s for s in spans.get_finished_spans() if s.name == "POST " + TRAIN]
     assert link["context"]["span_id"] == f"0x{request_span.context.span_id:016x}"
+
+
+def test_tallied_observations_equal_observed_ones():
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from modelaas.telemetry.metrics import FAST, _Tally
+
+    values = [0.0, 0.0004, 0.0005, 0.0006, 0.003, 0.2, 0.2, 7.0, 61.0, 1e9]
+    texts = []
+    for tallied in (False, True):
+        registry = CollectorRegistry()
+        child = Histogram("h", "h", ["m"], buckets=FAST, registry=registry).labels("x")
+        if tallied:
+            tally = _Tally(child)
+            for v in values:
+                tally.add(v)
+            tally.take()()
+        else:
+            for v in values:
+                child.observe(v)
+        texts.append(generate_latest(registry))
+    assert texts[0] == texts[1]
