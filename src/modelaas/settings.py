@@ -6,7 +6,7 @@ Sources, weakest first: defaults < config file < environment < command-line flag
   ``[DEFAULT]`` section (what ``deepaas-run --config-file`` reads) and then ``[modelaas]``.
 * Environment: ``MODELAAS_<FIELD>`` (e.g. ``MODELAAS_LISTEN_PORT=8080``); DEEPaaS's
   ``OS_DEFAULT__<FIELD>`` and ``DEEPAAS_V2_MODEL`` are honoured below them.
-* Flags: ``modelaas serve --<field-with-dashes>``, booleans as ``--x/--nox``.
+* Flags: ``modelaas serve --<field-with-dashes>``, booleans as ``--x/--nox`` (or ``--no-x``).
 """
 
 from __future__ import annotations

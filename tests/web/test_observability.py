@@ -257,3 +257,31 @@ def test_tallied_observations_equal_observed_ones():
                 child.observe(v)
         texts.append(generate_latest(registry))
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "access_log", "log_format"),
+    [
+        ([], True, "text"),
+        (["--no-access-log", "--log-format", "json"], False, "json"),
+        (["--noaccess-log"], False, "text"),
+    ],
+)
+def test_the_log_flags(argv, access_log, log_format, tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from modelaas.cli.serve import settings_options
+
+    seen: dict[str, Settings] = {}
+
+    @click.command()
+    @settings_options
+    def command(**flags: Any) -> None:
+        seen["settings"] = Settings.load({**flags, "data_dir": tmp_path}, environ={})
+
+    result = CliRunner().invoke(command, argv)
+    assert result.exit_code == 0, result.output
+    assert (seen["settings"].access_log, seen["settings"].log_format) == (access_log, log_format)
+    refused = CliRunner().invoke(command, ["--log-level", "loud"])
+    assert refused.exit_code == 2 and "loud" in refused.output

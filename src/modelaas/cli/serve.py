@@ -27,8 +27,8 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
         decls = [flag]
         if f.metadata.get("short"):
             decls.append(f.metadata["short"])
-        if kind is bool:
-            decls = [f"{flag}/--no{f.name.replace('_', '-')}"]
+        if kind is bool:  # --x/--nox as deepaas-run has them, and --no-x
+            decls = [f"{flag}/--no{f.name.replace('_', '-')}", f" /--no-{f.name.replace('_', '-')}"]
             option = click.option(*decls, f.name, default=None, help=doc)
         elif f.metadata.get("choices"):
             option = click.option(*decls, f.name, type=click.Choice(f.metadata["choices"]), default=None, help=doc)
