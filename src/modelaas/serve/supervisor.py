@@ -80,6 +80,7 @@ class Supervisor:
         if self.settings.metrics:  # before prometheus_client is imported here or in a serving process
             self._metrics_dir = tempfile.mkdtemp(prefix="modelaas-metrics-")
             metrics.prepare_multiprocess(Path(self._metrics_dir))
+            metrics.install()  # restarts and trainings are recorded here (prometheus_client: on first use)
         ctx = multiprocessing.get_context("spawn")
         slots = [Slot(i) for i in range(self.settings.workers)]
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -162,8 +163,6 @@ class Supervisor:
         if not self._announced and all(s.ready for s in slots):
             self._announced = True
             self._announce()
-            if self.settings.metrics:  # now: its import would delay start-up, and it records later events
-                metrics.install()
 
     def _read_messages(self, slot: Slot) -> None:
         conn = slot.conn

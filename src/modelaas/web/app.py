@@ -126,6 +126,9 @@ async def _warm_then_settle(
         return
     if on_ready is not None:
         on_ready()
+    recording = metrics.current()
+    if isinstance(recording, metrics.Metrics):  # prometheus_client now, not on the way to ready
+        await asyncio.to_thread(recording.series)
     if jobs is not None and not jobs.store_open:  # now, rather than on the first train request
         try:
             await asyncio.to_thread(lambda: jobs.store)
