@@ -20,7 +20,7 @@ import logging
 import threading
 from typing import Any, TextIO
 
-from modelaas.telemetry import context
+from modelaas.telemetry import context, tracing
 
 FORMATS = ("text", "json")
 FIELDS = (
@@ -52,9 +52,7 @@ class ContextFilter(logging.Filter):
         if getattr(record, "model", None) is None:
             record.model = context.model.get()
         if getattr(record, "trace_id", None) is None:
-            from modelaas.telemetry.tracing import current_ids
-
-            record.trace_id, record.span_id = current_ids()
+            record.trace_id, record.span_id = tracing.current_ids()
         return True
 
 

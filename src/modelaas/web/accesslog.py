@@ -42,11 +42,14 @@ class RequestRecorder:
         raw = scope.get("path_params", {}).get("model")
         model = raw if raw in self.models else ""
         if self.metrics is not None:
-            endpoint = scope.get("endpoint")
-            route = self.templates.get(id(endpoint), "unmatched") if endpoint is not None else "unmatched"
-            self.metrics.request(model, route, scope["method"], status, seconds)
+            self.metrics.request(model, self.route_of(scope), scope["method"], status, seconds)
         if self.access_log and log.isEnabledFor(logging.INFO):
             self._log(scope, status, sent, seconds, raw if isinstance(raw, str) else None)
+
+    def route_of(self, scope: Scope) -> str:
+        """The template of the route that served the request (``unmatched`` when none did)."""
+        endpoint = scope.get("endpoint")
+        return self.templates.get(id(endpoint), "unmatched") if endpoint is not None else "unmatched"
 
     def _log(self, scope: Scope, status: int, sent: int, seconds: float, model: str | None) -> None:
         client = scope.get("client")

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from urllib.parse import urlsplit
 
 import anyio
@@ -82,6 +82,7 @@ class RequestContext:
         self.app = app
         self.body_timeout = body_timeout
         self.recorder = recorder if recorder is not None and recorder.active else None
+        self.routes = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,22 +115,11 @@ class RequestContext:
                 sent += len(message.get("body", b""))
             await send(message)
 
-        traced = (
-            tracing.start_request_span(
-                f"{scope['method']} {scope['path']}",
-                scope["headers"],
-                {"http.request.method": scope["method"], "url.path": scope["path"], "modelaas.request_id": rid},
-            )
-            if tracing.enabled()
-            else contextlib.nullcontext()
-        )
         try:
-            with traced as span:
-                if span is not None:  # for the access log line, written after the span ends
-                    scope["state"]["trace_id"] = format(span.get_span_context().trace_id, "032x")
+            if tracing.enabled():
+                await self._traced(scope, _BodyDeadline(receive, self.body_timeout), send_with_id, lambda: status)
+            else:
                 await self.app(scope, _BodyDeadline(receive, self.body_timeout), send_with_id)
-                if span is not None:
-                    span.set_attribute("http.response.status_code", status)
         except Exception as exc:
             request = Request(scope)
             if started:  # too late for an error answer: uvicorn closes the connection
@@ -145,6 +135,25 @@ class RequestContext:
             if recorder is not None:
                 recorder(scope, status, sent, time.perf_counter() - began)
             current_request_id.reset(token)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send, status: Callable[[], int]) -> None:
+        """The request as a server span (continuing the caller's ``traceparent``), named by its route."""
+        method, path = scope["method"], scope["path"]
+        attributes = {
+            "http.request.method": method,
+            "url.path": path,
+            "modelaas.request_id": scope["state"]["request_id"],
+        }
+        with tracing.start_request_span(f"{method} {path}", scope["headers"], attributes) as span:
+            scope["state"]["trace_id"] = format(span.get_span_context().trace_id, "032x")  # for the access line
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if self.routes is not None and scope.get("endpoint") is not None:
+                    route = self.routes.route_of(scope)
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status())
 
 
 def _relative_locations(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
