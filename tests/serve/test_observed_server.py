@@ -197,3 +197,14 @@ def test_a_dead_serving_process_keeps_its_counts_and_is_counted_as_a_restart(ser
     text = wait_for(restarted, timeout=30, what="the restart to be counted")
     assert _samples(text, "modelaas_worker_restarts_total")["modelaas_worker_restarts_total"] == 1
     assert _samples(text, "modelaas_model_duration_seconds_count")[MODEL_COUNT] == sum(answered.values())
+
+
+def test_metrics_on_their_own_port_only(server):
+    metrics_port = free_port()
+    srv = server("--model", "chatty", "--model-name", "chatty", "--workers", "2", "--metrics-port", str(metrics_port))
+    other = f"http://127.0.0.1:{metrics_port}"
+    assert httpx.post(srv.url + "/v2/models/chatty/predict/").status_code == 200
+    assert httpx.get(srv.url + "/metrics").status_code == 404
+    assert httpx.get(other + "/v2/models/").status_code == 404  # nothing else on the metrics port
+    r = httpx.get(other + "/metrics")
+    assert r.status_code == 200 and "modelaas_requests_total" in r.text

@@ -262,3 +262,10 @@ def test_tallied_observations_equal_observed_ones():
                 child.observe(v)
         texts.append(generate_latest(registry))
     assert texts[0] == texts[1]
+
+
+def test_trainings_do_not_write_into_the_servers_metric_files(monkeypatch, tmp_path):
+    from modelaas.jobs.backends.process import child_env
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert "PROMETHEUS_MULTIPROC_DIR" not in child_env(Settings(data_dir=tmp_path))
