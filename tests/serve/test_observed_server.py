@@ -18,7 +18,7 @@ from tests.conftest import free_port
 from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
-MODEL_COUNT = 'modelaas_model_duration_seconds_count{model="chatty"}'
+MODEL_COUNT = 'modelaas_model_duration_seconds_count{model="observed"}'
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -51,11 +51,11 @@ def _when_counted(url: str, requests: int) -> str:
 
 
 def test_json_logs_banner_access_lines_and_model_output_with_request_ids(server):
-    srv = server("--model", "chatty", "--model-name", "chatty", "--log-format", "json", "--workers", "2")
-    url = srv.url + "/v2/models/chatty/predict/?note=secret-value&x=1"
+    srv = server("--model", "observed", "--model-name", "observed", "--log-format", "json", "--workers", "2")
+    url = srv.url + "/v2/models/observed/predict/?note=secret-value&x=1"
     r = httpx.post(url, data={"word": "hello"}, headers={"X-Request-ID": "req-ops-1"})
     assert r.status_code == 200
-    assert httpx.post(srv.url + "/v2/models/chatty/predict/", data={"word": "a" * 10}).status_code == 200
+    assert httpx.post(srv.url + "/v2/models/observed/predict/", data={"word": "a" * 10}).status_code == 200
     time.sleep(0.3)
     srv.proc.send_signal(signal.SIGTERM)
     code, err = srv.wait_exit()
@@ -64,24 +64,24 @@ def test_json_logs_banner_access_lines_and_model_output_with_request_ids(server)
     assert lines and all({"ts", "level", "logger", "msg", "pid"} <= set(line) for line in lines), err
     messages = [line["msg"] for line in lines]
     assert any(m.startswith("modelaas ") and " on Python " in m for m in messages), messages
-    assert any("Model 'chatty' (v2): --model chatty" in m for m in messages), messages
+    assert any("Model 'observed' (v2): --model observed" in m for m in messages), messages
     assert any(m.startswith("Job store: SQLite ") for m in messages), messages
-    assert any("Warming model 'chatty'" in m for m in messages) and any("is warm (" in m for m in messages)
+    assert any("Warming model 'observed'" in m for m in messages) and any("is warm (" in m for m in messages)
     assert any(m.startswith("Shutting down: 2 serving process(es)") for m in messages), messages
     (access,) = [x for x in lines if x["logger"] == "modelaas.access" and x.get("request_id") == "req-ops-1"]
-    assert access["method"] == "POST" and access["status"] == 200 and access["model"] == "chatty"
-    assert access["path"] == "/v2/models/chatty/predict/" and access["query"] == ["note", "x"]
+    assert access["method"] == "POST" and access["status"] == 200 and access["model"] == "observed"
+    assert access["path"] == "/v2/models/observed/predict/" and access["query"] == ["note", "x"]
     assert access["bytes"] == len(r.content) and access["duration_ms"] > 0
     assert "secret-value" not in err  # query values are never logged
-    printed = [line for line in lines if line["msg"] == "chatty prints hello"]
-    logged = [line for line in lines if line["msg"] == "chatty logs hello"]
+    printed = [line for line in lines if line["msg"] == "observed prints hello"]
+    logged = [line for line in lines if line["msg"] == "observed logs hello"]
     assert printed and printed[0]["request_id"] == "req-ops-1" and printed[0]["logger"] == "modelaas.model.output"
     assert logged and logged[0]["request_id"] == "req-ops-1" and logged[0]["level"] == "WARNING"
 
 
 def test_metrics_are_summed_over_serving_processes(server):
-    srv = server("--model", "chatty", "--model-name", "chatty", "--workers", "2")
-    url = srv.url + "/v2/models/chatty/predict/"
+    srv = server("--model", "observed", "--model-name", "observed", "--workers", "2")
+    url = srv.url + "/v2/models/observed/predict/"
     pids: list[int] = []
     while len(pids) < 20 or (len(set(pids)) < 2 and len(pids) < 200):  # new connections: both processes answer
         with httpx.Client() as c:
@@ -95,12 +95,12 @@ def test_metrics_are_summed_over_serving_processes(server):
     text = _when_counted(srv.url, n + 3)  # each process adds its tallies to the sums every second
     texts = [httpx.get(srv.url + "/metrics").text for _ in range(6)]  # whichever process answers, the same sums
     assert {_samples(t, "modelaas_model_duration_seconds_count")[MODEL_COUNT] for t in texts} == {n}
-    key = 'modelaas_requests_total{method="POST",model="chatty",route="/v2/models/{model}/predict/",status="200"}'
+    key = 'modelaas_requests_total{method="POST",model="observed",route="/v2/models/{model}/predict/",status="200"}'
     assert _samples(text, "modelaas_requests_total")[key] == n, text
     unmatched = _samples(text, "modelaas_requests_total")
     assert any('model=""' in k and 'status="404"' in k and v == 3 for k, v in unmatched.items()), text
     assert _samples(text, "modelaas_model_duration_seconds_count")[MODEL_COUNT] == n
-    assert _samples(text, "chatty_calls_total")["chatty_calls_total"] == n  # the model's own series
+    assert _samples(text, "observed_calls_total")["observed_calls_total"] == n  # the model's own series
     assert "modelaas_build_info{python=" in text
 
 
@@ -109,10 +109,10 @@ PROMETHEUS = shutil.which("prometheus")
 
 @pytest.mark.skipif(PROMETHEUS is None and not os.environ.get("CI"), reason="needs Debian's prometheus package")
 def test_a_real_prometheus_scrapes_a_two_process_server(server, tmp_path):
-    srv = server("--model", "chatty", "--model-name", "chatty", "--workers", "2")
+    srv = server("--model", "observed", "--model-name", "observed", "--workers", "2")
     for _ in range(7):
         with httpx.Client() as c:
-            assert c.post(srv.url + "/v2/models/chatty/predict/").status_code == 200
+            assert c.post(srv.url + "/v2/models/observed/predict/").status_code == 200
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -139,7 +139,7 @@ def test_a_real_prometheus_scrapes_a_two_process_server(server, tmp_path):
         def total() -> float | None:
             try:
                 answer = httpx.get(
-                    api, params={"query": 'sum(modelaas_requests_total{model="chatty",status="200"})'}, timeout=2
+                    api, params={"query": 'sum(modelaas_requests_total{model="observed",status="200"})'}, timeout=2
                 ).json()
             except (httpx.TransportError, ValueError):
                 return None
@@ -150,7 +150,7 @@ def test_a_real_prometheus_scrapes_a_two_process_server(server, tmp_path):
         up = httpx.get(api, params={"query": 'up{job="modelaas"}'}).json()["data"]["result"]
         assert up and up[0]["value"][1] == "1"
         count = httpx.get(
-            api, params={"query": 'modelaas_model_duration_seconds_count{model="chatty"}'}
+            api, params={"query": 'modelaas_model_duration_seconds_count{model="observed"}'}
         ).json()["data"]["result"]
         assert float(count[0]["value"][1]) == 7
         board = json.loads((Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "modelaas.json").read_text())
@@ -171,8 +171,8 @@ def test_a_real_prometheus_scrapes_a_two_process_server(server, tmp_path):
 
 
 def test_a_dead_serving_process_keeps_its_counts_and_is_counted_as_a_restart(server):
-    srv = server("--model", "chatty", "--model-name", "chatty", "--workers", "2")
-    url = srv.url + "/v2/models/chatty/predict/"
+    srv = server("--model", "observed", "--model-name", "observed", "--workers", "2")
+    url = srv.url + "/v2/models/observed/predict/"
     answered: dict[int, int] = {}
     while len(answered) < 2 and sum(answered.values()) < 200:
         with httpx.Client() as c:
@@ -201,9 +201,9 @@ def test_a_dead_serving_process_keeps_its_counts_and_is_counted_as_a_restart(ser
 
 def test_metrics_on_their_own_port_only(server):
     metrics_port = free_port()
-    srv = server("--model", "chatty", "--model-name", "chatty", "--workers", "2", "--metrics-port", str(metrics_port))
+    srv = server("--model", "observed", "--workers", "2", "--metrics-port", str(metrics_port))
     other = f"http://127.0.0.1:{metrics_port}"
-    assert httpx.post(srv.url + "/v2/models/chatty/predict/").status_code == 200
+    assert httpx.post(srv.url + "/v2/models/observed/predict/").status_code == 200
     assert httpx.get(srv.url + "/metrics").status_code == 404
     assert httpx.get(other + "/v2/models/").status_code == 404  # nothing else on the metrics port
     r = httpx.get(other + "/metrics")
