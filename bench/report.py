@@ -13,6 +13,7 @@ DESCRIPTIONS = {
     "modelaas": "`modelaas serve`, one serving process, default settings",
     "modelaas-2": "`modelaas serve --workers 2`",
     "modelaas-inline": "`modelaas serve --predict-inline always` (sync predict on the event loop thread)",
+    "modelaas-nometrics": "`modelaas serve --nometrics` (no Prometheus metrics: their cost is modelaas against this)",
 }
 
 
@@ -174,6 +175,13 @@ def _targets(r: dict[str, Any]) -> list[str]:
     if m16 and h16:
         share = m16["rps"] / h16["rps"]
         check("... and ≥ 50% of the bare ceiling", f"{share:.0%}", share >= 0.5)
+    n16 = _point(r, "modelaas-nometrics", 16)
+    if m16 and n16:
+        kept = m16["rps"] / n16["rps"]
+        cpu = f"; server CPU {_fmt(m16.get('server_us'), 0)} vs {_fmt(n16.get('server_us'), 0)} µs/request"
+        check(
+            "metrics on: ≥ 95% of the requests/s with --nometrics (16 connections)", f"{kept:.1%}{cpu}", kept >= 0.95
+        )
     if "deepaas" in r["predict"]:
         worse = []
         for c in _conns(r):

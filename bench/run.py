@@ -48,6 +48,7 @@ MODELAAS_FLAGS = {
     "modelaas": [],
     "modelaas-2": ["--workers", "2"],
     "modelaas-inline": ["--predict-inline", "always"],
+    "modelaas-nometrics": ["--nometrics"],
 }
 
 
@@ -73,18 +74,33 @@ def inline_supported() -> bool:
     return "predict_inline" in field_names()
 
 
+def metrics_supported() -> bool:
+    """Whether this modelaas has the ``metrics`` setting (``--nometrics``)."""
+    from modelaas.settings import field_names
+
+    return "metrics" in field_names()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     systems = ["hello", "modelaas", "modelaas-2"]
     if inline_supported():
         systems.append("modelaas-inline")
+    if metrics_supported():  # the cost of metrics: default settings (metrics on) against metrics off
+        systems.append("modelaas-nometrics")
     if not args.no_deepaas:
         deepaas_venv(args.cache)  # build it (once) before anything is measured
         systems.insert(1, "deepaas")
+    if args.systems:  # a part of the run (e.g. modelaas,modelaas-nometrics: the cost of metrics)
+        wanted = args.systems.split(",")
+        unknown = set(wanted) - set(systems)
+        if unknown:
+            raise SystemExit(f"--systems: unknown {', '.join(sorted(unknown))}; known: {', '.join(systems)}")
+        systems = [s for s in systems if s in wanted]
     conns = [16] if args.quick else [1, 16, 64]
     seconds = 1.0 if args.quick else args.seconds
     rounds = 1 if args.quick else args.rounds
     upload_size = (16 if args.quick else args.upload_mib) * MIB
-    train_probe = ["modelaas"] if args.quick else ["deepaas", "modelaas", "modelaas-2"]
+    train_probe = [s for s in (["modelaas"] if args.quick else ["deepaas", "modelaas", "modelaas-2"]) if s in systems]
     load = os.getloadavg()[0] if args.quick else wait_for_quiet(args.max_load, args.wait)
     results: dict[str, Any] = {
         "machine": _machine(load),
@@ -113,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     srv.stop()
                 _say(f"{kind} (round {number + 1}/{rounds}): done")
-        for kind in [s for s in ("deepaas", "modelaas") if s in systems]:
+        for kind in [s for s in ("deepaas", "modelaas") if s in systems and not args.systems]:
             srv = server(kind, "upload", Path(tmp) / f"{kind}-upload", args.cache)
             srv.start()
             try:
@@ -188,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-deepaas", action="store_true", help="skip DEEPaaS (no PyPI access needed)")
     parser.add_argument("--no-peers", action="store_true", help="skip the batching peers (LitServe, BentoML, MLServer)")
     parser.add_argument("--no-batching", action="store_true", help="skip the adaptive batching part")
+    parser.add_argument("--systems", help="measure only these systems (comma-separated), no upload; e.g. "
+                        "modelaas,modelaas-nometrics for the cost of metrics")
     parser.add_argument("--seconds", type=float, default=6.0, help="wrk duration per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="measure each system this many times; report medians")
     parser.add_argument("--upload-mib", type=int, default=512, help="size of the large upload")

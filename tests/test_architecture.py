@@ -11,14 +11,15 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # a subsystem may import only those listed (and itself); the top level (errors, settings,
 # tokens, processes) is open to all
 ALLOWED: dict[str, set[str]] = {
+    "telemetry": set(),  # logs, metrics and traces: recorded where the work happens, below it all
     "model": set(),
-    "fetch": {"model"},
-    "runtime": {"model", "fetch"},
-    "jobs": {"model"},
+    "fetch": {"model", "telemetry"},
+    "runtime": {"model", "fetch", "telemetry"},
+    "jobs": {"model", "telemetry"},
     "client": {"runtime"},  # media negotiation helpers only
-    "web": {"model", "fetch", "runtime", "jobs"},
-    "serve": {"web", "runtime", "jobs", "model"},
-    "cli": {"model", "fetch", "runtime", "jobs", "client", "serve", "web"},
+    "web": {"model", "fetch", "runtime", "jobs", "telemetry"},
+    "serve": {"web", "runtime", "jobs", "model", "telemetry"},
+    "cli": {"model", "fetch", "runtime", "jobs", "client", "serve", "web", "telemetry"},
 }
 BASE = {"errors", "settings", "tokens", "processes", ""}
 

@@ -50,6 +50,45 @@ def test_requests_that_arrive_during_a_call_go_together_in_the_next(make_client)
     assert sorted(model.calls[1]) == [0, 1, 2, 3, 4] and len(model.calls) == 2
 
 
+def _series(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_batch_sizes_waits_and_model_time_are_in_the_metrics(make_client):
+    c = make_client("batched_model:Doubler")
+    model = c.app.state.modelaas.runtime.model("batched-model").target
+    label = '{model="batched-model"}'
+    names = [f"modelaas_batch_size_{k}{label}" for k in ("count", "sum")]
+    names += [f"modelaas_queue_wait_seconds_count{label}", f"modelaas_model_duration_seconds_count{label}"]
+    before = c.get("/metrics").text
+    _busy_then(c, model, [{"x": i} for i in range(5)])
+    after = c.get("/metrics").text
+    calls, requests, waits, model_calls = (_series(after, n) - _series(before, n) for n in names)
+    assert (calls, requests) == (2, 6)  # a call of 1, then a call of 5
+    assert waits == 6 and model_calls == 2  # a wait per request, a model time per call
+
+
+def test_each_request_of_a_batch_has_its_wait_and_the_batch_call_in_its_trace(make_client, spans):
+    c = make_client("batched_model:Doubler")
+    model = c.app.state.modelaas.runtime.model("batched-model").target
+    parents = [f"00-{i:032x}-00f067aa0ba902b7-01" for i in range(1, 4)]
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(c.post, URL, json={"x": 100, "seconds": 0.5})
+        wait_for(model.running.is_set, timeout=10, what="the first call to start")
+        rest = [pool.submit(c.post, URL, json={"x": i}, headers={"traceparent": p}) for i, p in enumerate(parents)]
+        assert first.result().status_code == 200 and all(f.result().status_code == 200 for f in rest)
+    finished = spans.get_finished_spans()
+    for parent in parents:
+        trace = int(parent.split("-")[1], 16)
+        mine = {s.name: s for s in finished if s.context.trace_id == trace}
+        assert {"queue wait", "model call"} <= set(mine)
+        assert mine["model call"].attributes["batch_size"] == 3
+        assert mine["queue wait"].end_time <= mine["model call"].start_time
+
+
 def test_a_batch_is_never_larger_than_max_size(make_client):
     c = make_client("batched_model:Doubler", batch="batched-model=3")
     model = c.app.state.modelaas.runtime.model("batched-model").target
@@ -95,6 +134,8 @@ def test_a_full_queue_still_answers_503(make_client):
     answers = _busy_then(c, model, [{"x": i} for i in range(5)])
     codes = [a.status_code for a in answers]
     assert codes.count(503) == 3 and codes.count(200) == 3
+    refused = 'modelaas_predictions_refused_total{model="batched-model",reason="overloaded"}'
+    assert _series(c.get("/metrics").text, refused) >= 3
     assert "busy" in next(a for a in answers if a.status_code == 503).json()["message"]
 
 

@@ -6,7 +6,7 @@ Sources, weakest first: defaults < config file < environment < command-line flag
   ``[DEFAULT]`` section (what ``deepaas-run --config-file`` reads) and then ``[modelaas]``.
 * Environment: ``MODELAAS_<FIELD>`` (e.g. ``MODELAAS_LISTEN_PORT=8080``); DEEPaaS's
   ``OS_DEFAULT__<FIELD>`` and ``DEEPAAS_V2_MODEL`` are honoured below them.
-* Flags: ``modelaas serve --<field-with-dashes>``, booleans as ``--x/--nox``.
+* Flags: ``modelaas serve --<field-with-dashes>``, booleans as ``--x/--nox`` (or ``--no-x``).
 """
 
 from __future__ import annotations
@@ -137,7 +137,32 @@ class Settings:
     log_level: str = field(
         default="info",
         metadata=_doc(
-            "Log level (any case; warn is warning).", choices=("debug", "info", "warning", "warn", "error", "critical")
+            "Log level: debug, info, warning (or warn), error, critical.",
+            choices=("debug", "info", "warning", "warn", "error", "critical"),
+        ),
+    )
+    log_format: str = field(
+        default="text",
+        metadata=_doc(
+            "Log lines as text, or as json (one object per line, for log shippers).", choices=("text", "json")
+        ),
+    )
+    access_log: bool = field(default=True, metadata=_doc("Log one line per answered request (at INFO)."))
+    metrics: bool = field(
+        default=True, metadata=_doc("Serve Prometheus metrics at /metrics (needs the 'metrics' scope with tokens on).")
+    )
+    metrics_port: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Serve /metrics on this port of the listen address instead of the API port (default: the API port).",
+            minimum=1,
+            maximum=65535,
+        ),
+    )
+    tracing: bool = field(
+        default=True,
+        metadata=_doc(
+            "Send OpenTelemetry traces when the otel extra is installed and OTEL_* variables configure an exporter."
         ),
     )
     jobs_db: str | None = field(
@@ -184,8 +209,8 @@ class Settings:
         default=None,
         repr=False,
         metadata=_doc(
-            "Access tokens, ';'-separated '<scopes> <token or sha256:hex>' entries; scopes predict, train, admin "
-            "(default: none, access control off). Only from MODELAAS_TOKENS or a config file: never a flag.",
+            "Access tokens, ';'-separated '<scopes> <token or sha256:hex>' entries; scopes predict, train, metrics, "
+            "admin (default: none, access control off). Only from MODELAAS_TOKENS or a config file: never a flag.",
             secret=True,
         ),
     )
@@ -279,6 +304,8 @@ class Settings:
         return cls(**{name: coerce(name, value) for name, value in values.items()})
 
     def __post_init__(self) -> None:
+        if isinstance(self.log_level, str):
+            object.__setattr__(self, "log_level", self.log_level.strip().lower())
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("choices") and isinstance(value, str):  # INFO is info

@@ -2,7 +2,8 @@
 
 A token entry is ``<scopes> <secret>``:
 
-* ``<scopes>``: comma-separated ``predict``, ``train``, ``admin`` (``admin`` implies the others);
+* ``<scopes>``: comma-separated ``predict``, ``train``, ``metrics`` (reading ``/metrics``),
+  ``admin`` (``admin`` implies the others);
 * ``<secret>``: the token itself, or ``sha256:<64 hex digits>``, the SHA-256 of the token, so
   that the secret need not be written down anywhere.
 
@@ -29,10 +30,10 @@ from pathlib import Path
 from modelaas.errors import REDACTED, ConfigError
 from modelaas.settings import Settings
 
-PREDICT, TRAIN, ADMIN = "predict", "train", "admin"
+PREDICT, TRAIN, ADMIN, METRICS = "predict", "train", "admin", "metrics"
 PUBLIC, ANY_TOKEN = "public", "token"
 """What a route may need besides a scope: nothing, or any valid token."""
-SCOPES = (PREDICT, TRAIN, ADMIN)
+SCOPES = (PREDICT, TRAIN, ADMIN, METRICS)
 MIN_TOKEN_LENGTH = 16
 _TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*\Z", re.ASCII)
 _HASHED = re.compile(r"sha256:([0-9a-fA-F]{64})\Z", re.ASCII)

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from modelaas.telemetry.logs import TextFormatter
 from modelaas.web.errors import GENERIC_500, scrub
 
 SECRET = "s3cr3t-value-of-an-env-var"
@@ -97,8 +98,8 @@ def test_unexpected_errors_answer_a_generic_message_and_log_with_the_request_id(
     assert r.status_code == 500
     assert r.json() == {"message": GENERIC_500, "request_id": "req-42"}
     assert r.headers["x-request-id"] == "req-42"
-    logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records)
-    assert "req-42" in logged and "KeyError" in caplog.text and "Traceback" in caplog.text
+    ids = {getattr(rec, "request_id", None) for rec in caplog.records if rec.levelno >= logging.ERROR}
+    assert ids == {"req-42"} and "KeyError" in caplog.text and "Traceback" in caplog.text
 
 
 def test_model_tracebacks_are_logged_with_the_request_id(leaky, caplog):
@@ -106,7 +107,8 @@ def test_model_tracebacks_are_logged_with_the_request_id(leaky, caplog):
     r = leaky.post(URL, data={"what": "env"}, headers={"X-Request-ID": "abc.123"})
     assert r.status_code == 500 and r.json()["request_id"] == "abc.123"
     (record,) = [rec for rec in caplog.records if rec.name == "modelaas.runtime"]
-    assert record.getMessage().startswith("[request abc.123] ") and record.exc_info is not None
+    assert record.request_id == "abc.123" and record.exc_info is not None
+    assert TextFormatter().format(record).split(": ", 1)[1].startswith("[request abc.123] ")
 
 
 # ------------------------------------------------------------------ request ids

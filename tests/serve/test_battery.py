@@ -191,6 +191,7 @@ def test_hostile_uploads_answer_4xx_in_bounded_time_and_leave_nothing_behind(upl
     process = psutil.Process(pid)
     for _ in range(3):  # warm up: the model, the spool directory, the connection pool
         assert post_multipart(srv.url + ECHO, multipart(part("data", b"x", "x.bin"))).status_code == 200
+    assert httpx.get(srv.url + "/metrics").status_code == 200  # ... and the metric files (opened once)
     fds, rss = process.num_fds(), process.memory_info().rss
 
     # hostile filenames: stored under a random name inside the spool; the original only as data

@@ -139,8 +139,8 @@ def test_start_up_says_ready_once_not_uvicorns_lines_per_process(server):
     seen = ""
     deadline = time.monotonic() + 30
     while "modelaas is ready on" not in seen and time.monotonic() < deadline:  # said once all are ready
-        if select.select([srv.proc.stderr], [], [], 0.2)[0]:
-            seen += srv.proc.stderr.readline()
+        if select.select([srv.proc.stderr], [], [], 0.2)[0]:  # raw reads: a buffered line would hide from select
+            seen += os.read(srv.proc.stderr.fileno(), 65536).decode()
     srv.proc.send_signal(signal.SIGTERM)
     code, rest = srv.wait_exit()
     err = seen + rest

@@ -23,7 +23,15 @@ def _imported_after(statement: str, modules: list[str]) -> dict[str, bool]:
     return dict(json.loads(out.stdout))
 
 
-HEAVY = ["sqlalchemy", "modelaas.cli.predict", "modelaas.cli.jobs", "modelaas.jobs.store", "pydantic"]
+HEAVY = [
+    "sqlalchemy",
+    "modelaas.cli.predict",
+    "modelaas.cli.jobs",
+    "modelaas.jobs.store",
+    "pydantic",
+    "prometheus_client",
+    "opentelemetry",
+]
 
 
 @pytest.mark.parametrize(
@@ -46,10 +54,11 @@ def test_every_command_is_found_under_its_name() -> None:
 
 
 def test_a_serving_process_of_a_v2_model_starts_without_the_job_store_the_fetcher_or_pydantic() -> None:
-    """The job store opens once the model is ready; httpx when a URL comes; pydantic for typed models."""
+    """The job store opens once the model is ready; httpx when a URL comes; pydantic for typed models;
+    prometheus_client once the model is ready."""
     imported = _imported_after(
         "import modelaas.serve.worker, modelaas.web.app, modelaas.runtime, modelaas.model.loader",
-        ["sqlalchemy", "httpx", "pydantic", "modelaas.jobs.store"],
+        ["sqlalchemy", "httpx", "pydantic", "modelaas.jobs.store", "prometheus_client"],
     )
     assert not any(imported.values()), imported
 

@@ -170,8 +170,9 @@ def _setting_option(f: dataclasses.Field[Any]) -> Callable[[Callable[..., Any]],
     decls = [flag]
     if f.metadata.get("short"):
         decls.append(f.metadata["short"])
-    if kind is bool:
-        return click.option(f"{flag}/--no{f.name.replace('_', '-')}", f.name, default=None, **shown)
+    if kind is bool:  # --x/--nox as deepaas-run has them, and --no-x
+        dashed = f.name.replace("_", "-")
+        return click.option(f"{flag}/--no{dashed}", f" /--no-{dashed}", f.name, default=None, **shown)
     if f.metadata.get("choices"):
         choice = click.Choice(f.metadata["choices"], case_sensitive=False)
         return click.option(*decls, f.name, type=choice, default=None, **shown)

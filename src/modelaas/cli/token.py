@@ -17,7 +17,7 @@ def token() -> None:
 
 
 @token.command("new")
-@click.option("--scopes", default="predict", show_default=True, help="Comma-separated: predict, train, admin.")
+@click.option("--scopes", default="predict", show_default=True, help="Comma-separated: predict, train, metrics, admin.")
 @click.option(
     "--file",
     "path",

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from modelaas.errors import ModelaasError
 from modelaas.model.params import ParamSet
 from modelaas.model.urlfile import URLFile
+from modelaas.telemetry import metrics
 
 
 async def fetch_url_files(params: ParamSet, kwargs: dict[str, Any], dest_dir: Path, policy: Any) -> dict[str, Any]:
@@ -34,7 +35,9 @@ async def fetch_url_files(params: ParamSet, kwargs: dict[str, Any], dest_dir: Pa
             try:
                 got = await fetch(str(url), dest_dir, policy, media_types=p.media_types)
             except ModelaasError as exc:
+                metrics.current().fetched(type(exc).__name__)
                 raise type(exc)(f"Argument {p.wire_name!r}: {exc.message}") from None
+            metrics.current().fetched("ok")
             files.append(URLFile(p.wire_name, str(got.path), got.content_type, original_name(str(url))))
         out[p.name] = files if p.is_array else files[0]
     return out

@@ -30,6 +30,8 @@ from modelaas.jobs.tree import become_subreaper, kill_descendants
 from modelaas.model.jsonable import to_jsonable
 from modelaas.model.loader import load, select_models
 from modelaas.settings import Settings
+from modelaas.telemetry import context as telemetry_context
+from modelaas.telemetry import tracing
 
 log = logging.getLogger("modelaas.training")
 
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(job_id: str, settings: Settings) -> int:
     watch_parent()
+    if settings.tracing:
+        tracing.enable_from_environment("modelaas")
+    telemetry_context.job_id.set(job_id)
     become_subreaper()  # orphans of the training's tree stay in it (see modelaas.jobs.tree)
     store = open_store(settings)
     job = store.get(job_id)
@@ -84,7 +89,9 @@ def run(job_id: str, settings: Settings) -> int:
         raw = {key: restore_files(value, job.inputs) for key, value in job.raw.items()}
         kwargs = params.validate(raw)
         log.info("Training %s of model %r started.", job_id, job.model)
-        result = adapter.train(kwargs, context)
+        with tracing.training_span(job.model, job_id, _traceparent(settings, job_id)):
+            result = adapter.train(kwargs, context)
+        tracing.flush()
         context.flush()
         if stop.is_set() or context.cancelled:
             return 0  # the scheduler records the cancel
@@ -100,6 +107,7 @@ def run(job_id: str, settings: Settings) -> int:
             return 0
         trace = exc.traceback_text if isinstance(exc, ModelLoadError) and exc.traceback_text else None
         print(trace or traceback.format_exc(), file=sys.stderr, end="")
+        tracing.flush()
         context.flush()
         capture.stop()
         store.finish_eventually(job_id, JobStatus.ERROR, message=_message(exc))
@@ -129,6 +137,13 @@ def _default_sigterm() -> None:
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+def _traceparent(settings: Settings, job_id: str) -> str | None:
+    try:
+        return (JobPaths.of(settings).job(job_id) / tracing.TRACEPARENT_FILE).read_text().strip()
+    except OSError:
+        return None
 
 
 def _load(name: str, settings: Settings) -> Any:

@@ -1,5 +1,6 @@
 """Where each training job's files live: ``<data dir>/jobs/<job id>/``, with ``inputs/`` (the
-uploads it was submitted with, kept until it ends) and ``output/`` (its artefacts)."""
+uploads it was submitted with, kept until it ends), ``output/`` (its artefacts) and, with tracing
+on, ``traceparent`` (the submitting request's, which the training's trace links to)."""
 
 from __future__ import annotations
 

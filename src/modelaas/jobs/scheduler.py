@@ -23,6 +23,7 @@ from modelaas.jobs.records import Job, JobStatus
 from modelaas.jobs.store import JobStore
 from modelaas.processes import pid_alive
 from modelaas.settings import Settings
+from modelaas.telemetry import metrics
 
 log = logging.getLogger("modelaas.jobs")
 
@@ -68,6 +69,10 @@ class Scheduler:
             self._drop_inputs(job.id)
         self._thread = threading.Thread(target=self._loop, name="modelaas-scheduler", daemon=True)
         self._thread.start()
+
+    def running_jobs(self) -> list[str]:
+        """The ids of the jobs this scheduler runs (or whose end it has yet to record)."""
+        return list(self._running)
 
     def tracks(self, job_id: str) -> bool:
         """Whether this scheduler still watches the job (its process, or its ending not yet recorded)."""
@@ -176,6 +181,9 @@ class Scheduler:
             job = self.store.get(job_id)  # the store may be unreachable: then the job stays ours
             if job is not None and job.status.is_active:
                 self._record_end(job, running, how or "stopped")
+                job = self.store.get(job_id)
+            if job is not None:
+                _log_end(job)
             self.backend.forget(job_id)
             self._drop_inputs(job_id)
             del self._running[job_id]  # last: a job no longer running has its end recorded and inputs gone
@@ -203,7 +211,35 @@ class Scheduler:
                 continue
             self._running[job.id] = Running(job.id)  # first: it runs, whatever the store says next
             self.store.set_runner(job.id, runner)
+            waited = (job.started_at - job.created_at).total_seconds() if job.started_at and job.created_at else None
+            log.info(
+                "Training %s of %r started%s.",
+                job.id,
+                job.model,
+                f" after {waited:.1f} s queued" if waited is not None else "",
+                extra={"job_id": job.id, "model": job.model, "job_status": "running"},
+            )
 
     def _drop_inputs(self, job_id: str) -> None:
         """Uploaded files are kept with a job until it ends."""
         shutil.rmtree(JobPaths.of(self.settings).inputs(job_id), ignore_errors=True)
+
+
+def _log_end(job: Job) -> None:
+    """The job's end at INFO (WARNING for a failure), with how long it ran; and its metrics."""
+    ran = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
+    took = f" after {ran:.1f} s" if ran is not None else ""
+    status = job.status.value
+    level = logging.WARNING if job.status is JobStatus.ERROR else logging.INFO
+    why = f": {job.message}" if job.message and job.status is not JobStatus.DONE else ""
+    log.log(
+        level,
+        "Training %s of %r %s%s%s.",
+        job.id,
+        job.model,
+        {"done": "finished", "error": "failed"}.get(status, status),
+        took,
+        why,
+        extra={"job_id": job.id, "model": job.model, "job_status": status, "duration_ms": ran and ran * 1000},
+    )
+    metrics.current().training_ended(job.model, status, ran)

@@ -8,6 +8,7 @@ blocks on the store: call them from a worker thread in async code.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
 import time
@@ -22,9 +23,12 @@ from modelaas.model.adapters import ModelAdapter
 from modelaas.model.files import File
 from modelaas.model.jsonable import to_jsonable
 from modelaas.settings import Settings
+from modelaas.telemetry import metrics, tracing
 
 if TYPE_CHECKING:
     from modelaas.jobs.store import Event, JobStore
+
+log = logging.getLogger("modelaas.jobs")
 
 CANCEL_WAIT_EXTRA = 5.0
 """Seconds a cancel waits for the job to end beyond the SIGTERM grace period."""
@@ -73,9 +77,7 @@ class JobService:
             raise self._too_many(waiting)
         job_id = new_job_id()
         inputs: list[InputFile] = []
-        stored_raw = {
-            key: _keep_files(value, job_id, self.paths.inputs(job_id), inputs) for key, value in raw.items()
-        }
+        stored_raw = {key: _keep_files(value, job_id, self.paths.inputs(job_id), inputs) for key, value in raw.items()}
         job = Job(
             id=job_id,
             model=adapter.name,
@@ -85,16 +87,23 @@ class JobService:
             owner=self.server_id,
             submitter=submitter,
         )
+        traceparent = tracing.current_traceparent()
+        if traceparent is not None:  # the training's trace links to this request's (read by jobs/child.py)
+            self.job_dir(job_id).mkdir(parents=True, exist_ok=True)
+            (self.job_dir(job_id) / tracing.TRACEPARENT_FILE).write_text(traceparent)
         from modelaas.jobs.store import QueueFull
 
         try:
-            return self.store.create(job, queue_limit=self.settings.train_queue)
+            created = self.store.create(job, queue_limit=self.settings.train_queue)
         except QueueFull as full:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             raise self._too_many(full.waiting) from None
         except Exception:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             raise
+        log.info("Training %s of %r submitted.", job_id, adapter.name, extra={"job_id": job_id, "model": adapter.name})
+        metrics.current().training_submitted(adapter.name)
+        return created
 
     def _too_many(self, waiting: int) -> TooManyJobs:
         return TooManyJobs(

@@ -31,6 +31,7 @@ from modelaas.errors import ClientGone, ModelaasError, Overloaded, PredictTimeou
 from modelaas.model.adapters import ModelAdapter
 from modelaas.model.batch import BatchSpec
 from modelaas.runtime.gate import PredictGate
+from modelaas.telemetry import metrics, tracing
 
 log = logging.getLogger("modelaas.runtime.batching")
 
@@ -46,7 +47,7 @@ GAP_CAP = 1.0
 
 
 class _Item:
-    __slots__ = ("arrived", "future", "gone", "kwargs")
+    __slots__ = ("arrived", "called", "ended", "future", "gone", "kwargs", "size")
 
     def __init__(
         self, kwargs: dict[str, Any], future: asyncio.Future[Any], gone: Callable[[], Awaitable[bool]] | None
@@ -55,6 +56,10 @@ class _Item:
         self.future = future
         self.gone = gone
         self.arrived = time.monotonic()
+        self.called = self.ended = 0.0
+        """When its batch's call started and ended (``time.monotonic()``); 0 until then."""
+        self.size = 0
+        """The size of its batch, once called."""
 
 
 class BatchStats:
@@ -119,7 +124,11 @@ class Batcher:
             self._task = loop.create_task(self._flush())
         elif self._running < max(self.gate.concurrency, 1) or len(self._pending) >= self.spec.max_size:
             self._poke()  # otherwise the flush waits for a call to end, whatever arrives
-        return await item.future  # cancelled while waiting: dropped when its batch is taken
+        output = await item.future  # cancelled while waiting: dropped when its batch is taken
+        if item.called and tracing.enabled():  # in the request's own trace
+            spans = [("queue wait", item.arrived, item.called), ("model call", item.called, item.ended)]
+            tracing.record_spans(spans, model=self.adapter.name, batch_size=item.size)
+        return output
 
     def _arrival(self, now: float) -> None:
         last, self._last_arrival = self._last_arrival, now
@@ -192,6 +201,8 @@ class Batcher:
                 return
             now = time.monotonic()
             waits = [now - item.arrived for item in batch]
+            for item in batch:
+                item.called, item.size = now, len(batch)
             self.stats.record(len(batch))
             if self._on_batch is not None:
                 self._on_batch(len(batch), waits)
@@ -210,8 +221,12 @@ class Batcher:
                 await self._failed(batch, exc)
                 return
             finally:
-                elapsed = time.monotonic() - started
+                ended = time.monotonic()
+                elapsed = ended - started
                 self._call_time = elapsed if self._call_time is None else 0.8 * self._call_time + 0.2 * elapsed
+                for item in batch:
+                    item.ended = ended
+                metrics.current().batched(self.adapter.name, elapsed, waits)
             for item, output in zip(batch, outputs, strict=True):
                 if not item.future.done():
                     item.future.set_result(output)

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from modelaas.errors import (
     ModelLoadError,
     ModelNotFound,
     OutputInvalid,
+    Overloaded,
+    PredictTimeout,
     from_model_exception,
 )
 from modelaas.fetch.destinations import FetchPolicy, check_destination, is_plain_url, shown
@@ -36,6 +39,7 @@ from modelaas.runtime.batching import Batcher
 from modelaas.runtime.gate import PredictGate
 from modelaas.runtime.media import negotiate
 from modelaas.settings import Settings
+from modelaas.telemetry import metrics, tracing
 
 log = logging.getLogger("modelaas.runtime")
 
@@ -83,6 +87,11 @@ class Runtime:
         except KeyError:
             raise ModelNotFound(name, self.names) from None
 
+    def occupancy(self) -> tuple[int, int]:
+        """Predictions running and waiting now (those waiting in a batcher included)."""
+        waiting = self.gate.waiting + sum(b.waiting for b in self.batchers.values())
+        return self.gate.running, waiting
+
     async def warm(self) -> None:
         """Warm the models once; later and concurrent callers wait for that one warm-up.
 
@@ -102,7 +111,10 @@ class Runtime:
         """Call every model's ``warm()`` (on the thread its predictions run on) if settings ask; then be ready."""
         if self.settings.warm:
             for adapter in self._models.values():
+                log.info("Warming model %r.", adapter.name)
+                started = time.monotonic()
                 await self.gate.call_on_model_thread(adapter.warm)  # its failure: a ModelLoadError
+                log.info("Model %r is warm (%.2f s).", adapter.name, time.monotonic() - started)
         self.ready = True
 
     # ----------------------------------------------------------------- predict
@@ -131,7 +143,8 @@ class Runtime:
         offered = adapter.media_types
         if offered and raw.get("accept") in (None, ""):
             raw = {**raw, "accept": negotiate(accept, offered)}
-        kwargs = params.validate(raw)
+        with tracing.span("validate arguments", model=name):
+            kwargs = params.validate(raw)
         if offered:
             accept_param = params.get("accept")
             media = str(kwargs.get(accept_param.name if accept_param else "accept") or offered[0])
@@ -166,19 +179,29 @@ class Runtime:
                     kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), policy)
             batcher = self.batchers.get(name)
             if batcher is not None:
-                output = await batcher.submit(kwargs, gone=gone)
+                output = await self._batched(batcher, kwargs, gone=gone)
             else:
                 output = await self._call(
                     adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone
                 )
             try:
-                answer = render(adapter, output, media, envelope=envelope)
+                with tracing.span("render", model=name):
+                    answer = render(adapter, output, media, envelope=envelope)
             except OutputInvalid as exc:
                 raise exc.of_model(name) from None
             return _detached(answer, fetch_dir)
         finally:
             if fetch_dir is not None:
                 shutil.rmtree(fetch_dir, ignore_errors=True)
+
+    async def _batched(
+        self, batcher: Batcher, kwargs: dict[str, Any], *, gone: Callable[[], Awaitable[bool]] | None
+    ) -> Any:
+        try:
+            return await batcher.submit(kwargs, gone=gone)
+        except (Overloaded, PredictTimeout) as exc:
+            metrics.current().refused(batcher.adapter.name, "overloaded" if isinstance(exc, Overloaded) else "timeout")
+            raise
 
     async def _call(
         self,
@@ -190,7 +213,11 @@ class Runtime:
         gone: Callable[[], Awaitable[bool]] | None,
     ) -> Any:
         try:
-            return await self.gate.run(func, kwargs, is_async=is_async, gone=gone)
+            return await self.gate.run(func, kwargs, is_async=is_async, gone=gone, model=adapter.name)
+        except (Overloaded, PredictTimeout) as exc:
+            reason = "overloaded" if isinstance(exc, Overloaded) else "timeout"
+            metrics.current().refused(adapter.name, reason)
+            raise
         except ModelaasError:
             raise
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # model code may raise these too

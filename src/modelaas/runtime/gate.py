@@ -44,6 +44,7 @@ from typing import Any
 
 from modelaas.errors import ClientGone, Overloaded, PredictTimeout
 from modelaas.runtime.model_threads import Call, ModelThreads
+from modelaas.telemetry import metrics, tracing
 
 INLINE_MODES = ("never", "always", "auto")
 AHEAD_SECONDS = 0.002
@@ -163,15 +164,23 @@ class PredictGate:
         *args: Any,
         is_async: bool = False,
         gone: Callable[[], Awaitable[bool]] | None = None,
+        model: str | None = None,
     ) -> Any:
-        """Run ``func(*args)`` when a slot is free; raise Overloaded/PredictTimeout/ClientGone."""
+        """Run ``func(*args)`` when a slot is free; raise Overloaded/PredictTimeout/ClientGone.
+
+        With metrics on, the call's time in the model and its wait for a turn are recorded
+        under ``model``.
+        """
         loop = self._bind()
+        timing = (
+            (model, time.monotonic()) if model is not None and (metrics.current().active or tracing.enabled()) else None
+        )
         if is_async:
-            return await self._run_async(loop, func, args, gone)
+            return await self._run_async(loop, func, args, gone, timing)
         if self._on_loop:
-            return await self._run_inline(loop, func, args, gone)
+            return await self._run_inline(loop, func, args, gone, timing)
         if not self._waiters and self._can_hand_over():
-            return await self._hand_over(loop, func, args)
+            return await self._hand_over(loop, func, args, timing)
         await self._wait(loop, "thread")  # a model-thread slot is now reserved for this call
         try:
             left = gone is not None and await gone()  # only a client that waited can have left
@@ -184,7 +193,7 @@ class PredictGate:
                 self._dispatch()
         if left:
             raise ClientGone("The client went away before its prediction started.")
-        return await self._hand_over(loop, func, args)
+        return await self._hand_over(loop, func, args, timing)
 
     async def _run_inline(
         self,
@@ -192,6 +201,7 @@ class PredictGate:
         func: Callable[..., Any],
         args: tuple[Any, ...],
         gone: Callable[[], Awaitable[bool]] | None,
+        timing: tuple[str, float] | None = None,
     ) -> Any:
         if await self._take_loop_slot(loop, "inline"):
             try:
@@ -206,7 +216,10 @@ class PredictGate:
             return contextvars.copy_context().run(func, *args)
         finally:
             self._loop_running -= 1
-            if self.inline == "auto" and time.monotonic() - started > AUTO_SLOW:
+            ended = time.monotonic()
+            if timing is not None:
+                _record(timing, started, ended - started)
+            if self.inline == "auto" and ended - started > AUTO_SLOW:
                 self._on_loop = False  # for good: this model is not always fast
             if self._waiters:
                 self._dispatch()
@@ -217,12 +230,17 @@ class PredictGate:
         func: Callable[..., Any],
         args: tuple[Any, ...],
         gone: Callable[[], Awaitable[bool]] | None,
+        timing: tuple[str, float] | None = None,
     ) -> Any:
         await self._take_loop_slot(loop, "async")
         try:
             if gone is not None and await gone():
                 raise ClientGone("The client went away before its prediction started.")
-            return await asyncio.wait_for(func(*args), self.timeout)
+            started = time.monotonic()
+            result = await asyncio.wait_for(func(*args), self.timeout)
+            if timing is not None:
+                _record(timing, started, time.monotonic() - started)
+            return result
         except asyncio.TimeoutError:
             raise PredictTimeout(_too_slow(self.timeout)) from None
         finally:
@@ -278,13 +296,22 @@ class PredictGate:
             waiters.popleft()
             waiter.future.set_result(None)
 
-    async def _hand_over(self, loop: asyncio.AbstractEventLoop, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    async def _hand_over(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        timing: tuple[str, float] | None = None,
+    ) -> Any:
         call = Call(func, args, loop.create_future())
         self._inflight.append(call)
         self._threads.submit(loop, call, busy=len(self._inflight))
         if self.timeout is not None:
             call.timer = loop.call_later(self.timeout, self._check_timeout, call)
-        return await call.future
+        result = await call.future
+        if timing is not None and call.started is not None:
+            _record(timing, call.started, call.elapsed)
+        return result
 
     def _check_timeout(self, call: Call) -> None:
         call.timer = None
@@ -362,6 +389,16 @@ class PredictGate:
     def close(self) -> None:
         """Stop the model threads once they finish what they are running (calls not started are dropped)."""
         self._threads.close()
+
+
+def _record(timing: tuple[str, float], started: float, elapsed: float) -> None:
+    """A prediction's wait for its turn and its time in the model: metrics, and spans when tracing."""
+    model, entered = timing
+    metrics.current().predicted(model, elapsed, started - entered)
+    if tracing.enabled():
+        tracing.record_spans(
+            [("queue wait", entered, started), ("model call", started, started + elapsed)], model=model
+        )
 
 
 def _too_slow(timeout: float | None) -> str:

@@ -22,20 +22,25 @@ import ipaddress
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelaas.errors import ConfigError
 from modelaas.jobs.ids import new_server_id
+from modelaas.serve.banner import banner
 from modelaas.serve.logs import configure_logging
 from modelaas.serve.worker import FATAL_EXIT, worker_main
 from modelaas.settings import Settings
+from modelaas.telemetry import metrics
 from modelaas.tokens import load_tokens
 
 if TYPE_CHECKING:
@@ -63,12 +68,25 @@ class Supervisor:
         self._announced = False
         self.server_id = new_server_id()
         self._scheduler: SchedulerHost | None = None
+        self._metrics_sock: socket.socket | None = None
+        self._metrics_dir: str | None = None
+        self._models: list[tuple[str, str]] = []
 
     def run(self) -> int:
-        configure_logging(self.settings.log_level)
+        configure_logging(self.settings.log_level, self.settings.log_format)
         self.settings.make_data_dir()
         self._check_access()
         sock = bind_socket(self.settings.listen_ip, self.settings.listen_port)
+        if self.settings.metrics and self.settings.metrics_port is not None:
+            try:
+                self._metrics_sock = bind_socket(self.settings.listen_ip, self.settings.metrics_port, "--metrics-port")
+            except BaseException:
+                sock.close()
+                raise
+        if self.settings.metrics:  # before prometheus_client is imported here or in a serving process
+            self._metrics_dir = tempfile.mkdtemp(prefix="modelaas-metrics-")
+            metrics.prepare_multiprocess(Path(self._metrics_dir))
+            metrics.install()  # restarts and trainings are recorded here (prometheus_client: on first use)
         ctx = multiprocessing.get_context("spawn")
         slots = [Slot(i) for i in range(self.settings.workers)]
         previous_sigterm = signal.signal(signal.SIGTERM, self._on_signal)
@@ -91,6 +109,10 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, previous_sigterm)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 sock.close()
+                if self._metrics_sock is not None:
+                    self._metrics_sock.close()
+                if self._metrics_dir is not None:
+                    shutil.rmtree(self._metrics_dir, ignore_errors=True)
         return self._exit_code
 
     def _check_access(self) -> None:
@@ -129,7 +151,7 @@ class Supervisor:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         process = ctx.Process(
             target=worker_main,
-            args=(self.settings, sock, child_conn, self.server_id),
+            args=(self.settings, sock, child_conn, self.server_id, self._metrics_sock),
             name=f"modelaas-worker-{slot.index}",
         )
         with sigint_blocked_in_children():
@@ -170,6 +192,8 @@ class Supervisor:
                 return
             if message[0] == "ready":
                 slot.ready = True
+                if len(message) > 1:
+                    self._models = message[1]
             elif message[0] == "job-submitted" and self._scheduler is not None:
                 self._scheduler.wake()
             elif message[0] == "fatal":
@@ -183,6 +207,7 @@ class Supervisor:
     def _on_death(self, slot: Slot, now: float) -> None:
         code = slot.process.exitcode
         was_ready = slot.ready
+        metrics.process_died(slot.process.pid)
         slot.process.join(0)
         slot.process, slot.ready = None, False
         if slot.conn is not None:
@@ -197,12 +222,15 @@ class Supervisor:
         slot.crashes = [t for t in slot.crashes if now - t < 60] + [now]
         delay = min(10.0, 0.1 * 2 ** (len(slot.crashes) - 1))
         log.error("Serving process %d died (%s); replacing it in %.1f s.", slot.index, how, delay)
+        metrics.current().restarted()
         slot.respawn_at = now + delay
 
     def _announce(self) -> None:
         s = self.settings
         host = f"[{s.listen_ip}]" if ":" in s.listen_ip else s.listen_ip
         url = f"http://{host}:{s.listen_port}{s.base_path}"
+        for line in banner(s, self._models, url):
+            log.info("%s", line)
         docs = f"; API docs at {url}/api" if s.doc_endpoint else ""
         log.info("modelaas is ready on %s with %d serving process(es)%s", url, s.workers, docs)
 
@@ -213,6 +241,12 @@ class Supervisor:
         open event stream of a training ends only when the training does.
         """
         alive = [s.process for s in slots if s.process is not None and s.process.is_alive()]
+        trainings = len(scheduler.scheduler.running_jobs()) if scheduler is not None else 0
+        log.info(
+            "Shutting down: %d serving process(es) finish their requests; %d training(s) running are stopped.",
+            len(alive),
+            trainings,
+        )
         for process in alive:
             try:
                 os.kill(process.pid, signal.SIGTERM)
@@ -275,7 +309,7 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, flag: str = "--listen-port") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -284,7 +318,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"Port {port} on {host} is already in use; pick another with --listen-port.") from None
+            raise ConfigError(f"Port {port} on {host} is already in use; pick another with {flag}.") from None
         raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(2048)
     sock.set_inheritable(True)

@@ -32,7 +32,13 @@ FATAL_EXIT = 3
 log = logging.getLogger("modelaas.serve")
 
 
-def worker_main(settings: Settings, sock: socket.socket, conn: Connection, server_id: str) -> None:
+def worker_main(
+    settings: Settings,
+    sock: socket.socket,
+    conn: Connection,
+    server_id: str,
+    metrics_sock: socket.socket | None = None,
+) -> None:
     # SIGINT (a terminal's Ctrl-C, sent to the supervisor too), blocked since this process
     # started, is ignored (one pending is dropped): the supervisor stops us with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -40,7 +46,11 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection, serve
     _die_with_parent()
     from modelaas.serve.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, capture_output=True)
+    if settings.tracing:
+        from modelaas.telemetry.tracing import enable_from_environment
+
+        enable_from_environment("modelaas")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     try:
         import uvicorn
@@ -66,7 +76,7 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection, serve
         # What start-up built (frameworks, the models) lives as long as the process: keep it out of
         # the collector's full scans, which otherwise stop a busy server for tens of milliseconds.
         gc.freeze()
-        _send(conn, ("ready",))
+        _send(conn, ("ready", [(m.name, m.interface) for m in runtime.models()]))
 
     def on_settled() -> None:
         gc.freeze()  # again: the job store, loaded after the first freeze, lives as long
@@ -98,7 +108,7 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection, serve
         h11_max_incomplete_event_size=settings.max_header_size,
     )
     server = _uvicorn_server()(config)
-    server.run(sockets=[sock])
+    server.run(sockets=[sock] if metrics_sock is None else [sock, metrics_sock])
     sys.exit(FATAL_EXIT if failed else 0)
 
 
@@ -112,6 +122,9 @@ def _uvicorn_server() -> type:
             super().handle_exit(sig, frame)
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            busy = len(self.server_state.tasks)
+            if busy:
+                log.info("Stopping: finishing %d request(s) in flight.", busy)
             await super().shutdown(sockets=sockets)
             # Processes model code forked hold the listening socket and the supervisor's sentinel
             # (stop waited 35 s for them, and the port stayed bound): they end with the process.

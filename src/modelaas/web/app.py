@@ -15,10 +15,13 @@ from modelaas.jobs.service import JobService
 from modelaas.jobs.wiring import LocalTrainings, Trainings
 from modelaas.runtime import Runtime
 from modelaas.settings import Settings
+from modelaas.telemetry import metrics
 from modelaas.tokens import load_tokens
 from modelaas.web import spool
+from modelaas.web.accesslog import RequestRecorder
 from modelaas.web.debug import LogCapture
 from modelaas.web.errors import HANDLERS
+from modelaas.web.metrics import sample_gate
 from modelaas.web.middleware import build_middleware, install_log_filter
 from modelaas.web.routes import build_routes
 from modelaas.web.state import AppState
@@ -60,6 +63,7 @@ def create_app(
         event_streams=StreamSlots(settings.max_event_streams),
         trainings=trainings if settings.train_endpoint else None,
     )
+    recording = metrics.install() if settings.metrics else metrics.current()
     if settings.debug_endpoint:
         st.debug_log = LogCapture()
         logging.getLogger().addHandler(st.debug_log)
@@ -74,10 +78,13 @@ def create_app(
         if st.trainings is not None:
             await st.trainings.start()
         task = asyncio.create_task(_warm_then_settle(runtime, on_fatal, on_ready, on_settled, st.jobs))
+        sampler = asyncio.create_task(sample_gate(st)) if recording.active else None
         try:
             yield
         finally:
             task.cancel()
+            if sampler is not None:
+                sampler.cancel()
             if st.trainings is not None:
                 await st.trainings.stop()
             if st.jobs is not None:
@@ -91,7 +98,12 @@ def create_app(
     install_log_filter()
     app = Starlette(
         routes=routes,
-        middleware=build_middleware(settings, routes, st.tokens),
+        middleware=build_middleware(
+            settings,
+            routes,
+            st.tokens,
+            RequestRecorder(routes, runtime.names, access_log=settings.access_log, metrics=recording),
+        ),
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
@@ -116,6 +128,9 @@ async def _warm_then_settle(
         return
     if on_ready is not None:
         on_ready()
+    recording = metrics.current()
+    if isinstance(recording, metrics.Metrics):  # prometheus_client now, not on the way to ready
+        await asyncio.to_thread(recording.series)
     if jobs is not None and not jobs.store_open:  # now, rather than on the first train request
         try:
             await asyncio.to_thread(lambda: jobs.store)

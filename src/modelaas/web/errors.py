@@ -22,10 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from modelaas.errors import REDACTED, ModelaasError, ModelError, ValidationError
+from modelaas.errors import REDACTED, ModelaasError, ModelError, OutputInvalid, ValidationError
 
 log = logging.getLogger("modelaas.web")
 
+WARNED = (413, 503, 504)
+"""Statuses logged at WARNING (an operator acts on them: limits, capacity, slow models)."""
 GENERIC_500 = "Internal server error; the server log has the details."
 MIN_SECRET_LENGTH = 6
 """Environment values shorter than this are not redacted (``true``, ``1``, ``info``...)."""
@@ -91,6 +93,8 @@ def error_response(request: Request, exc: ModelaasError) -> Response:
             body["request_id"] = rid
     if exc.status in (408, 413):  # the rest of the body was not read: the connection cannot be reused
         headers.setdefault("Connection", "close")
+    if exc.status in WARNED or (exc.status == 500 and isinstance(exc, OutputInvalid)):
+        log.warning("%s %s answered %d: %s", request.method, request.url.path, exc.status, body.get("message", ""))
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from urllib.parse import urlsplit
 
 import anyio
@@ -32,19 +32,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelaas.errors import Forbidden, RequestTimeout, Unauthorized
 from modelaas.settings import Settings
+from modelaas.telemetry import context, tracing
 from modelaas.tokens import ADMIN, ANY_TOKEN, PUBLIC, TokenTable, grants, principal
 from modelaas.web.access import access_of, requirement
+from modelaas.web.accesslog import RequestRecorder
 from modelaas.web.errors import error_response, internal_error_response, out_of_space, out_of_space_response
+from modelaas.web.metrics import MetricsPort
 
 log = logging.getLogger("modelaas.web")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/=-]{0,127}\Z", re.ASCII)
-current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("modelaas_request_id", default=None)
+current_request_id = context.request_id
 
 
-def build_middleware(settings: Settings, routes: Sequence[BaseRoute], tokens: TokenTable) -> list[Middleware]:
-    stack = [Middleware(RequestContext, body_timeout=settings.body_timeout)]
+def build_middleware(
+    settings: Settings, routes: Sequence[BaseRoute], tokens: TokenTable, recorder: RequestRecorder | None = None
+) -> list[Middleware]:
+    stack = [Middleware(RequestContext, body_timeout=settings.body_timeout, recorder=recorder)]
     if settings.cors_origins:
         stack.append(
             Middleware(
@@ -64,6 +69,8 @@ def build_middleware(settings: Settings, routes: Sequence[BaseRoute], tokens: To
                 ],
             )
         )
+    if settings.metrics and settings.metrics_port is not None:
+        stack.append(Middleware(MetricsPort, port=settings.metrics_port, path=settings.base_path + "/metrics"))
     if tokens.enabled:
         stack.append(Middleware(AccessControl, tokens=tokens, routes=routes, base_path=settings.base_path))
     return stack
@@ -71,9 +78,11 @@ def build_middleware(settings: Settings, routes: Sequence[BaseRoute], tokens: To
 
 # ---------------------------------------------------------------- request context
 class RequestContext:
-    def __init__(self, app: ASGIApp, *, body_timeout: float) -> None:
+    def __init__(self, app: ASGIApp, *, body_timeout: float, recorder: RequestRecorder | None = None) -> None:
         self.app = app
         self.body_timeout = body_timeout
+        self.recorder = recorder if recorder is not None and recorder.active else None
+        self.routes = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,19 +98,28 @@ class RequestContext:
         token = current_request_id.set(rid)
         id_header = (b"x-request-id", rid.encode("ascii"))
         started = False
+        status = sent = 0
+        recorder = self.recorder
+        began = time.perf_counter() if recorder is not None else 0.0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status, sent
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 headers = message.get("headers", ())
-                if 300 <= message["status"] < 400:
+                if 300 <= status < 400:
                     headers = _relative_locations(headers)
                 message["headers"] = [*headers, id_header]
+            elif recorder is not None:
+                sent += len(message.get("body", b""))
             await send(message)
 
         try:
-            await self.app(scope, _BodyDeadline(receive, self.body_timeout), send_with_id)
+            if tracing.enabled():
+                await self._traced(scope, _BodyDeadline(receive, self.body_timeout), send_with_id, lambda: status)
+            else:
+                await self.app(scope, _BodyDeadline(receive, self.body_timeout), send_with_id)
         except Exception as exc:
             request = Request(scope)
             if started:  # too late for an error answer: uvicorn closes the connection
@@ -114,7 +132,28 @@ class RequestContext:
             log.error("Unexpected error answering %s %s", request.method, scope["path"], exc_info=exc)
             await internal_error_response(scope)(scope, receive, send_with_id)
         finally:
+            if recorder is not None:
+                recorder(scope, status, sent, time.perf_counter() - began)
             current_request_id.reset(token)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send, status: Callable[[], int]) -> None:
+        """The request as a server span (continuing the caller's ``traceparent``), named by its route."""
+        method, path = scope["method"], scope["path"]
+        attributes = {
+            "http.request.method": method,
+            "url.path": path,
+            "modelaas.request_id": scope["state"]["request_id"],
+        }
+        with tracing.start_request_span(f"{method} {path}", scope["headers"], attributes) as span:
+            scope["state"]["trace_id"] = format(span.get_span_context().trace_id, "032x")  # for the access line
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if self.routes is not None and scope.get("endpoint") is not None:
+                    route = self.routes.route_of(scope)
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status())
 
 
 def _relative_locations(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -174,17 +213,17 @@ else:  # pragma: no cover - Python 3.10
 
 
 class RequestIdLogFilter(logging.Filter):
-    """Prefixes records logged while a request is served with ``[request <id>]``."""
+    """Puts the id of the request being served on records (``record.request_id``); the text
+    log format shows it as ``[request <id>]`` before the message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         rid = current_request_id.get()
         if rid is not None and not getattr(record, "request_id", None):
             record.request_id = rid
-            record.msg = f"[request {rid}] {record.msg}"
         return True
 
 
-def install_log_filter(names: Sequence[str] = ("modelaas.web", "modelaas.runtime")) -> None:
+def install_log_filter(names: Sequence[str] = ("modelaas.web", "modelaas.runtime", "modelaas.jobs")) -> None:
     """Tag what these loggers log during a request with its id (once per logger)."""
     for name in names:
         logger = logging.getLogger(name)

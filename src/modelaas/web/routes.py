@@ -23,8 +23,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelaas.tokens import ADMIN, ANY_TOKEN, PREDICT, PUBLIC, TRAIN
-from modelaas.web import debug, docs, health, models, train, ui, versions
+from modelaas.tokens import ADMIN, ANY_TOKEN, METRICS, PREDICT, PUBLIC, TRAIN
+from modelaas.web import debug, docs, health, metrics, models, train, ui, versions
 from modelaas.web.access import ApiRoute, access_of
 from modelaas.web.predict import PredictEndpoint
 from modelaas.web.state import AppState
@@ -45,6 +45,7 @@ def build_routes(st: AppState) -> list[BaseRoute]:
         R(f"{b}/v2/debug/", debug.show, methods=["GET"], access=ADMIN),
         R(f"{b}/healthz", health.healthz, methods=["GET"], access=PUBLIC),
         R(f"{b}/readyz", health.readyz, methods=["GET"], access=PUBLIC),
+        *([R(f"{b}/metrics", metrics.show, methods=["GET"], access=METRICS)] if s.metrics else []),
     ]
     if s.train_endpoint:
         m = f"{b}/v2/models/{{model}}/train"

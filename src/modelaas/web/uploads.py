@@ -30,6 +30,7 @@ from python_multipart.exceptions import FormParserError
 from modelaas.errors import BadRequest, ClientError, PayloadTooLarge
 from modelaas.model.files import File, safe_suffix
 from modelaas.runtime.media import is_json_media
+from modelaas.telemetry import metrics
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
@@ -338,6 +339,8 @@ async def read_body(
                     raise _too_large("Request body", max_body, "--client-max-size")
                 sink.feed(chunk)
         sink.finish()
+        if isinstance(sink, _Multipart):
+            metrics.current().uploaded(received)
     except BaseException as exc:
         sink.abort()
         body.cleanup()

@@ -27,6 +27,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     """The training's environment; call it in the process that starts the training."""
     env = {**os.environ, **settings.to_env()}
     env.pop("MODELAAS_TOKENS", None)  # secrets the training does not need stay with the server
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the server's metric files: a training's counts are not its
     env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     if settings.train_cuda_visible_devices is not None:  # training on GPUs of its own
         env["CUDA_VISIBLE_DEVICES"] = settings.train_cuda_visible_devices

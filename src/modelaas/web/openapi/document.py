@@ -137,6 +137,8 @@ def build_document(st: AppState) -> dict[str, Any]:
         f"{base}/healthz": {"get": _get("health", "healthz", "The process answers", _object(status="ok"))},
         f"{base}/readyz": {"get": _readyz()},
     }
+    if settings.metrics:
+        paths[f"{base}/metrics"] = {"get": _metrics(settings.metrics_port)}
     used: set[str] = set()
     predicts = [m for m in models if m.predict_params is not None] if settings.predict_endpoint else []
     timeout = settings.predict_timeout is not None
@@ -238,6 +240,17 @@ def _debug(enabled: bool) -> dict[str, Any]:
     else:
         ok = {"204": {"description": "Debug capture is off (start the server with --debug-endpoint)."}}
     return {"tags": ["debug"], "operationId": "get_debug", "summary": "The captured server log", "responses": ok}
+
+
+def _metrics(port: int | None) -> dict[str, Any]:
+    where = f" (on port {port} only: --metrics-port)" if port else ""
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "tags": ["health"],
+        "operationId": "get_metrics",
+        "summary": f"Prometheus metrics of every serving process{where}",
+        "responses": {"200": {"description": "The Prometheus text format (docs/operations.md).", "content": text}},
+    }
 
 
 def _readyz() -> dict[str, Any]:

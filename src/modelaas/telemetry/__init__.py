@@ -1,0 +1,1 @@
+"""What an operator sees: log records with request and job ids, Prometheus metrics, traces."""
