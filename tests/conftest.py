@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,12 +90,26 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             cmd + args, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
+        # stderr is read as it comes (a server logs a line per request: an unread pipe would fill and stop it)
+        self._err: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._err.append(line)
+
+    def stderr_text(self) -> str:
+        """What the server wrote to stderr so far."""
+        return "".join(self._err)
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}: {self.proc.stderr.read()}")
+                self._reader.join(5)
+                raise AssertionError(f"server exited with {self.proc.returncode}: {self.stderr_text()}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return
@@ -104,8 +119,15 @@ class ServerProcess:
         raise AssertionError("server did not become ready")
 
     def wait_exit(self, timeout: float = 30) -> tuple[int, str]:
-        _, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, err
+        self.proc.wait(timeout=timeout)
+        self._close()
+        return self.proc.returncode, self.stderr_text()
+
+    def _close(self) -> None:
+        self._reader.join(10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None and not self._reader.is_alive():
+                pipe.close()
 
     def worker_pids(self) -> list[int]:
         import psutil
@@ -126,9 +148,10 @@ class ServerProcess:
             except ProcessLookupError:
                 pass
         try:
-            self.proc.communicate(timeout=10)
-        except (ValueError, subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             pass
+        self._close()
         try:  # the group, in case a child outlived its parent
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

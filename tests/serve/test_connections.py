@@ -36,7 +36,6 @@ def strict(server):
         "1",
         "--body-timeout",
         "2",
-        "--no-access-log",  # thousands of requests: their lines would fill the stderr pipe nobody reads here
     )
 
 
