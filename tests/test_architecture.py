@@ -16,8 +16,9 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"model", "fetch"},
     "jobs": {"model"},
     "client": {"runtime"},  # media negotiation helpers only
-    "web": {"model", "fetch", "runtime", "jobs"},
-    "serve": {"web", "runtime", "jobs", "model"},
+    "oip": {"model", "runtime"},
+    "web": {"model", "fetch", "runtime", "jobs", "oip"},
+    "serve": {"web", "runtime", "jobs", "model", "oip"},
     "cli": {"model", "fetch", "runtime", "jobs", "client", "serve", "web"},
 }
 BASE = {"errors", "settings", "tokens", "processes", ""}

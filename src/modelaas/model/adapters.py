@@ -36,6 +36,8 @@ class ModelAdapter:
         self.predict_params: ParamSet | None = None
         self.train_params: ParamSet | None = None
         self.output_schema: OutputSchema | None = None
+        self.output_tensors: tuple[tuple[str, Any], ...] | None = None
+        """Typed models returning arrays: ``(name, TensorSpec)`` of each output tensor."""
         self.predict_is_async = False
         self._described: dict[str, Described] = {}
 
@@ -284,6 +286,7 @@ class TypedAdapter(ModelAdapter):
             ret = typed.response_model(predict)
             if ret is not None:
                 self.output_schema = PydanticOutput(ret)
+            self.output_tensors = typed.output_tensors(predict, model=name)
         train = getattr(target, "train", None)
         if callable(train):
             self.train_params = typed.params_from_signature(train, model=name, method="train")

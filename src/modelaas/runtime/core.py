@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from modelaas.errors import (
     FetchFailed,
@@ -35,6 +35,7 @@ from modelaas.runtime.media import negotiate
 from modelaas.settings import Settings
 
 log = logging.getLogger("modelaas.runtime")
+T = TypeVar("T")
 
 
 class Runtime:
@@ -107,6 +108,42 @@ class Runtime:
         URL inputs are fetched into a directory under ``spool_root`` (the web layer gives
         its upload spool; default: the system's temp dir) that is deleted before this returns.
         """
+
+        def shape(adapter: ModelAdapter, output: Any, media: str | None, fetch_dir: str | None) -> Answer:
+            try:
+                answer = render(adapter, output, media, envelope=envelope)
+            except OutputInvalid as exc:
+                raise exc.of_model(name) from None
+            return _detached(answer, fetch_dir)
+
+        return await self._predict(name, raw, shape, accept=accept, gone=gone, spool_root=spool_root)
+
+    async def predict_output(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        *,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+        spool_root: Path | None = None,
+    ) -> Any:
+        """As :meth:`predict` (validation, admission, timeouts), but the model's output as it returned it.
+
+        For transports that shape outputs themselves (the Open Inference Protocol's tensors).
+        """
+        return await self._predict(
+            name, raw, lambda a, output, m, d: output, accept=None, gone=gone, spool_root=spool_root
+        )
+
+    async def _predict(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        shape: Callable[[ModelAdapter, Any, str | None, str | None], T],
+        *,
+        accept: str | None,
+        gone: Callable[[], Awaitable[bool]] | None,
+        spool_root: Path | None,
+    ) -> T:
         adapter = self.model(name)
         params = adapter.params_for("predict")
         if not self.ready:
@@ -149,11 +186,7 @@ class Runtime:
                 async with self.gate.preparing():  # fetching waits in the predict queue
                     kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), policy)
             output = await self._call(adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone)
-            try:
-                answer = render(adapter, output, media, envelope=envelope)
-            except OutputInvalid as exc:
-                raise exc.of_model(name) from None
-            return _detached(answer, fetch_dir)
+            return shape(adapter, output, media, fetch_dir)
         finally:
             if fetch_dir is not None:
                 shutil.rmtree(fetch_dir, ignore_errors=True)

@@ -91,7 +91,16 @@ def error_response(request: Request, exc: ModelaasError) -> Response:
             body["request_id"] = rid
     if exc.status in (408, 413):  # the rest of the body was not read: the connection cannot be reused
         headers.setdefault("Connection", "close")
+    if request.scope.get("state", {}).get("oip"):  # an Open Inference Protocol route: its error shape
+        body = {"error": public_message(request, exc)}
     return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def public_message(request: Request, exc: ModelaasError) -> str:
+    """The message of ``exc`` as a client may see it (scrubbed where it comes from model code or is a 5xx)."""
+    if exc.status >= 500 or isinstance(exc, ModelError):
+        return _scrub_for(request, exc.message)
+    return exc.message
 
 
 def _scrub_for(request: Request, message: str) -> str:
