@@ -11,7 +11,6 @@ import pytest
 httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-
 DTYPES = {
     "BOOL": np.bool_,
     "UINT8": np.uint8,
@@ -139,7 +138,7 @@ def test_errors_name_the_tensor(client):
     assert info.value.status() == "400"
     x = httpclient.InferInput("x", [1, 4], "FP64")
     x.set_data_from_numpy(np.ones((1, 4)))
-    with pytest.raises(InferenceServerException, match="FP64.*FP32"):
+    with pytest.raises(InferenceServerException, match=r"FP64.*FP32"):
         client.infer("iris", [x])
     with pytest.raises(InferenceServerException, match="nothing"):
         client.get_model_metadata("nothing")
