@@ -102,6 +102,9 @@ def _from_text(param: Param, values: list[str]) -> Any:
                 return parsed
         return values
     value = values[0]
+    if param.kind is Kind.TENSOR and value.lstrip().startswith("["):  # nested arrays, as JSON text
+        parsed = _json(param.wire_name, value)
+        return value if parsed is _INVALID else parsed
     if param.kind is Kind.OBJECT and value.lstrip().startswith("{"):
         parsed = _json(param.wire_name, value)
         return value if parsed is _INVALID else parsed

@@ -92,7 +92,8 @@ def error_response(request: Request, exc: ModelaasError) -> Response:
     if exc.status in (408, 413):  # the rest of the body was not read: the connection cannot be reused
         headers.setdefault("Connection", "close")
     if request.scope.get("state", {}).get("oip"):  # an Open Inference Protocol route: its error shape
-        body = {"error": public_message(request, exc)}
+        rid = body.get("request_id")
+        body = {"error": public_message(request, exc), **({"request_id": rid} if rid is not None else {})}
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 

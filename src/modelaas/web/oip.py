@@ -20,7 +20,7 @@ from modelaas.oip.codec import output_json
 from modelaas.oip.dataplane import DataPlane, InferResponse, parse_infer_request
 from modelaas.tokens import ANY_TOKEN, PREDICT, PUBLIC
 from modelaas.web.access import ApiRoute
-from modelaas.web.errors import public_message
+from modelaas.web.errors import public_message, request_id
 from modelaas.web.render import JSON, json_bytes
 from modelaas.web.state import AppState, state
 from modelaas.web.uploads import json_too_deep
@@ -63,7 +63,11 @@ def error(request: Request, exc: ModelaasError) -> Response:
     headers = dict(exc.headers())
     if status in (408, 413):
         headers.setdefault("Connection", "close")
-    return JSON({"error": public_message(request, exc)}, status_code=status, headers=headers)
+    body = {"error": public_message(request, exc)}
+    rid = request_id(request.scope)
+    if rid is not None:
+        body["request_id"] = rid
+    return JSON(body, status_code=status, headers=headers)
 
 
 async def live(request: Request) -> Response:
