@@ -29,6 +29,8 @@ class LiveServer:
     url: str
     """``127.0.0.1:<port>`` (what tritonclient takes)."""
     settings: Settings
+    grpc_url: str
+    """``127.0.0.1:<grpc port>``: the same models over gRPC."""
 
 
 def echo_models() -> list[TypedAdapter]:
@@ -48,14 +50,26 @@ def oip_adapters(settings: Settings) -> list[Any]:
 
 
 def _serve(settings: Settings, port: int) -> Iterator[LiveServer]:
+    from modelaas.oip.grpc_server import start_grpc_server
+    from modelaas.web.oip import dataplane_of
+
     app = create_app(settings, runtime=Runtime(settings, oip_adapters(settings)))
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+
+    async def both() -> None:  # HTTP and gRPC on one loop, as in a serving process
+        st = app.state.modelaas
+        grpc_server = await start_grpc_server(dataplane_of(st), settings, st.tokens)
+        try:
+            await server.serve()
+        finally:
+            await grpc_server.stop(None)
+
+    thread = threading.Thread(target=lambda: asyncio.run(both()), daemon=True)
     thread.start()
     wait_for(lambda: server.started or None, timeout=30, what="the OIP test server to start")
     try:
-        yield LiveServer(f"127.0.0.1:{port}", settings)
+        yield LiveServer(f"127.0.0.1:{port}", settings, f"127.0.0.1:{settings.grpc_port}")
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -69,5 +83,5 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def oip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    settings = Settings(data_dir=Path(tmp_path_factory.mktemp("oip")), train_endpoint=False)
+    settings = Settings(data_dir=Path(tmp_path_factory.mktemp("oip")), train_endpoint=False, grpc_port=free_port())
     yield from _serve(settings, free_port())

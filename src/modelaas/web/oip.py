@@ -46,7 +46,11 @@ def oip_routes(st: AppState) -> list[ApiRoute]:
 
 
 def dataplane(request: Request) -> DataPlane:
-    st = state(request)
+    return dataplane_of(state(request))
+
+
+def dataplane_of(st: AppState) -> DataPlane:
+    """The app's data plane (built once; the gRPC server of a serving process shares it)."""
     if st.oip is None:
         try:
             server_version = version("modelaas")
