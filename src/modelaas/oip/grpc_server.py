@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
-from modelaas.errors import ModelaasError
+from modelaas.errors import ConfigError, ModelaasError
 from modelaas.model.tensors import DATATYPES
 from modelaas.oip.codec import Tensor, TensorError, check_raw, read_data, read_shape
 from modelaas.oip.dataplane import DataPlane, InferRequest, RequestedOutput
@@ -259,10 +259,14 @@ def _code(status: int) -> Any:
 
 async def start_grpc_server(plane: DataPlane, settings: Settings, tokens: TokenTable) -> Any:
     """Serve the protocol on ``settings.grpc_port`` (its port shared by every serving process); returns the server."""
-    import grpc
+    try:
+        import google.protobuf  # noqa: F401
+        import grpc
+    except ImportError:
+        raise ConfigError("--grpc-port needs grpcio and protobuf: pip install 'modelaas[grpc]'.") from None
 
     if settings.grpc_port is None:
-        raise ValueError("no gRPC port")
+        raise ConfigError("No --grpc-port to serve gRPC on.")
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", min(settings.client_max_size, 2**31 - 1)),
