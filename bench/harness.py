@@ -175,14 +175,16 @@ def _busy_cpu() -> float:
     return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
 
 
-def wrk(server: Server, path: str, connections: int, seconds: float, *, timeout: float = 2.0) -> dict[str, float]:
+def wrk(
+    server: Server, path: str, connections: int, seconds: float, *, timeout: float = 2.0, script: Path | None = None
+) -> dict[str, float]:
     """Requests/s, latency percentiles (ms), and CPU accounting of POST ``path`` under wrk.
 
     ``server_us`` is the CPU the server's processes used per answered request (microseconds);
     ``other_cpu`` the CPU (in cores) that neither the server, wrk nor this process used meanwhile:
     what else ran on the machine during the measurement.
     """
-    script = BENCH / "post.lua"
+    script = script or BENCH / "post.lua"
     threads = min(2, connections)
     me = psutil.Process()
     before_server, before_me, before_all = server.cpu(), sum(me.cpu_times()[:2]), _busy_cpu()

@@ -131,6 +131,10 @@ def render_markdown(r: dict[str, Any]) -> str:
             "that also runs predictions: predictions wait until the training ends. modelaas says `running` once",
             "the training's own (lower-priority) process has started.",
         ]
+    if r.get("oip"):
+        from oip_bench import render_oip
+
+        lines += ["", *render_oip(r["oip"])]
     lines += ["", "![requests per second and p99 latency](img/benchmarks.png)", ""]
     if NOTES.exists():
         lines += ["", NOTES.read_text().strip(), ""]
@@ -192,6 +196,10 @@ def _targets(r: dict[str, Any]) -> list[str]:
         )
     if "modelaas" in r["ready_s"]:
         check("start to ready < 1 s", f"{r['ready_s']['modelaas']:.2f} s", r["ready_s"]["modelaas"] < 1)
+    if r.get("oip"):
+        from oip_bench import oip_targets
+
+        out += oip_targets(r["oip"])
     t = r["training"].get("modelaas")
     if t:
         ratio = t["busy_p50_ms"] / t["idle_p50_ms"]
