@@ -232,3 +232,22 @@ def test_without_the_predict_endpoint_there_is_no_infer(make_client, settings):
     client = make_client(iris(settings), predict_endpoint=False)
     assert client.get("/v2/models/iris").status_code == 200
     assert client.post("/v2/models/iris/infer", json=iris_input([1, 2, 3, 4])).status_code in (404, 405)
+
+
+def test_a_model_without_predict(make_client, settings):
+    client = make_client("train_only")
+    meta = client.get("/v2/models/train-only").json()
+    assert (meta["inputs"], meta["outputs"]) == ([], [])
+    r = client.post("/v2/models/train-only/infer", json={"inputs": []})
+    assert r.status_code == 501 and "predict" in r.json()["error"]
+
+
+def test_a_file_and_a_v1_model_over_oip(make_client, settings):
+    client = make_client(load_fixture("v1_seed", "v1-seed", settings=settings))
+    meta = client.get("/v2/models/v1-seed").json()
+    assert {t["name"]: (t["datatype"], t["shape"]) for t in meta["inputs"]}["data"] == ("BYTES", [-1])
+    body = {"inputs": [{"name": "data", "datatype": "BYTES", "shape": [1], "data": ["some text"]}]}
+    r = client.post("/v2/models/v1-seed/infer", json=body)
+    assert r.status_code == 200, r.text
+    (answer,) = r.json()["outputs"][0]["data"]
+    assert json.loads(answer)["predictions"]["size"] == 18  # 9 bytes, times the default scale of 2

@@ -9,9 +9,8 @@ import pytest
 
 np = pytest.importorskip("numpy")
 grpcclient = pytest.importorskip("tritonclient.grpc")
+from oip_live import free_port  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
-
-from conftest import free_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

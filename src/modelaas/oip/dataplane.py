@@ -162,7 +162,7 @@ class DataPlane:
         spool_root: Path | None = None,
     ) -> InferResponse:
         adapter = self.model(name, version)
-        params = adapter.params_for("predict")
+        params = adapter.params_for("predict")  # 501 for a model without predict
         declared = outputs_of(adapter)
         wanted = self._wanted(request, [o.name for o in declared])
         uploads = Uploads(spool_root or self.runtime.settings.upload_dir)

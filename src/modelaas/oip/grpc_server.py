@@ -16,6 +16,7 @@ HTTP status (400 ``INVALID_ARGUMENT``, 404 ``NOT_FOUND``, 503 ``UNAVAILABLE``...
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -259,6 +260,9 @@ def _code(status: int) -> Any:
 
 async def start_grpc_server(plane: DataPlane, settings: Settings, tokens: TokenTable) -> Any:
     """Serve the protocol on ``settings.grpc_port`` (its port shared by every serving process); returns the server."""
+    # Model code may fork while the server runs (multiprocessing); such children do not use gRPC, so
+    # gRPC's fork handlers (only needed by children that do) are left off unless the operator asks.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     try:
         import google.protobuf  # noqa: F401
         import grpc

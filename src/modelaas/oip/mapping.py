@@ -51,7 +51,10 @@ class TensorMeta:
 
 
 def inputs_of(adapter: ModelAdapter) -> list[TensorMeta]:
-    return [_input(p) for p in adapter.params_for("predict")]
+    """The model's inputs (none for a model without predict: its infer answers 501)."""
+    if adapter.predict_params is None:
+        return []
+    return [_input(p) for p in adapter.predict_params]
 
 
 def _input(p: Param) -> TensorMeta:
@@ -71,6 +74,8 @@ def _input(p: Param) -> TensorMeta:
 
 
 def outputs_of(adapter: ModelAdapter) -> list[TensorMeta]:
+    if adapter.predict_params is None:
+        return []
     if adapter.output_tensors:
         return [TensorMeta(name, spec.datatype, spec.shape) for name, spec in adapter.output_tensors]
     media = adapter.media_types[0] if adapter.media_types else "application/json"
