@@ -57,7 +57,7 @@ class GrpcServer(Server):
     grpc_port: int = 0
 
 
-def modelaas_server(tmp: Path, model: Path, workers: int) -> GrpcServer:
+def modelaas_server(tmp: Path, model: Path, workers: int, *, inline: bool = False) -> GrpcServer:
     port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -68,6 +68,9 @@ def modelaas_server(tmp: Path, model: Path, workers: int) -> GrpcServer:
     cmd += ["--data-dir", str(tmp / f"modelaas-{workers}"), "--model", "bench_models.iris:Iris", "--model-name"]
     cmd += ["iris", "--grpc-port", str(grpc_port), "--workers", str(workers), "--log-level", "warning"]
     name = "modelaas" if workers == 1 else f"modelaas-{workers}"
+    if inline:
+        cmd += ["--predict-inline", "always"]
+        name += "-inline"
     srv = GrpcServer(name, cmd, env, port)
     srv.grpc_port = grpc_port
     return srv
@@ -122,6 +125,7 @@ def run_oip(tmp: Path, *, venv: Path | None, conns: list[int], seconds: float, r
     model = train(str(venv / "bin" / "python") if venv else this_python(), tmp / "iris.joblib")
     systems: list[tuple[str, Any]] = [("modelaas", lambda: modelaas_server(tmp, model, 1))]
     systems.append(("modelaas-2", lambda: modelaas_server(tmp, model, 2)))
+    systems.append(("modelaas-inline", lambda: modelaas_server(tmp, model, 1, inline=True)))
     if venv is not None:
         systems.insert(0, ("mlserver", lambda: mlserver_server(venv, tmp, model)))
     runs: dict[str, dict[str, dict[int, list[dict[str, float]]]]] = {
@@ -166,6 +170,7 @@ def render_oip(oip: dict[str, Any]) -> list[str]:
         "* `mlserver`: MLServer 1.7.1 with mlserver-sklearn 1.7.1, its default settings (one inference worker)",
         "* `modelaas`: `modelaas serve --grpc-port ...`, one serving process; the typed model `bench_models.iris`",
         "* `modelaas-2`: the same with `--workers 2`",
+        "* `modelaas-inline`: one process, `--predict-inline always` (predict on the event loop's thread)",
         "",
     ]
     if not oip["mlserver"]:

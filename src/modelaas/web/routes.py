@@ -87,7 +87,9 @@ def build_routes(st: AppState) -> list[BaseRoute]:
     protocol = oip.oip_routes(st)
     taken = {r.path for r in protocol}
     redirects = [r for r in _slash_redirects(routes, base=b) if not (isinstance(r, Route) and r.path in taken)]
-    served = _one_route_per_path(routes + protocol + redirects + extra)
+    hot = [r for r in protocol if r.path.endswith("/infer")]  # matched first, beside DEEPaaS predict
+    rest = [r for r in protocol if r not in hot]
+    served = _one_route_per_path(routes[:1] + hot + routes[1:] + rest + redirects + extra)
     return [*served, _MergedSlashes(served)]
 
 
