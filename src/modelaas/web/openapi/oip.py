@@ -84,7 +84,9 @@ SCHEMAS: dict[str, Any] = {
 }
 
 _BINARY_NOTE = (
-    " With the binary tensor data extension the body is `application/octet-stream`: the JSON header "
+    " Each input's `data` holds exactly the product of its `shape` elements (row-major, flat or nested),"
+    " else 400 naming the input. With the binary tensor data extension the body is"
+    " `application/octet-stream`: the JSON header "
     "(its length in the `Inference-Header-Content-Length` header), then each input's bytes in order, "
     "as its `parameters.binary_data_size` says."
 )
