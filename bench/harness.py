@@ -176,15 +176,24 @@ def _busy_cpu() -> float:
 
 
 def wrk(
-    server: Server, path: str, connections: int, seconds: float, *, timeout: float = 2.0, body: str | None = None
+    server: Server,
+    path: str,
+    connections: int,
+    seconds: float,
+    *,
+    timeout: float = 2.0,
+    body: str | None = None,
+    script: Path | None = None,
 ) -> dict[str, float]:
-    """Requests/s, latency percentiles (ms), and CPU accounting of POST ``path`` (with a JSON ``body``) under wrk.
+    """Requests/s, latency percentiles (ms), and CPU accounting of POST ``path`` under wrk.
+
+    ``body``: a JSON body to send (bench/post_body.lua); ``script``: a wrk script of one's own.
 
     ``server_us`` is the CPU the server's processes used per answered request (microseconds);
     ``other_cpu`` the CPU (in cores) that neither the server, wrk nor this process used meanwhile:
     what else ran on the machine during the measurement.
     """
-    script = BENCH / ("post.lua" if body is None else "post_body.lua")
+    script = script or BENCH / ("post.lua" if body is None else "post_body.lua")
     env = {**os.environ, "BENCH_BODY": body or ""}
     threads = min(2, connections)
     me = psutil.Process()

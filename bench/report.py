@@ -132,6 +132,10 @@ def render_markdown(r: dict[str, Any]) -> str:
             "that also runs predictions: predictions wait until the training ends. modelaas says `running` once",
             "the training's own (lower-priority) process has started.",
         ]
+    if r.get("oip"):
+        from oip_bench import render_oip
+
+        lines += ["", *render_oip(r["oip"])]
     if r.get("batching"):
         from batching import render as render_batching
 
@@ -204,6 +208,10 @@ def _targets(r: dict[str, Any]) -> list[str]:
         )
     if "modelaas" in r["ready_s"]:
         check("start to ready < 1 s", f"{r['ready_s']['modelaas']:.2f} s", r["ready_s"]["modelaas"] < 1)
+    if r.get("oip"):
+        from oip_bench import oip_targets
+
+        out += oip_targets(r["oip"])
     t = r["training"].get("modelaas")
     if t:
         ratio = t["busy_p50_ms"] / t["idle_p50_ms"]

@@ -3,6 +3,11 @@
     python bench/run.py                 # the full run (about 6 minutes), prints the tables
     python bench/run.py --write         # ... and rewrites docs/benchmarks.md and its plot
     python bench/run.py --quick         # a tiny run (seconds), to check the command works
+    python bench/run.py --mlserver-venv /tmp/mlserver-venv   # ... with MLServer 1.7.1 in the OIP part
+
+The Open Inference Protocol part (bench/oip_bench.py: infer over REST and gRPC on a scikit-learn
+iris model) measures MLServer 1.7.1 from its own virtual environment (--mlserver-venv or
+MODELAAS_BENCH_MLSERVER), and says so when there is none.
 
 Needs wrk (Debian package) and network access to PyPI the first time (DEEPaaS is installed
 into a cached virtual environment under ~/.cache/modelaas-bench). Everything listens on
@@ -142,6 +147,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for kind in systems:
         results["ready_s"][kind] = statistics.median(ready[kind])
         results["predict"][kind] = {c: _median_run(measured[kind][c]) for c in conns}
+    if not args.no_oip:
+        from oip_bench import mlserver_venv, run_oip
+
+        venv = mlserver_venv(args.mlserver_venv)
+        if venv is None:
+            _say("OIP: no MLServer environment (--mlserver-venv / MODELAAS_BENCH_MLSERVER): MLServer is skipped")
+        with tempfile.TemporaryDirectory() as tmp:
+            results["oip"] = run_oip(Path(tmp), venv=venv, conns=conns, seconds=seconds, rounds=rounds, say=_say)
     if not args.no_batching:
         if args.no_peers:
             batching.PEERS.clear()
@@ -206,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-batching", action="store_true", help="skip the adaptive batching part")
     parser.add_argument("--systems", help="measure only these systems (comma-separated), no upload; e.g. "
                         "modelaas,modelaas-nometrics for the cost of metrics")
+    parser.add_argument("--no-oip", action="store_true", help="skip the Open Inference Protocol part")
+    parser.add_argument("--mlserver-venv", type=Path, help="virtual environment with mlserver 1.7.1 + mlserver-sklearn")
     parser.add_argument("--seconds", type=float, default=6.0, help="wrk duration per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="measure each system this many times; report medians")
     parser.add_argument("--upload-mib", type=int, default=512, help="size of the large upload")

@@ -17,8 +17,9 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"model", "fetch", "telemetry"},
     "jobs": {"model", "telemetry"},
     "client": {"runtime"},  # media negotiation helpers only
-    "web": {"model", "fetch", "runtime", "jobs", "telemetry"},
-    "serve": {"web", "runtime", "jobs", "model", "telemetry"},
+    "oip": {"model", "runtime", "telemetry"},
+    "web": {"model", "fetch", "runtime", "jobs", "oip", "telemetry"},
+    "serve": {"web", "runtime", "jobs", "model", "oip", "telemetry"},
     "cli": {"model", "fetch", "runtime", "jobs", "client", "serve", "web", "telemetry"},
 }
 BASE = {"errors", "settings", "tokens", "processes", ""}

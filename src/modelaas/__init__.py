@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     )
     from modelaas.model.batch import Batch, batched
     from modelaas.model.files import File
-    from modelaas.model.interface import Input, Model, TrainingContext
+    from modelaas.model.interface import Input, Model, Output, TrainingContext
     from modelaas.model.urlfile import URLFile
     from modelaas.settings import Settings
     from modelaas.web.app import create_app
@@ -41,6 +41,7 @@ __all__ = [
     "ModelNotFound",
     "ModelaasError",
     "NotImplementedByModel",
+    "Output",
     "ServerUnreachable",
     "Settings",
     "TrainingContext",
@@ -67,6 +68,7 @@ _WHERE = {
     "File": "modelaas.model.files",
     "Input": "modelaas.model.interface",
     "Model": "modelaas.model.interface",
+    "Output": "modelaas.model.interface",
     "TrainingContext": "modelaas.model.interface",
     "URLFile": "modelaas.model.urlfile",
     "Settings": "modelaas.settings",

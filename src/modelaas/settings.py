@@ -41,6 +41,15 @@ class Settings:
     listen_ip: str = field(default="127.0.0.1", metadata=_doc("Address to listen on."))
     listen_port: int = field(default=5000, metadata=_doc("Port to listen on.", minimum=1, maximum=65535))
     base_path: str = field(default="", metadata=_doc("Path prefix put before every route, e.g. /foo."))
+    grpc_port: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Port of the Open Inference Protocol over gRPC, on --listen-ip, served by every serving process "
+            "(default: off).",
+            minimum=1,
+            maximum=65535,
+        ),
+    )
     model_name: str | None = field(
         default=None,
         metadata=_doc(

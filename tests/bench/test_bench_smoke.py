@@ -39,5 +39,11 @@ def test_quick_benchmark_run_prints_the_table(tmp_path: Path) -> None:
         for point in by_conn.values():
             assert point["requests"] > 0 and point["errors"] == 0, (system, point)
     assert results["upload"]["modelaas"]["size_ok"] == 1.0  # the model saw every byte
+    oip = results["oip"]  # no MLServer environment here: modelaas alone, and the page says so
+    assert "## Open Inference Protocol" in out and "MLServer was not measured" in out
+    assert oip["mlserver"] is False and oip["labels"] == [0, 2]
+    for proto in ("rest", "grpc"):
+        point = oip["systems"]["modelaas"][proto]["16"]
+        assert point["requests"] > 0 and point["errors"] == 0, (proto, point)
     training = results["training"]["modelaas"]
     assert training["cancel_status"] == 200 and training["training_processes"] >= 1, training

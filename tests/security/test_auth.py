@@ -45,7 +45,9 @@ PROTECTED = [
     # (method, path, scope it needs; None = any valid token)
     ("GET", "/v2/models/", None),
     ("GET", "/v2/models/trainer/", None),
-    ("GET", "/v2/models/trainer", None),  # the slash redirect too
+    ("GET", "/v2/models/trainer", None),  # the Open Inference Protocol's model metadata
+    ("GET", "/v2/models/trainer/ready", None),
+    ("POST", "/v2/models/trainer/infer", "predict"),
     ("POST", "/v2/models/trainer/predict/", "predict"),
     ("POST", "/v2/models/trainer/predict", "predict"),
     ("POST", "/v2/models/trainer/train/", "train"),
@@ -75,8 +77,9 @@ def test_protected_routes_need_a_valid_token(job_id, method, path, need):
         assert r.status_code == 401, (headers, r.text)
         assert r.headers["www-authenticate"] == 'Bearer realm="modelaas"'
         body = r.json()
-        assert set(body) == {"message", "request_id"} and body["request_id"] == r.headers["x-request-id"]
-        assert "token" in body["message"]
+        key = "error" if path.endswith(("/trainer", "/ready", "/infer")) else "message"  # OIP routes: their shape
+        assert set(body) == {key, "request_id"} and body["request_id"] == r.headers["x-request-id"]
+        assert "token" in body[key]
 
 
 @pytest.mark.parametrize(("method", "path", "need"), PROTECTED, ids=[f"{m} {p}" for m, p, _ in PROTECTED])
@@ -89,7 +92,8 @@ def test_scopes_decide_who_gets_through(job_id, method, path, need):
             assert r.status_code not in (401, 403), (token, r.text)
         else:
             assert r.status_code == 403, (token, r.text)
-            assert need in r.json()["message"] and "request_id" in r.json()
+            body = r.json()
+            assert need in body.get("message", body.get("error", "")) and "request_id" in body
     r = _call(client, method, path, job, bearer(ADMIN_TOKEN))  # admin implies every scope
     assert r.status_code not in (401, 403), r.text
 

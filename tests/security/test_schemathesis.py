@@ -45,6 +45,15 @@ DOCUMENT_CHECKS = [
 # (model, "METHOD path", failure code) -> what is wrong and where it gets fixed
 KNOWN: dict[tuple[str, str, str], str] = {}
 
+def _oip_count_rule(key: tuple[str, str, str]) -> bool:
+    """OIP infer requests the protocol refuses though JSON Schema cannot: ``data`` that does not hold
+    the product of ``shape`` elements, an octet-stream body without a JSON inference header. They
+    are answered 400 naming the problem, by the protocol's rules (the operation's description,
+    docs/oip.md): not a disagreement with the document."""
+    _, operation, code = key
+    return operation.startswith("POST ") and operation.endswith("/infer") and code == "ST202"
+
+
 _SERVED = {
     "demo": (DEMO, ()),
     "v2_basic": ("v2-basic", ("--model", "v2_basic", "--model-name", "v2-basic")),
@@ -217,7 +226,9 @@ def test_every_operation_keeps_to_the_document(server, model, args, tokens):
     )
     assert found.requests >= len(operations)
     assert not found.server_errors, "server errors:\n" + "\n".join(found.server_errors[:3])
-    unexpected = {key: texts for key, texts in found.failures.items() if key not in KNOWN}
+    unexpected = {
+        key: texts for key, texts in found.failures.items() if key not in KNOWN and not _oip_count_rule(key)
+    }
     assert not unexpected, "answers that break the document:\n" + "\n\n".join(
         f"{op} ({code}):\n" + "\n".join(texts[:2]) for (_, op, code), texts in unexpected.items()
     )

@@ -200,6 +200,8 @@ def served_operations(client: TestClient) -> set[tuple[str, str]]:
         path = route.path.replace("{path:path}", "{path}")
         segments = path.split("/")
         method_of = "predict" if "predict" in segments else "train" if "train" in segments else None
+        if segments[-1] == "infer" and "versions" not in segments:  # OIP infer: documented per model
+            method_of = "predict"
         for method in sorted((route.methods or set()) - {"HEAD"}):
             if method_of is None:
                 out.add((path, method))

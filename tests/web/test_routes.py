@@ -57,9 +57,8 @@ def test_unknown_path_and_method_answer_json(make_client):
 @pytest.mark.parametrize(
     ("method", "path", "target"),
     [
-        ("GET", "/v2", "/v2/"),
+        # /v2 and /v2/models/<m> (no slash) are Open Inference Protocol routes (tests/oip/test_rest.py)
         ("GET", "/v2/models", "/v2/models/"),
-        ("GET", "/v2/models/v2-basic", "/v2/models/v2-basic/"),
         ("POST", "/v2/models/v2-basic/predict?count=1", "/v2/models/v2-basic/predict/?count=1"),
         ("GET", "/v2/debug", "/v2/debug/"),
     ],

@@ -31,6 +31,7 @@ _TYPES: dict[Kind, Any] = {
     Kind.DATE: click.STRING,
     Kind.DATETIME: click.STRING,
     Kind.OBJECT: click.STRING,
+    Kind.TENSOR: click.STRING,
     Kind.ANY: click.STRING,
 }
 _METAVARS = {
@@ -40,6 +41,7 @@ _METAVARS = {
     Kind.DATE: "YYYY-MM-DD",
     Kind.DATETIME: "DATETIME",
     Kind.OBJECT: "JSON",
+    Kind.TENSOR: "JSON|FILE.npy",
     Kind.FILE: "PATH",
 }
 
@@ -90,7 +92,9 @@ def describe(p: Param) -> str:
     """Help text: the description, then type, range, choices, default and required."""
     parts = [p.description.strip()] if p.description else []
     kind = f"list of {p.item.value}" if p.is_array and p.item else p.kind.value
-    if p.is_file:
+    if p.tensor is not None:
+        kind = f"{p.tensor.datatype} tensor of shape {list(p.tensor.shape)}: nested JSON arrays or a .npy file"
+    elif p.is_file:
         kind = "file path" if not p.is_array else "file paths (repeat the option)"
     elif p.is_array:
         kind += " (repeat the option)"
@@ -120,6 +124,8 @@ def raw_values(params: Iterable[Param], values: Mapping[str, Any]) -> dict[str, 
             raw[p.wire_name] = files if p.is_array else files[0]
         elif p.is_array:
             raw[p.wire_name] = list(value)
+        elif p.kind is Kind.TENSOR and isinstance(value, str):
+            raw[p.wire_name] = tensor_value(p.wire_name, value)
         elif p.kind is Kind.OBJECT and isinstance(value, str):
             try:
                 raw[p.wire_name] = json.loads(value)
@@ -128,6 +134,21 @@ def raw_values(params: Iterable[Param], values: Mapping[str, Any]) -> dict[str, 
         else:
             raw[p.wire_name] = value
     return raw
+
+
+def tensor_value(name: str, value: str) -> Any:
+    """A tensor option: the nested lists of a ``.npy`` file (numpy's own format, no pickles) or of JSON text."""
+    if value.endswith(".npy") and os.path.isfile(value):
+        import numpy as np
+
+        try:
+            return np.load(value, allow_pickle=False).tolist()
+        except ValueError as exc:
+            raise click.BadParameter(f"{value} is not a .npy file numpy can read without pickles: {exc}") from None
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise click.BadParameter(f"--{name}: give nested JSON arrays or the path of a .npy file.") from None
 
 
 def local_file(name: str, path: Path | str) -> File:

@@ -44,6 +44,8 @@ class ModelAdapter:
         self.predict_params: ParamSet | None = None
         self.train_params: ParamSet | None = None
         self.output_schema: OutputSchema | None = None
+        self.output_tensors: tuple[tuple[str, Any], ...] | None = None
+        """Typed models returning arrays: ``(name, TensorSpec)`` of each output tensor."""
         self.predict_is_async = False
         self.batch: BatchSpec | None = None
         """How predict batches (``@batched`` typed models), or None: one request per call."""
@@ -304,6 +306,7 @@ class TypedAdapter(ModelAdapter):
             ret = typed.response_model(predict, batched=batched)
             if ret is not None:
                 self.output_schema = PydanticOutput(ret)
+            self.output_tensors = typed.output_tensors(predict, model=name)
         train = getattr(target, "train", None)
         if callable(train):
             if batch_spec(train) is not None:

@@ -79,6 +79,7 @@ def _in_child(target: Any, methods: list[str], *, model: str) -> tuple[dict[str,
     """Fork, call the methods in the child, read back ``(results, {method: why it could not be sent})``."""
     sys.stdout.flush()  # what is buffered now must not be written twice (by the child too)
     sys.stderr.flush()
+    _import_pickler()  # here, not in the child: importing after a fork of a threaded process can hang
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -131,6 +132,13 @@ def _child(target: Any, methods: list[str], write_fd: int) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _import_pickler() -> None:
+    try:
+        import cloudpickle  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _dumps(obj: Any) -> bytes:

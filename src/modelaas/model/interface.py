@@ -51,6 +51,26 @@ class InputSpec:
     media_types: Sequence[str] = ()
     """For files: the content types expected (``("image/*",)``); used by docs and the UI, and
     enforced for ``URLFile`` arguments (the server refuses to fetch other content types)."""
+    shape: Sequence[int] | None = None
+    """For ``NDArray`` arguments: the tensor's shape, ``-1`` for any size along an axis."""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What :func:`Output` records about a tensor a typed model returns."""
+
+    name: str = "output0"
+    shape: Sequence[int] | None = None
+    description: str = ""
+
+
+def Output(name: str = "output0", *, shape: Sequence[int] | None = None, description: str = "") -> Any:
+    """Name and shape the tensor a typed model's ``predict`` returns (Open Inference Protocol output).
+
+    ``-> Annotated[NDArray[np.int64], Output("label", shape=(-1,))]``; a bare ``-> NDArray[...]``
+    is the output ``output0`` of shape ``(-1,)``.
+    """
+    return OutputSpec(name=name, shape=tuple(shape) if shape is not None else None, description=description)
 
 
 def Input(
@@ -66,6 +86,7 @@ def Input(
     choices: Sequence[Any] | None = None,
     alias: str | None = None,
     media_types: Sequence[str] = (),
+    shape: Sequence[int] | None = None,
 ) -> Any:
     """Describe one argument of a typed model's ``predict`` or ``train``.
 
@@ -73,7 +94,8 @@ def Input(
     ``Annotated[int, Input(ge=0)]``. Without a default the argument is required.
     ``alias`` is the name clients send when it cannot be a Python identifier
     (``demo-str``); ``media_types`` tells docs and the UI what a file should be (for a
-    ``URLFile`` the server also refuses a fetched file of another type).
+    ``URLFile`` the server also refuses a fetched file of another type); ``shape`` is the
+    shape of an ``NDArray[...]`` argument (``(-1, 4)``: any number of rows of 4).
     The return type is ``Any`` so that type checkers accept it as any default.
     """
     return InputSpec(
@@ -88,6 +110,7 @@ def Input(
         choices=choices,
         alias=alias,
         media_types=tuple(media_types),
+        shape=tuple(shape) if shape is not None else None,
     )
 
 

@@ -46,6 +46,8 @@ class Kind(str, enum.Enum):
     DATE = "date"
     DATETIME = "date-time"
     FILE = "file"
+    TENSOR = "tensor"
+    """A numpy array of a declared datatype and shape (``extra["tensor"]``, a ``TensorSpec``)."""
     ANY = "any"
 
 
@@ -91,6 +93,11 @@ class Param:
     @property
     def is_array(self) -> bool:
         return self.kind is Kind.ARRAY
+
+    @property
+    def tensor(self) -> Any:
+        """The ``TensorSpec`` of a ``TENSOR`` argument (None for others)."""
+        return self.extra.get("tensor") if self.kind is Kind.TENSOR else None
 
     @property
     def has_default(self) -> bool:

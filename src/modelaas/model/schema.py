@@ -27,10 +27,38 @@ def kind_schema(kind: Kind | None) -> dict[str, Any]:
     return dict(_BASE.get(kind or Kind.ANY, {}))
 
 
+def tensor_schema(datatype: str, shape: tuple[int, ...]) -> dict[str, Any]:
+    """Nested arrays, one level per axis (``minItems``/``maxItems`` for fixed sizes), of the datatype's values."""
+    item: dict[str, Any]
+    if datatype == "BOOL":
+        item = {"type": "boolean"}
+    elif datatype.startswith(("INT", "UINT")):
+        item = {"type": "integer"}
+    elif datatype == "BYTES":
+        item = {"type": "string"}
+    else:
+        item = {"type": "number"}
+    schema = item
+    for size in reversed(shape):
+        schema = {"type": "array", "items": schema}
+        if size >= 0:
+            schema["minItems"] = schema["maxItems"] = size
+    return schema
+
+
 def param_schema(param: Param) -> dict[str, Any]:
     """The JSON schema (OpenAPI 3.1 dialect) of one argument."""
+    spec = param.tensor
+    schema: dict[str, Any]
+    if spec is not None:
+        schema = tensor_schema(spec.datatype, spec.shape)
+        shown = " x ".join("any" if d < 0 else str(d) for d in spec.shape)
+        schema["description"] = (f"{param.description} " if param.description else "") + (
+            f"A {spec.datatype} tensor of shape {shown}, as nested arrays."
+        )
+        return schema
     if param.kind is Kind.ARRAY:
-        schema: dict[str, Any] = {"type": "array", "items": kind_schema(param.item)}
+        schema = {"type": "array", "items": kind_schema(param.item)}
         if param.min_length is not None:
             schema["minItems"] = param.min_length
         if param.max_length is not None:

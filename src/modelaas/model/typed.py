@@ -15,8 +15,9 @@ from pydantic_core import PydanticCustomError
 from modelaas.errors import ModelLoadError, ValidationError
 from modelaas.model.batch import batch_item
 from modelaas.model.files import File
-from modelaas.model.interface import InputSpec
+from modelaas.model.interface import InputSpec, OutputSpec
 from modelaas.model.params import MISSING, Kind, Param, ParamSet
+from modelaas.model.tensors import TensorSpec, is_ndarray_annotation, spec_from_annotation, to_array
 from modelaas.model.urlfile import URLFile
 
 _SCALARS: dict[Any, Kind] = {
@@ -113,6 +114,8 @@ def _describe(name: str, annotation: Any, default: Any, *, model: str, method: s
         default = spec.default
 
     annotation, optional = _strip_optional(annotation)
+    if is_ndarray_annotation(annotation):
+        return _describe_tensor(name, annotation, default, optional, spec, where=f"Model {model!r}: argument {name!r}")
     fetched = _url_file_annotation(annotation)
     extra: dict[str, Any] = {}
     if fetched is not None:
@@ -162,6 +165,51 @@ def _describe(name: str, annotation: Any, default: Any, *, model: str, method: s
     return param, (field_type, field_info)
 
 
+def _describe_tensor(
+    name: str, annotation: Any, default: Any, optional: bool, spec: InputSpec, *, where: str
+) -> tuple[Param, Any]:
+    """An ``NDArray[...]`` argument: a TENSOR param, validated into an array of its dtype and shape."""
+    tensor = spec_from_annotation(annotation, spec.shape, where=where)
+
+    def check(value: Any) -> Any:
+        if value is None and optional:
+            return None
+        try:
+            return to_array(value, tensor)
+        except ValueError as exc:
+            raise PydanticCustomError("tensor", "Tensor {problem}.", {"problem": str(exc)}) from None
+
+    required = default is MISSING
+    param = Param(
+        name=name,
+        kind=Kind.TENSOR,
+        wire_name=spec.alias or name,
+        required=required,
+        default=None if default is None else default,
+        description=spec.description,
+        extra={"tensor": tensor},
+    )
+    field_type = Annotated[Any, pydantic.BeforeValidator(check)]
+    return param, (field_type, pydantic.Field(default=... if required else default, alias=spec.alias))
+
+
+def output_tensors(func: Callable[..., Any], *, model: str) -> tuple[tuple[str, TensorSpec], ...] | None:
+    """The tensor(s) a typed ``predict`` returns, if its return annotation is an ``NDArray``."""
+    try:
+        ret = typing.get_type_hints(func, include_extras=True).get("return")
+    except Exception:
+        return None
+    out: OutputSpec | None = None
+    if get_origin(ret) is Annotated:
+        ret, *meta = get_args(ret)
+        out = next((m for m in meta if isinstance(m, OutputSpec)), None)
+    if not is_ndarray_annotation(ret):
+        return None
+    out = out or OutputSpec()
+    shape = tuple(out.shape) if out.shape is not None else (-1,)
+    return ((out.name, spec_from_annotation(ret, shape, where=f"Model {model!r}: the return of predict()")),)
+
+
 def _strip_optional(annotation: Any) -> tuple[Any, bool]:
     args = get_args(annotation)
     if args and type(None) in args and get_origin(annotation) in (typing.Union, types.UnionType):
@@ -199,7 +247,8 @@ def _kind_of(
         return Kind.OBJECT, None, None
     raise ModelLoadError(
         f"Model {model!r}: argument {name!r} of {method}() has an unsupported type {annotation!r}; "
-        "use str, int, float, bool, dict, list[...], Literal[...], datetime, File, URLFile or a pydantic model."
+        "use str, int, float, bool, dict, list[...], Literal[...], datetime, File, URLFile, NDArray[...] "
+        "or a pydantic model."
     )
 
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from modelaas.errors import (
     ConfigError,
@@ -42,6 +42,7 @@ from modelaas.settings import Settings
 from modelaas.telemetry import metrics, tracing
 
 log = logging.getLogger("modelaas.runtime")
+T = TypeVar("T")
 
 
 class Runtime:
@@ -135,6 +136,43 @@ class Runtime:
         URL inputs are fetched into a directory under ``spool_root`` (the web layer gives
         its upload spool; default: the system's temp dir) that is deleted before this returns.
         """
+
+        def shape(adapter: ModelAdapter, output: Any, media: str | None, fetch_dir: str | None) -> Answer:
+            try:
+                with tracing.span("render", model=name):
+                    answer = render(adapter, output, media, envelope=envelope)
+            except OutputInvalid as exc:
+                raise exc.of_model(name) from None
+            return _detached(answer, fetch_dir)
+
+        return await self._predict(name, raw, shape, accept=accept, gone=gone, spool_root=spool_root)
+
+    async def predict_output(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        *,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+        spool_root: Path | None = None,
+    ) -> Any:
+        """As :meth:`predict` (validation, admission, timeouts), but the model's output as it returned it.
+
+        For transports that shape outputs themselves (the Open Inference Protocol's tensors).
+        """
+        return await self._predict(
+            name, raw, lambda a, output, m, d: output, accept=None, gone=gone, spool_root=spool_root
+        )
+
+    async def _predict(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        shape: Callable[[ModelAdapter, Any, str | None, str | None], T],
+        *,
+        accept: str | None,
+        gone: Callable[[], Awaitable[bool]] | None,
+        spool_root: Path | None,
+    ) -> T:
         adapter = self.model(name)
         params = adapter.params_for("predict")
         if not self.ready:
@@ -184,12 +222,7 @@ class Runtime:
                 output = await self._call(
                     adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone
                 )
-            try:
-                with tracing.span("render", model=name):
-                    answer = render(adapter, output, media, envelope=envelope)
-            except OutputInvalid as exc:
-                raise exc.of_model(name) from None
-            return _detached(answer, fetch_dir)
+            return shape(adapter, output, media, fetch_dir)
         finally:
             if fetch_dir is not None:
                 shutil.rmtree(fetch_dir, ignore_errors=True)

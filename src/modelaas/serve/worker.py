@@ -107,24 +107,55 @@ def worker_main(
         timeout_keep_alive=settings.keep_alive_timeout,
         h11_max_incomplete_event_size=settings.max_header_size,
     )
-    server = _uvicorn_server()(config)
+    server = _uvicorn_server(_grpc_starter(settings, runtime, app, failed, conn))(config)
     server.run(sockets=[sock] if metrics_sock is None else [sock, metrics_sock])
     sys.exit(FATAL_EXIT if failed else 0)
 
 
-def _uvicorn_server() -> type:
+def _grpc_starter(settings: Settings, runtime: Any, app: Any, failed: list[ModelLoadError], conn: Connection) -> Any:
+    """What starts the Open Inference Protocol's gRPC server beside uvicorn (None when --grpc-port is not set)."""
+    if settings.grpc_port is None:
+        return None
+
+    async def start() -> Any:
+        from modelaas.oip.grpc_server import start_grpc_server
+        from modelaas.web.oip import dataplane_of
+
+        try:
+            return await start_grpc_server(dataplane_of(app.state.modelaas), settings, app.state.modelaas.tokens)
+        except Exception as exc:  # the port is taken (by a program that does not share it), or the address is wrong
+            message = f"Cannot serve gRPC on {settings.listen_ip}:{settings.grpc_port}: {exc}"
+            failed.append(ModelLoadError(message))
+            _send(conn, ("fatal", message, ""))
+            return None
+
+    return start
+
+
+def _uvicorn_server(start_grpc: Any = None) -> type:
     import uvicorn
 
     class Server(uvicorn.Server):
+        grpc: Any = None
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             if sig == signal.SIGINT:  # ignored: the supervisor, which got it too, sends SIGTERM
                 return
             super().handle_exit(sig, frame)
 
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if start_grpc is not None:
+                self.grpc = await start_grpc()
+                if self.grpc is None:
+                    self.should_exit = True
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             busy = len(self.server_state.tasks)
             if busy:
                 log.info("Stopping: finishing %d request(s) in flight.", busy)
+            if self.grpc is not None:  # no new calls; those under way get the HTTP grace period
+                await self.grpc.stop(grace=30)
             await super().shutdown(sockets=sockets)
             # Processes model code forked hold the listening socket and the supervisor's sentinel
             # (stop waited 35 s for them, and the port stayed bound): they end with the process.

@@ -10,12 +10,18 @@ from modelaas.tokens import PUBLIC
 
 
 class ApiRoute(Route):
-    """A route with what it needs of a request's token (``access``) and whether it streams events."""
+    """A route with what it needs of a request's token (``access``) and whether it streams events.
 
-    def __init__(self, path: str, endpoint: Any, *, methods: list[str], access: str, streams: bool = False) -> None:
+    ``oip``: an Open Inference Protocol route, whose errors are ``{"error": ...}``.
+    """
+
+    def __init__(
+        self, path: str, endpoint: Any, *, methods: list[str], access: str, streams: bool = False, oip: bool = False
+    ) -> None:
         super().__init__(path, endpoint, methods=methods)
         self.access = access
         self.streams = streams
+        self.oip = oip
 
 
 def access_of(route: BaseRoute) -> tuple[str, bool]:

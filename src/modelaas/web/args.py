@@ -123,6 +123,9 @@ def _from_text(param: Param, values: list[str]) -> Any:
     value = values[0]
     if param.wire_name.lower() == "accept":  # an empty value counts as not given: the first one given
         value = next((v for v in values if v != ""), "")
+    if param.kind is Kind.TENSOR and value.lstrip().startswith("["):  # nested arrays, as JSON text
+        parsed = _json(param.wire_name, value)
+        return value if parsed is _INVALID else parsed
     if param.kind is Kind.OBJECT and value.lstrip().startswith("{"):
         parsed = _json(param.wire_name, value)
         return value if parsed is _INVALID else parsed

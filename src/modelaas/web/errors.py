@@ -95,7 +95,17 @@ def error_response(request: Request, exc: ModelaasError) -> Response:
         headers.setdefault("Connection", "close")
     if exc.status in WARNED or (exc.status == 500 and isinstance(exc, OutputInvalid)):
         log.warning("%s %s answered %d: %s", request.method, request.url.path, exc.status, body.get("message", ""))
+    if request.scope.get("state", {}).get("oip"):  # an Open Inference Protocol route: its error shape
+        rid = body.get("request_id")
+        body = {"error": public_message(request, exc), **({"request_id": rid} if rid is not None else {})}
     return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def public_message(request: Request, exc: ModelaasError) -> str:
+    """The message of ``exc`` as a client may see it (scrubbed where it comes from model code or is a 5xx)."""
+    if exc.status >= 500 or isinstance(exc, ModelError):
+        return _scrub_for(request, exc.message)
+    return exc.message
 
 
 def _scrub_for(request: Request, message: str) -> str:

@@ -247,14 +247,19 @@ class AccessControl:
         self.routes = [(r, *access_of(r)) for r in routes if isinstance(r, Route)]
 
     def _classify(self, scope: Scope) -> tuple[str, bool]:
-        partial: tuple[str, bool] | None = None
+        partial: tuple[Route, str, bool] | None = None
         for route, need, events in self.routes:
             match, _ = route.matches(scope)
             if match is Match.FULL:
-                return need, events
+                partial = (route, need, events)
+                break
             if match is Match.PARTIAL and partial is None:
-                partial = (need, events)
-        return partial or requirement(scope["path"], self.all_routes)
+                partial = (route, need, events)
+        if partial is None:
+            return requirement(scope["path"], self.all_routes)
+        if getattr(partial[0], "oip", False):  # its refusals are Open Inference Protocol errors
+            scope.setdefault("state", {})["oip"] = True
+        return partial[1], partial[2]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

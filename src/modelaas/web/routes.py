@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelaas.tokens import ADMIN, ANY_TOKEN, METRICS, PREDICT, PUBLIC, TRAIN
-from modelaas.web import debug, docs, health, metrics, models, train, ui, versions
+from modelaas.web import debug, docs, health, metrics, models, oip, train, ui, versions
 from modelaas.web.access import ApiRoute, access_of
 from modelaas.web.predict import PredictEndpoint
 from modelaas.web.state import AppState
@@ -83,7 +83,14 @@ def build_routes(st: AppState) -> list[BaseRoute]:
             v1_train = train.SubmitEndpoint(wait=True)
             routes.append(R(f"{b}/v1/models/{{model}}/train", v1_train, methods=["PUT"], access=TRAIN))
     extra: list[BaseRoute] = [R(f"{b}/ui/", docs.ui_slash, methods=["GET"], access=PUBLIC)] if s.doc_endpoint else []
-    served = _one_route_per_path(routes + _slash_redirects(routes, base=b) + extra)
+    # Open Inference Protocol routes: never a trailing slash; where a DEEPaaS path without its
+    # slash would redirect (<b>/v2, <b>/v2/models/<m>), the OIP route answers instead
+    protocol = oip.oip_routes(st)
+    taken = {r.path for r in protocol}
+    redirects = [r for r in _slash_redirects(routes, base=b) if not (isinstance(r, Route) and r.path in taken)]
+    hot = [r for r in protocol if r.path.endswith("/infer")]  # matched first, beside DEEPaaS predict
+    rest = [r for r in protocol if r not in hot]
+    served = _one_route_per_path(routes[:1] + hot + routes[1:] + rest + redirects + extra)
     return [*served, _MergedSlashes(served)]
 
 

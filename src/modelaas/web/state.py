@@ -35,6 +35,8 @@ class AppState:
     """The Swagger 2.0 document (``/swagger.json``), built on first request."""
     routes: list[Any] = field(default_factory=list)
     """The route table (web/routes.py), each route with the access it declares."""
+    oip: Any = None
+    """The Open Inference Protocol's data plane (:class:`~modelaas.oip.dataplane.DataPlane`), built on first request."""
     debug_log: Any = None
     """The log capture of ``/v2/debug/`` (:class:`~modelaas.web.debug.LogCapture`), when it is on."""
 

@@ -24,6 +24,8 @@ from typing import Any
 from modelaas.model.adapters import ModelAdapter
 from modelaas.runtime.media import JSON_MEDIA
 from modelaas.web.openapi.models import Components, predict_operation, ref, unique_id
+from modelaas.web.openapi.oip import SCHEMAS as OIP_SCHEMAS
+from modelaas.web.openapi.oip import oip_access_answers, oip_paths
 from modelaas.web.openapi.security import (
     ACCESS_HEADERS,
     ACCESS_RESPONSES,
@@ -162,6 +164,9 @@ def build_document(st: AppState) -> dict[str, Any]:
                 op_id = unique_id(f"predict_v1_{m.name}", used)
                 op = predict_operation(m, components, operation_id=op_id, v1=True, timeout=timeout)
                 paths[f"{base}/v1/models/{m.name}/predict"] = {"post": op}
+    components.schemas.update(copy.deepcopy(OIP_SCHEMAS))
+    protocol = oip_paths(models, base=base, predict=settings.predict_endpoint, used=used)
+    paths.update(protocol)
     if settings.train_endpoint:
         components.schemas.update(copy.deepcopy(TRAIN_SCHEMAS))
         paths.update(train_paths(models, base=base, v1_routes=st.has_v1, used=used))
@@ -171,6 +176,7 @@ def build_document(st: AppState) -> dict[str, Any]:
     guarded = tokens_of(st).enabled
     if guarded:
         secure(paths, routes=st.routes)
+        oip_access_answers(paths, set(protocol))
         responses.update(copy.deepcopy(ACCESS_RESPONSES))
         headers.update(copy.deepcopy(ACCESS_HEADERS))
         extra["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)
@@ -199,6 +205,7 @@ _TAGS = [
     {"name": "versions", "description": "API versions and links (DEEPaaS compatible)."},
     {"name": "health", "description": "Liveness and readiness probes."},
     {"name": "debug", "description": "The captured server log, when --debug-endpoint is on."},
+    {"name": "inference", "description": "The Open Inference Protocol (KServe V2, Triton): see docs/oip.md."},
 ]
 
 

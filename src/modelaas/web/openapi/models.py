@@ -118,7 +118,7 @@ def request_body(params: ParamSet, *, v1: bool = False) -> dict[str, Any] | None
     for p in params:
         if p.is_file and p.media_types:
             encoding[p.wire_name] = {"contentType": ", ".join(p.media_types)}
-        elif p.kind is Kind.OBJECT:
+        elif p.kind in (Kind.OBJECT, Kind.TENSOR):
             encoding[p.wire_name] = {"contentType": JSON_MEDIA}
     form = {"schema": form_schema(schema, params), **({"encoding": encoding} if encoding else {})}
     if params.has_files:

@@ -47,6 +47,7 @@ _TYPES: dict[Kind, tuple[str, str | None]] = {
     Kind.DATETIME: ("string", "date-time"),
     Kind.FILE: ("file", None),
     Kind.ANY: ("string", None),
+    Kind.TENSOR: ("string", None),  # JSON text of nested arrays
 }
 
 
@@ -82,6 +83,10 @@ def parameter(p: Param) -> dict[str, Any]:
     elif p.kind is Kind.OBJECT:
         out["type"] = "string"
         out["description"] = "A JSON object, as text."
+    elif p.tensor is not None:
+        out["type"] = "string"
+        shape = list(p.tensor.shape)
+        out["description"] = f"A {p.tensor.datatype} tensor of shape {shape}: nested JSON arrays, as text."
     elif p.is_array:
         out["type"] = "array"
         out["collectionFormat"] = "multi"

@@ -55,6 +55,7 @@ function kindOf(schema) {
   if (isBinary(schema)) return "file";
   if (schema.type === "array") {
     const items = schema.items || {};
+    if (items.type === "array") return "tensor"; // nested arrays: a tensor of two or more axes, typed as JSON
     if (isBinary(items)) return "files";
     if (Array.isArray(items.enum)) return "multichoice";
     return "list";
@@ -108,6 +109,7 @@ export function hintOf(schema, kind) {
     else if (schema.maxLength !== undefined) parts.push(`At most ${schema.maxLength} characters.`);
   }
   if (kind === "object") parts.push("A JSON object.");
+  if (kind === "tensor") parts.push("Nested JSON arrays, one level per axis, like [[1, 2], [3, 4]].");
   if (schema.default !== undefined && schema.default !== null && kind !== "boolean" && kind !== "choice") {
     const d = schema.default;
     const shown = typeof d === "string" ? d : Array.isArray(d) ? d.map((v) => JSON.stringify(v)).join(", ") : JSON.stringify(d);
@@ -262,6 +264,7 @@ class Field {
         control = [this.labelEl(this.id), help, this.input];
         break;
       }
+      case "tensor":
       case "object": {
         this.input = h("textarea", {
           ...common,
@@ -437,6 +440,17 @@ class Field {
           .filter(([v]) => v !== "")
           .map(([v, type]) => numberOrText(v, type));
         if (values.length || hadDefault) put(JSON.stringify(values));
+        return null;
+      }
+      case "tensor": {
+        const text = this.input.value.trim();
+        if (!text) return null;
+        try {
+          if (!Array.isArray(JSON.parse(text))) return ["Must be nested JSON arrays, like [[1, 2], [3, 4]]."];
+        } catch (err) {
+          return [`This is not valid JSON: ${err.message}`];
+        }
+        put(text);
         return null;
       }
       case "object": {
