@@ -53,3 +53,11 @@ def wait_status(client: Any, url: str, statuses: set[str], timeout: float = 30.0
         return wait_for(check, timeout=timeout, what=f"{url} to be {' or '.join(sorted(statuses))}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last record: {seen.get('record')}") from None
+
+
+def metric_value(text: str, series: str) -> float:
+    """One sample of a Prometheus exposition text, e.g. ``modelaas_x_total{model="m"}`` (0 if absent)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

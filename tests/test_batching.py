@@ -19,7 +19,7 @@ from modelaas.runtime.batching import Batcher
 from modelaas.runtime.core import Runtime
 from modelaas.runtime.gate import PredictGate
 from modelaas.settings import Settings
-from support import load_fixture, wait_for
+from support import load_fixture, metric_value, wait_for
 
 URL = "/v2/models/batched-model/predict/"
 MODELS = Path(__file__).parent / "fixtures" / "models"
@@ -50,11 +50,6 @@ def test_requests_that_arrive_during_a_call_go_together_in_the_next(make_client)
     assert sorted(model.calls[1]) == [0, 1, 2, 3, 4] and len(model.calls) == 2
 
 
-def _series(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def test_batch_sizes_waits_and_model_time_are_in_the_metrics(make_client):
@@ -66,7 +61,7 @@ def test_batch_sizes_waits_and_model_time_are_in_the_metrics(make_client):
     before = c.get("/metrics").text
     _busy_then(c, model, [{"x": i} for i in range(5)])
     after = c.get("/metrics").text
-    calls, requests, waits, model_calls = (_series(after, n) - _series(before, n) for n in names)
+    calls, requests, waits, model_calls = (metric_value(after, n) - metric_value(before, n) for n in names)
     assert (calls, requests) == (2, 6)  # a call of 1, then a call of 5
     assert waits == 6 and model_calls == 2  # a wait per request, a model time per call
 
@@ -135,7 +130,7 @@ def test_a_full_queue_still_answers_503(make_client):
     codes = [a.status_code for a in answers]
     assert codes.count(503) == 3 and codes.count(200) == 3
     refused = 'modelaas_predictions_refused_total{model="batched-model",reason="overloaded"}'
-    assert _series(c.get("/metrics").text, refused) >= 3
+    assert metric_value(c.get("/metrics").text, refused) >= 3
     assert "busy" in next(a for a in answers if a.status_code == 503).json()["message"]
 
 

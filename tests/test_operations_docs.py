@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from modelaas.model.adapters import TypedAdapter
+from support import metric_value
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "operations.md"
@@ -28,11 +29,6 @@ def _exported(text: str) -> set[str]:
     return {re.sub(r"_total$", "", name) for name in names}
 
 
-def _value(text: str, series: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def test_a_models_own_metric_as_documented_is_exported(make_client):
@@ -41,10 +37,10 @@ def test_a_models_own_metric_as_documented_is_exported(make_client):
     exec(compile(source, str(DOC), "exec"), namespace)
     client = make_client(TypedAdapter("classifier", namespace["Classifier"]()))
     series = 'classifier_labels_total{label="short"}'
-    before = _value(client.get("/metrics").text, series)
+    before = metric_value(client.get("/metrics").text, series)
     answer = client.post("/v2/models/classifier/predict/", data={"text": "hi"}).json()
     assert answer["predictions"] == {"label": "short"}
-    assert _value(client.get("/metrics").text, series) - before == 1
+    assert metric_value(client.get("/metrics").text, series) - before == 1
 
 
 def test_every_documented_series_is_exported_and_every_exported_one_documented(make_client):

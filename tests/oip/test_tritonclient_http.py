@@ -9,23 +9,10 @@ import numpy as np
 import pytest
 
 httpclient = pytest.importorskip("tritonclient.http")
+from oip_live import numpy_dtypes  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-DTYPES = {
-    "BOOL": np.bool_,
-    "UINT8": np.uint8,
-    "UINT16": np.uint16,
-    "UINT32": np.uint32,
-    "UINT64": np.uint64,
-    "INT8": np.int8,
-    "INT16": np.int16,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "FP16": np.float16,
-    "FP32": np.float32,
-    "FP64": np.float64,
-    "BYTES": np.object_,
-}
+DTYPES = numpy_dtypes()
 pytestmark = pytest.mark.slow
 
 ROWS = np.array([[5.0, 3.4, 1.5, 0.2], [6.6, 3.0, 5.6, 2.0], [5.9, 2.8, 4.3, 1.3]], dtype=np.float32)

@@ -23,12 +23,6 @@ METRICS_TOKEN = "metrics-token-0123456789abcdef"
 PREDICT_TOKEN = "predict-token-0123456789abcdef"
 
 
-def _value(text: str, series: str) -> float:
-    """One sample of the exposition text (0 if absent)."""
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 # ---------------------------------------------------------------------------- logs
@@ -78,7 +72,7 @@ def test_overload_and_timeout_are_warnings_and_counted(make_client, caplog):
     after = c.get("/metrics").text
     for reason in ("overloaded", "timeout"):
         series = f'modelaas_predictions_refused_total{{model="slow-model",reason="{reason}"}}'
-        assert _value(after, series) - _value(before, series) == 1
+        assert support.metric_value(after, series) - support.metric_value(before, series) == 1
 
 
 def test_json_lines_have_stable_keys_and_the_context_ids():
@@ -130,8 +124,8 @@ def test_metrics_count_requests_by_route_model_and_status(make_client):
         assert c.post(URL, data={"count": "1"}).status_code == 200
     assert c.post("/v2/models/made-up/predict/", data={}).status_code == 404
     text = c.get("/metrics").text
-    assert _value(text, series) - _value(before, series) == 3
-    assert _value(text, model_count) - _value(before, model_count) == 3
+    assert support.metric_value(text, series) - support.metric_value(before, series) == 3
+    assert support.metric_value(text, model_count) - support.metric_value(before, model_count) == 3
     assert 'model="made-up"' not in text  # a client cannot make up label values
     assert "modelaas_queue_wait_seconds_bucket" in text and "modelaas_predictions_running" in text
 
@@ -201,9 +195,9 @@ def test_a_trainings_life_is_logged_and_counted(make_client, caplog):
     text = c.get("/metrics").text
     for status in ("done", "error"):
         series = f'modelaas_trainings_finished_total{{model="trainer",status="{status}"}}'
-        assert _value(text, series) - _value(before, series) == 1
+        assert support.metric_value(text, series) - support.metric_value(before, series) == 1
     submitted_series = 'modelaas_trainings_submitted_total{model="trainer"}'
-    assert _value(text, submitted_series) - _value(before, submitted_series) == 2
+    assert support.metric_value(text, submitted_series) - support.metric_value(before, submitted_series) == 2
 
 
 def test_a_training_is_a_trace_of_its_own_linked_to_the_request(make_client, spans, monkeypatch):
