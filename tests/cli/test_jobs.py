@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import support
 from modelaas.jobs.records import Job, JobStatus
 from modelaas.jobs.store import JobStore, open_store
 from modelaas.settings import Settings
@@ -75,34 +76,8 @@ def test_a_local_store_option_with_remote_is_a_usage_error(tmp_path):
 # ------------------------------------------------------------------ item: job ids
 def in_a_terminal(args: list[str], env: dict[str, str], columns: int = 80) -> str:
     """What ``modelaas jobs ...`` shows on a terminal ``columns`` wide."""
-    import pty
-
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelaas", "jobs", *args],
-        stdin=secondary,
-        stdout=secondary,
-        stderr=secondary,
-        env={**os.environ, **env, "COLUMNS": str(columns), "TERM": "xterm"},
-    )
-    os.close(secondary)
-    out = b""
-    try:
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # EIO once the process has closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        assert proc.wait(timeout=60) == 0, out.decode(errors="replace")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(primary)
-    return out.decode(errors="replace")
+    terminal = {**os.environ, **env, "COLUMNS": str(columns), "TERM": "xterm"}
+    return support.modelaas_in_a_terminal(["jobs", *args], terminal)
 
 
 def test_list_shows_whole_ids_at_an_80_column_terminal_and_when_piped(tmp_path, store_at):

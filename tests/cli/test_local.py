@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from support import modelaas_in_a_terminal
+
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 
 
@@ -246,33 +248,11 @@ def test_an_alias_option_takes_the_models_keyword_too(cli):
 def test_log_lines_of_a_local_training_at_a_terminal_go_above_the_progress_bar(tmp_path):
     """Each log line, and each line a subprocess of the model writes, starts a line of its own:
     none is written onto the bar's line."""
-    import pty
     import re
 
-    primary, secondary = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(MODELS), "MODELAAS_DATA_DIR": str(tmp_path), "COLUMNS": "100"}
     args = ["train", "--model", "trainer:Trainer", "--epochs", "3", "--seconds", "0.3"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelaas", *args], stdin=secondary, stdout=secondary, stderr=secondary, env=env
-    )
-    os.close(secondary)
-    out = b""
-    try:
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # EIO: the process has closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        assert proc.wait(timeout=60) == 0, out.decode(errors="replace")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(primary)
-    text = out.decode(errors="replace")
+    text = modelaas_in_a_terminal(args, env)
     assert "%" in text  # the bar was shown
     for needle in ("epoch 1", "epoch 2", "epoch 3", "from a subprocess"):  # logs, and a subprocess's output
         at = text.index(needle)
