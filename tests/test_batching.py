@@ -230,6 +230,7 @@ def test_the_wait_adapts_to_arrivals_and_to_the_models_time():
 
         item = _Item(_args(1), fut, None)
         batcher._pending.append(item)
+        batcher._pending_weight += 1
         assert batcher._delay() == 0  # nothing measured yet: at once
         batcher._call_time = 0.1  # a call takes 100 ms: a request may wait 25 ms
         batcher._gap = 0.2  # but requests come every 200 ms: nobody else is coming in time
@@ -239,6 +240,7 @@ def test_the_wait_adapts_to_arrivals_and_to_the_models_time():
         batcher._call_time = 10.0  # a slow model: still no more than max_wait
         assert 0.025 < batcher._delay() <= 0.05
         batcher._pending.extend(_Item(_args(i), loop.create_future(), None) for i in range(7))
+        batcher._pending_weight += 7
         assert batcher._delay() == 0  # full: at once
     finally:
         loop.close()
@@ -317,3 +319,65 @@ def test_a_wrong_answer_count_is_an_output_error_alone_too():
     adapter = load_fixture("batched_model:Short")
     with pytest.raises(OutputInvalid, match="returned 0 answers for a batch of 1 request"):
         adapter.predict({"x": 1})
+
+
+# ------------------------------------------------------------ stacked tensors
+ROWS_URL = "/v2/models/batched-model/predict/"
+
+
+def _rows_busy_then(c, model, send):
+    """One slow request, then ``send(pool)``'s requests while it runs; their answers."""
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(c.post, ROWS_URL, json={"x": [[0, 0]], "seconds": 0.5})
+        wait_for(model.running.is_set, timeout=10, what="the first call to start")
+        answers = [f.result() for f in send(pool)]
+        assert first.result().status_code == 200
+        return answers
+
+
+def test_stacked_tensors_arrive_as_one_array_and_each_request_gets_its_rows(make_client):
+    c = make_client("batched_model:RowSums")
+    model = c.app.state.modelaas.runtime.model("batched-model").target
+    bodies = [{"x": [[1, 2], [3, 4]]}, {"x": [[10, 20]]}]
+    answers = _rows_busy_then(c, model, lambda pool: [pool.submit(c.post, ROWS_URL, json=b) for b in bodies])
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json()["predictions"] == [3.0, 7.0] and answers[1].json()["predictions"] == [30.0]
+    assert model.calls == [1, 3]  # the second call: both requests' rows, stacked
+
+
+def test_an_oip_request_with_a_batch_dimension_counts_as_that_many_items(make_client):
+    c = make_client("batched_model:RowSums")  # max_size=4 rows
+    model = c.app.state.modelaas.runtime.model("batched-model").target
+
+    def infer(rows):
+        tensor = {"name": "x", "datatype": "FP32", "shape": [rows, 2], "data": [1.0] * (2 * rows)}
+        return c.post("/v2/models/batched-model/infer", json={"inputs": [tensor]})
+
+    answers = _rows_busy_then(c, model, lambda pool: [pool.submit(infer, 3), pool.submit(infer, 3)])
+    assert [a.status_code for a in answers] == [200, 200]
+    for a in answers:
+        (out,) = a.json()["outputs"]
+        assert out["shape"] == [3] and out["data"] == [2.0, 2.0, 2.0]
+    assert model.calls == [1, 3, 3]  # 3 + 3 rows are more than 4: two calls
+
+
+def test_a_request_weighs_the_rows_of_its_stacked_tensors():
+    np = pytest.importorskip("numpy")
+    assert load_fixture("batched_model:RowSums").batch_weight({"x": np.zeros((3, 2)), "seconds": 0.0}) == 3
+    assert load_fixture("batched_model:Doubler").batch_weight(_args(1)) == 1
+
+
+def test_a_tensor_answer_with_rows_missing_is_a_500_naming_the_model(make_client):
+    c = make_client("batched_model:RowsLost")
+    r = c.post(ROWS_URL, json={"x": [[1, 2], [3, 4]]})
+    assert r.status_code == 500
+    assert r.json()["message"] == (
+        "Model 'batched-model' failed in predict: it returned a tensor of 1 rows for a batch of 2 rows."
+    )
+
+
+def test_a_stacked_tensor_needs_a_batch_axis_first_and_no_default():
+    with pytest.raises(ModelLoadError, match=r"must have a batch axis first: declare its shape as \(-1, \.\.\.\)"):
+        load_fixture("batched_model:NoBatchAxis")
+    with pytest.raises(ModelLoadError, match="must be required"):
+        load_fixture("batched_model:OptionalRows")

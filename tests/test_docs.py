@@ -35,8 +35,8 @@ from textwrap import dedent
 
 import pytest
 
-from conftest import ServerProcess
 from modelaas.model.adapters import TypedAdapter
+from support import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -21,13 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
 from modelaas.errors import ConfigError
 from modelaas.jobs.store import open_store
 from modelaas.serve.ray_engine import RayEngine
 from modelaas.serve.ray_replica import REPLICA_HEADER
 from modelaas.settings import Settings
-from support import wait_status
+from support import free_port, wait_status
 
 if not os.environ.get("CI"):  # in CI, a missing Ray Serve fails the tests
     pytest.importorskip("ray.serve", reason="needs modelaas[ray]")

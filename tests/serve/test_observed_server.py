@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import free_port
-from tests.support import wait_for
+
+from support import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 MODEL_COUNT = 'modelaas_model_duration_seconds_count{model="observed"}'

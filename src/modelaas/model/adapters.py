@@ -111,6 +111,10 @@ class ModelAdapter:
         """:meth:`predict_batch` for a model whose predict is ``async def``."""
         raise NotImplementedByModel.of(self.name, "predict")
 
+    def batch_weight(self, kwargs: dict[str, Any]) -> int:
+        """What one request counts for against a batch's ``max_size``."""
+        return 1
+
     def urls_fetched_by_model(self, kwargs: dict[str, Any]) -> list[str]:
         """URLs in validated predict arguments that the model's own code will fetch.
 
@@ -335,18 +339,59 @@ class TypedAdapter(ModelAdapter):
         return (await self.predict_batch_async([kwargs]))[0]
 
     def predict_batch(self, items: list[dict[str, Any]]) -> Any:
-        return self._one_of(self.target.predict(**self._columns(items)), len(items))
+        columns, rows = self._columns(items)
+        return self._one_of(self.target.predict(**columns), len(items), rows)
 
     async def predict_batch_async(self, items: list[dict[str, Any]]) -> list[Any]:
-        return self._one_of(await self.target.predict(**self._columns(items)), len(items))
+        columns, rows = self._columns(items)
+        return self._one_of(await self.target.predict(**columns), len(items), rows)
 
-    def _columns(self, items: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        """The arguments of several requests as one list per argument, in request order."""
-        names = [p.name for p in self.predict_params] if self.predict_params is not None else []
-        return {n: [item[n] for item in items] for n in names}
+    def batch_weight(self, kwargs: dict[str, Any]) -> int:
+        """What one request counts for in a batch: the rows of its stacked tensors (see ``Batch``), else 1.
 
-    def _one_of(self, outputs: Any, size: int) -> list[Any]:
-        """The answers of a batched call, checked: a list (or tuple) with one answer per request."""
+        Raises :class:`ValidationError` when its stacked tensors have different numbers of rows.
+        """
+        counts = {p.wire_name: len(kwargs[p.name]) for p in self._stacked()}
+        if len(set(counts.values())) > 1:
+            shown = ", ".join(f"{name}: {n}" for name, n in counts.items())
+            raise ValidationError({"_schema": [f"Batched tensors must have as many rows each ({shown})."]})
+        return max(1, next(iter(counts.values()), 1))
+
+    def _stacked(self) -> list[Param]:
+        return [p for p in self.predict_params or () if p.extra.get("stacked")]
+
+    def _columns(self, items: list[dict[str, Any]]) -> tuple[dict[str, Any], list[int] | None]:
+        """The arguments of several requests: one list per argument in request order, except
+        stacked tensors: one array, the requests' arrays one after the other along the first
+        axis; and the rows of each request (None without stacked tensors)."""
+        columns: dict[str, Any] = {}
+        rows: list[int] | None = None
+        for p in self.predict_params or ():
+            values = [item[p.name] for item in items]
+            if p.extra.get("stacked"):
+                import numpy as np
+
+                rows = [len(v) for v in values]
+                columns[p.name] = np.concatenate(values, axis=0)
+            else:
+                columns[p.name] = values
+        return columns, rows
+
+    def _one_of(self, outputs: Any, size: int, rows: list[int] | None = None) -> list[Any]:
+        """The answers of a batched call, checked, one per request: from a list (or tuple) with one
+        answer per request, or, for a model that returns a tensor, from its rows."""
+        if self.output_tensors is not None and hasattr(outputs, "shape"):
+            rows = rows or [1] * size
+            total = sum(rows)
+            if not outputs.shape or outputs.shape[0] != total:
+                got = outputs.shape[0] if outputs.shape else "no"
+                raise OutputInvalid(
+                    f"Model {self.name!r} failed in predict: it returned a tensor of {got} rows for a batch of "
+                    f"{total} row{'s' if total != 1 else ''}."
+                )
+            import numpy as np
+
+            return list(np.split(outputs, np.cumsum(rows)[:-1]))
         if not isinstance(outputs, (list, tuple)):
             raise OutputInvalid(
                 f"Model {self.name!r} failed in predict: a @batched predict must return a list with one answer "

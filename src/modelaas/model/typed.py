@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import inspect
 import types
@@ -42,7 +43,8 @@ def params_from_signature(func: Callable[..., Any], *, model: str, method: str, 
     """Describe the parameters of a typed model method (``self`` already bound).
 
     For a ``@batched`` method, each parameter must be annotated ``Batch[T]``: what is
-    described (and validated, for each request) is ``T``.
+    described (and validated, for each request) is ``T``; or be a tensor (``NDArray``) whose
+    first axis is the batch axis (shape ``(-1, ...)``): the requests' arrays arrive stacked.
     """
     try:
         hints = typing.get_type_hints(func, include_extras=True)
@@ -56,9 +58,12 @@ def params_from_signature(func: Callable[..., Any], *, model: str, method: str, 
         annotation = hints.get(pname, Any)
         if is_context_annotation(annotation):
             continue
-        if batched:
+        stacked = batched and _is_tensor(annotation)
+        if batched and not stacked:
             annotation = _batch_item(annotation, pname, model=model, method=method)
         param, field = _describe(pname, annotation, sig_param.default, model=model, method=method)
+        if stacked:
+            param = _stacked(param, model=model, method=method)
         params.append(param)
         fields[pname] = field
     validator = _pydantic_validator(f"{model}.{method}", fields, params)
@@ -89,6 +94,27 @@ def response_model(func: Callable[..., Any], *, batched: bool = False) -> type[p
     if isinstance(ret, type) and issubclass(ret, pydantic.BaseModel):
         return ret
     return None
+
+
+def _is_tensor(annotation: Any) -> bool:
+    base, _ = _strip_optional(get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation)
+    return is_ndarray_annotation(base)
+
+
+def _stacked(param: Param, *, model: str, method: str) -> Param:
+    """A tensor argument of a ``@batched`` method: the requests' arrays are stacked along its first axis."""
+    tensor = param.tensor
+    if not param.required:
+        raise ModelLoadError(
+            f"Model {model!r}: tensor argument {param.name!r} of the @batched {method}() is stacked with the "
+            "other requests' tensors, so it must be required (no default)."
+        )
+    if tensor is None or not tensor.shape or tensor.shape[0] != -1:
+        raise ModelLoadError(
+            f"Model {model!r}: tensor argument {param.name!r} of the @batched {method}() must have a batch axis "
+            "first: declare its shape as (-1, ...) with Input(shape=...)."
+        )
+    return dataclasses.replace(param, extra={**param.extra, "stacked": True})
 
 
 def _batch_item(annotation: Any, name: str, *, model: str, method: str) -> Any:

@@ -47,12 +47,18 @@ GAP_CAP = 1.0
 
 
 class _Item:
-    __slots__ = ("arrived", "called", "ended", "future", "gone", "kwargs", "size")
+    __slots__ = ("arrived", "called", "ended", "future", "gone", "kwargs", "size", "weight")
 
     def __init__(
-        self, kwargs: dict[str, Any], future: asyncio.Future[Any], gone: Callable[[], Awaitable[bool]] | None
+        self,
+        kwargs: dict[str, Any],
+        future: asyncio.Future[Any],
+        gone: Callable[[], Awaitable[bool]] | None,
+        weight: int = 1,
     ) -> None:
         self.kwargs = kwargs
+        self.weight = weight
+        """What it counts for against ``max_size``: the rows of its stacked tensors, else 1."""
         self.future = future
         self.gone = gone
         self.arrived = time.monotonic()
@@ -93,6 +99,7 @@ class Batcher:
         self._on_batch = on_batch
         """Called with each call's size and its requests' waits (s), before the call."""
         self._pending: collections.deque[_Item] = collections.deque()
+        self._pending_weight = 0
         self._running = 0
         """Batch calls in flight (at most the gate's concurrency)."""
         self._task: asyncio.Task[None] | None = None
@@ -117,12 +124,13 @@ class Batcher:
                 retry_after=1,
             )
         loop = asyncio.get_running_loop()
-        item = _Item(kwargs, loop.create_future(), gone)
+        item = _Item(kwargs, loop.create_future(), gone, self.adapter.batch_weight(kwargs))
         self._arrival(item.arrived)
         self._pending.append(item)
+        self._pending_weight += item.weight
         if self._task is None:
             self._task = loop.create_task(self._flush())
-        elif self._running < max(self.gate.concurrency, 1) or len(self._pending) >= self.spec.max_size:
+        elif self._running < max(self.gate.concurrency, 1) or self._pending_weight >= self.spec.max_size:
             self._poke()  # otherwise the flush waits for a call to end, whatever arrives
         output = await item.future  # cancelled while waiting: dropped when its batch is taken
         if item.called and tracing.enabled():  # in the request's own trace
@@ -160,7 +168,7 @@ class Batcher:
     def _delay(self) -> float:
         """How much longer the waiting requests should wait for others (0: send now)."""
         pending = self._pending
-        if len(pending) >= self.spec.max_size or self._call_time is None or self._gap is None:
+        if self._pending_weight >= self.spec.max_size or self._call_time is None or self._gap is None:
             return 0.0
         budget = min(self.spec.max_wait, BUDGET_SHARE * self._call_time)
         if budget <= 0 or self._gap > budget:  # nobody else is expected in time
@@ -187,10 +195,13 @@ class Batcher:
     def _take(self) -> list[_Item]:
         batch: list[_Item] = []
         pending = self._pending
-        while pending and len(batch) < self.spec.max_size:
+        weight = 0
+        while pending and (not batch or weight + pending[0].weight <= self.spec.max_size):
             item = pending.popleft()
+            self._pending_weight -= item.weight
             if not item.future.done():  # done: cancelled while it waited
                 batch.append(item)
+                weight += item.weight
         return batch
 
     # --------------------------------------------------------------------- run
