@@ -348,11 +348,14 @@ def test_the_documented_way_to_make_a_token_works():
     import subprocess
     import sys
 
-    (command,) = [line for line in SECURITY_MD.read_text().splitlines() if line.startswith("python -c ")]
-    argv = [sys.executable, *shlex.split(command)[1:]]
-    token, entry = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout.split("\n")[:2]
+    (line,) = [x for x in SECURITY_MD.read_text().splitlines() if x.startswith("modelaas token new --scopes predict")]
+    command = line.split("#")[0]
+    argv = [sys.executable, "-m", "modelaas", *shlex.split(command)[1:]]
+    made = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30)
+    token, told = made.stdout.strip(), made.stderr.strip().splitlines()[-1]  # as the doc says
+    entry = told.split(": ", 1)[1]  # "Entry for --tokens-file or MODELAAS_TOKENS: <entry>"
     (parsed,) = parse_entries(entry, source="docs")
-    assert TokenTable([parsed]).scopes_for(token) == {"predict"}
+    assert TokenTable([parsed]).scopes_for(token) == {"predict", "train"}
 
 
 def test_the_documented_warning_is_the_one_logged(caplog, tmp_path):
