@@ -21,11 +21,10 @@ from modelaas.errors import (
     ModelError,
     ModelLoadError,
     NotImplementedByModel,
-    OutputInvalid,
     ValidationError,
 )
 from modelaas.model import legacy, v1calls
-from modelaas.model.batch import BatchSpec, batch_spec
+from modelaas.model.batch import BatchAssembly, BatchSpec, batch_spec
 from modelaas.model.describe import Described, read_descriptions
 from modelaas.model.files import as_deepaas_files, deepaas_file_class
 from modelaas.model.interface import Model
@@ -311,6 +310,7 @@ class TypedAdapter(ModelAdapter):
             if ret is not None:
                 self.output_schema = PydanticOutput(ret)
             self.output_tensors = typed.output_tensors(predict, model=name)
+            self._assembly = BatchAssembly(name, self.predict_params, tensor_output=self.output_tensors is not None)
         train = getattr(target, "train", None)
         if callable(train):
             if batch_spec(train) is not None:
@@ -339,70 +339,15 @@ class TypedAdapter(ModelAdapter):
         return (await self.predict_batch_async([kwargs]))[0]
 
     def predict_batch(self, items: list[dict[str, Any]]) -> Any:
-        columns, rows = self._columns(items)
-        return self._one_of(self.target.predict(**columns), len(items), rows)
+        columns, rows = self._assembly.columns(items)
+        return self._assembly.answers(self.target.predict(**columns), len(items), rows)
 
     async def predict_batch_async(self, items: list[dict[str, Any]]) -> list[Any]:
-        columns, rows = self._columns(items)
-        return self._one_of(await self.target.predict(**columns), len(items), rows)
+        columns, rows = self._assembly.columns(items)
+        return self._assembly.answers(await self.target.predict(**columns), len(items), rows)
 
     def batch_weight(self, kwargs: dict[str, Any]) -> int:
-        """What one request counts for in a batch: the rows of its stacked tensors (see ``Batch``), else 1.
-
-        Raises :class:`ValidationError` when its stacked tensors have different numbers of rows.
-        """
-        counts = {p.wire_name: len(kwargs[p.name]) for p in self._stacked()}
-        if len(set(counts.values())) > 1:
-            shown = ", ".join(f"{name}: {n}" for name, n in counts.items())
-            raise ValidationError({"_schema": [f"Batched tensors must have as many rows each ({shown})."]})
-        return max(1, next(iter(counts.values()), 1))
-
-    def _stacked(self) -> list[Param]:
-        return [p for p in self.predict_params or () if p.extra.get("stacked")]
-
-    def _columns(self, items: list[dict[str, Any]]) -> tuple[dict[str, Any], list[int] | None]:
-        """The arguments of several requests: one list per argument in request order, except
-        stacked tensors: one array, the requests' arrays one after the other along the first
-        axis; and the rows of each request (None without stacked tensors)."""
-        columns: dict[str, Any] = {}
-        rows: list[int] | None = None
-        for p in self.predict_params or ():
-            values = [item[p.name] for item in items]
-            if p.extra.get("stacked"):
-                import numpy as np
-
-                rows = [len(v) for v in values]
-                columns[p.name] = np.concatenate(values, axis=0)
-            else:
-                columns[p.name] = values
-        return columns, rows
-
-    def _one_of(self, outputs: Any, size: int, rows: list[int] | None = None) -> list[Any]:
-        """The answers of a batched call, checked, one per request: from a list (or tuple) with one
-        answer per request, or, for a model that returns a tensor, from its rows."""
-        if self.output_tensors is not None and hasattr(outputs, "shape"):
-            rows = rows or [1] * size
-            total = sum(rows)
-            if not outputs.shape or outputs.shape[0] != total:
-                got = outputs.shape[0] if outputs.shape else "no"
-                raise OutputInvalid(
-                    f"Model {self.name!r} failed in predict: it returned a tensor of {got} rows for a batch of "
-                    f"{total} row{'s' if total != 1 else ''}."
-                )
-            import numpy as np
-
-            return list(np.split(outputs, np.cumsum(rows)[:-1]))
-        if not isinstance(outputs, (list, tuple)):
-            raise OutputInvalid(
-                f"Model {self.name!r} failed in predict: a @batched predict must return a list with one answer "
-                f"per request, not {type(outputs).__name__}."
-            )
-        if len(outputs) != size:
-            raise OutputInvalid(
-                f"Model {self.name!r} failed in predict: it returned {len(outputs)} answers for a batch of {size} "
-                f"request{'s' if size != 1 else ''}."
-            )
-        return list(outputs)
+        return self._assembly.weight(kwargs)
 
     @property
     def wants_context(self) -> bool:

@@ -23,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
+from modelaas.errors import OutputInvalid, ValidationError
+from modelaas.model.params import ParamSet
+
 T = TypeVar("T")
 
 MAX_SIZE_LIMIT = 4096
@@ -99,3 +102,68 @@ def batch_item(annotation: Any) -> Any | None:
     for extra in others:  # nested Annotated flattens: Annotated[T, a, b]
         item = Annotated[item, extra]
     return item
+
+
+class BatchAssembly:
+    """How the requests of a batch become one call of a ``@batched`` predict, and its answer theirs.
+
+    Arguments: one list per argument, in request order; stacked tensors (``NDArray`` with a
+    batch axis first): one array, the requests' rows one after the other. Answers: a list
+    with one per request, or, for a model that returns a tensor, that tensor's rows split
+    back by request.
+    """
+
+    def __init__(self, model: str, params: ParamSet, *, tensor_output: bool) -> None:
+        self.model = model
+        self.names = [p.name for p in params]
+        self.stacked = [(p.name, p.wire_name) for p in params if p.extra.get("stacked")]
+        self.tensor_output = tensor_output
+
+    def weight(self, kwargs: dict[str, Any]) -> int:
+        """What one request counts for against ``max_size``: the rows of its stacked tensors, else 1.
+
+        Raises :class:`ValidationError` when its stacked tensors have different numbers of rows.
+        """
+        if not self.stacked:
+            return 1
+        counts = {wire: len(kwargs[name]) for name, wire in self.stacked}
+        if len(set(counts.values())) > 1:
+            shown = ", ".join(f"{wire}: {n}" for wire, n in counts.items())
+            raise ValidationError({"_schema": [f"Batched tensors must have as many rows each ({shown})."]})
+        return max(1, next(iter(counts.values())))
+
+    def columns(self, items: list[dict[str, Any]]) -> tuple[dict[str, Any], list[int] | None]:
+        """The call's arguments, and the rows of each request (None without stacked tensors)."""
+        columns: dict[str, Any] = {name: [item[name] for item in items] for name in self.names}
+        rows: list[int] | None = None
+        if self.stacked:
+            import numpy as np
+
+            for name, _ in self.stacked:
+                rows = [len(v) for v in columns[name]]
+                columns[name] = np.concatenate(columns[name], axis=0)
+        return columns, rows
+
+    def answers(self, outputs: Any, size: int, rows: list[int] | None = None) -> list[Any]:
+        """The call's answer, checked, as one answer per request (:class:`OutputInvalid` if it cannot be)."""
+        failed = f"Model {self.model!r} failed in predict"
+        if self.tensor_output and hasattr(outputs, "shape"):
+            rows = rows or [1] * size
+            total = sum(rows)
+            if not outputs.shape or outputs.shape[0] != total:
+                got = outputs.shape[0] if outputs.shape else "no"
+                plural = "s" if total != 1 else ""
+                raise OutputInvalid(f"{failed}: it returned a tensor of {got} rows for a batch of {total} row{plural}.")
+            import numpy as np
+
+            return list(np.split(outputs, np.cumsum(rows)[:-1]))
+        if not isinstance(outputs, (list, tuple)):
+            raise OutputInvalid(
+                f"{failed}: a @batched predict must return a list with one answer per request, "
+                f"not {type(outputs).__name__}."
+            )
+        if len(outputs) != size:
+            raise OutputInvalid(
+                f"{failed}: it returned {len(outputs)} answers for a batch of {size} request{'s' if size != 1 else ''}."
+            )
+        return list(outputs)
