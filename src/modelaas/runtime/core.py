@@ -215,38 +215,23 @@ class Runtime:
                 fetch_dir = tempfile.mkdtemp(dir=root, prefix="fetch-")
                 async with self.gate.preparing():  # fetching waits in the predict queue
                     kwargs = await fetch_url_files(params, kwargs, Path(fetch_dir), policy)
-            batcher = self.batchers.get(name)
-            if batcher is not None:
-                output = await self._batched(batcher, kwargs, gone=gone)
-            else:
-                output = await self._call(
-                    adapter, adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone
-                )
+            output = await self._call(adapter, kwargs, gone=gone)
             return shape(adapter, output, media, fetch_dir)
         finally:
             if fetch_dir is not None:
                 shutil.rmtree(fetch_dir, ignore_errors=True)
 
-    async def _batched(
-        self, batcher: Batcher, kwargs: dict[str, Any], *, gone: Callable[[], Awaitable[bool]] | None
-    ) -> Any:
-        try:
-            return await batcher.submit(kwargs, gone=gone)
-        except (Overloaded, PredictTimeout) as exc:
-            metrics.current().refused(batcher.adapter.name, "overloaded" if isinstance(exc, Overloaded) else "timeout")
-            raise
-
     async def _call(
-        self,
-        adapter: ModelAdapter,
-        func: Callable[..., Any],
-        kwargs: dict[str, Any],
-        *,
-        is_async: bool,
-        gone: Callable[[], Awaitable[bool]] | None,
+        self, adapter: ModelAdapter, kwargs: dict[str, Any], *, gone: Callable[[], Awaitable[bool]] | None
     ) -> Any:
+        """The model's predict on validated ``kwargs``: through its batcher if it batches, else the gate."""
+        batcher = self.batchers.get(adapter.name)
         try:
-            return await self.gate.run(func, kwargs, is_async=is_async, gone=gone, model=adapter.name)
+            if batcher is not None:
+                return await batcher.submit(kwargs, gone=gone)
+            return await self.gate.run(
+                adapter.predict, kwargs, is_async=adapter.predict_is_async, gone=gone, model=adapter.name
+            )
         except (Overloaded, PredictTimeout) as exc:
             reason = "overloaded" if isinstance(exc, Overloaded) else "timeout"
             metrics.current().refused(adapter.name, reason)

@@ -109,25 +109,28 @@ class Metrics(NoMetrics):
 
     def predicted(self, model: str, model_seconds: float, wait_seconds: float) -> None:
         with self._lock:
-            tallies = self._models.get(model)
-            if tallies is None:
-                tallies = self._models[model] = (_Tally(), _Tally())
-            tallies[0].add(model_seconds)
-            tallies[1].add(wait_seconds)
+            model_tally, wait_tally = self._tallies(model)
+            model_tally.add(model_seconds)
+            wait_tally.add(wait_seconds)
 
     def batched(self, model: str, model_seconds: float, waits: list[float]) -> None:
         """A batch call of a ``@batched`` model: its time in the model (once), each request's wait, its size."""
         with self._lock:
-            tallies = self._models.get(model)
-            if tallies is None:
-                tallies = self._models[model] = (_Tally(), _Tally())
-            tallies[0].add(model_seconds)
+            model_tally, wait_tally = self._tallies(model)
+            model_tally.add(model_seconds)
             for wait in waits:
-                tallies[1].add(wait)
+                wait_tally.add(wait)
             sizes = self._batches.get(model)
             if sizes is None:
                 sizes = self._batches[model] = _Tally(SIZES_BOUNDS)
             sizes.add(len(waits))
+
+    def _tallies(self, model: str) -> tuple[_Tally, _Tally]:
+        """A model's model-time and queue-wait tallies (under ``_lock``)."""
+        tallies = self._models.get(model)
+        if tallies is None:
+            tallies = self._models[model] = (_Tally(), _Tally())
+        return tallies
 
     def flush(self) -> None:
         """Move what the hot path tallied into the metrics (and their files): every second, before
