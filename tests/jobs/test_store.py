@@ -26,7 +26,7 @@ def make_job(model="m", owner="server-a", **kw):
 def test_migrate_is_idempotent_and_versioned(store):
     from modelaas.jobs.schema import LATEST
 
-    assert LATEST == 2
+    assert LATEST == 3
     assert store.migrate() == LATEST
     assert store.migrate() == LATEST
 

@@ -76,6 +76,31 @@ servers = sa.Table(
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# v3: registered versions of a model and what each model serves (src/modelaas/versions/)
+versions = sa.Table(
+    "modelaas_versions",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(100)),
+    sa.Column("source", Json, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("args", Json, nullable=False),
+    sa.Column("metrics", Json, nullable=False),
+    sa.Column("files", Json, nullable=False),
+)
+
+serving = sa.Table(
+    "modelaas_serving",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("active_version", sa.Integer),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(100)),
+)
+
 
 def _v1(conn: sa.Connection) -> None:
     """The first tables: ``jobs`` and ``events`` without the columns later steps add."""
@@ -131,7 +156,13 @@ def _v2(conn: sa.Connection) -> None:
     conn.execute(sa.text("CREATE INDEX modelaas_jobs_model_submitter ON modelaas_jobs (model, submitter, created_at)"))
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
+def _v3(conn: sa.Connection) -> None:
+    """Versions of a model (registered from trainings or imported) and what each model serves."""
+    for table in (versions, serving):
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
 LATEST = len(MIGRATIONS)
 
 
