@@ -32,10 +32,18 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH / "models")]
 
 
-def request_bytes(headers: list[str], json_body: bool) -> bytes:
-    """The request every "connection" sends: the trivial prediction, x in the query or in a JSON body."""
+OIP_BODY = b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[5.9,3.0,5.1,1.8]}]}'
+
+
+def request_bytes(headers: list[str], json_body: bool, oip: bool = False) -> bytes:
+    """The request every "connection" sends: the trivial prediction, x in the query or in a JSON body;
+    or (``oip``) an Open Inference Protocol infer request of one iris row."""
     lines = ["Host: 127.0.0.1:5000", *headers]
-    if json_body:
+    if oip:
+        body = OIP_BODY
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        target = "/v2/models/iris/infer"
+    elif json_body:
         body = b'{"x": 3}'
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
         target = "/v2/models/trivial/predict/"
@@ -52,11 +60,14 @@ class FakeTransport(asyncio.Transport):
         super().__init__()
         self.written = 0
         self.closing = False
+        self.first: bytes | None = None
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"sockname": ("127.0.0.1", 5000), "peername": ("127.0.0.1", 40000)}.get(name, default)
 
     def write(self, data: Any) -> None:
+        if self.first is None:
+            self.first = bytes(data)
         self.written += len(data)
 
     def is_closing(self) -> bool:
@@ -72,7 +83,7 @@ class FakeTransport(asyncio.Transport):
         pass
 
 
-def build(kind: str, data_dir: Path, overrides: dict[str, str], plain: bool) -> tuple[Any, Any, Any]:
+def build(kind: str, data_dir: Path, overrides: dict[str, str], plain: bool, oip: bool) -> tuple[Any, Any, Any]:
     """(asgi app, uvicorn protocol class, lifespan context manager factory)."""
     import uvicorn
 
@@ -86,9 +97,8 @@ def build(kind: str, data_dir: Path, overrides: dict[str, str], plain: bool) -> 
     from modelaas.settings import Settings
     from modelaas.web.app import create_app
 
-    settings = Settings.load(
-        {"data_dir": str(data_dir), "model": "bench_models.trivial", "model_name": "trivial", **overrides}
-    )
+    model = ("bench_models.iris:Iris", "iris") if oip else ("bench_models.trivial", "trivial")
+    settings = Settings.load({"data_dir": str(data_dir), "model": model[0], "model_name": model[1], **overrides})
     from modelaas.jobs.wiring import SupervisedTrainings
 
     trainings = SupervisedTrainings(settings, "inproc")  # as a serving process: no scheduler here
@@ -108,12 +118,13 @@ async def drive(
     profile: str | None,
     request: bytes,
     plain: bool = False,
+    oip: bool = False,
 ) -> None:
     import uvicorn
     from uvicorn.server import ServerState
 
     with tempfile.TemporaryDirectory() as tmp:
-        app, protocol_class, lifespan = build(kind, Path(tmp), overrides, plain)
+        app, protocol_class, lifespan = build(kind, Path(tmp), overrides, plain, oip)
         config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, server_header=False)
         config.load()
         state = ServerState()
@@ -142,6 +153,8 @@ async def drive(
                     await fut
                     done.clear()
                 proto.connection_lost(None)
+                if transport.first is not None and not transport.first.startswith(b"HTTP/1.1 200"):
+                    raise SystemExit(f"The server answered {transport.first[:200]!r}: not a measure of success.")
 
             await asyncio.gather(*(client(200) for _ in range(connections)))  # warm up
             per = max(1, requests // connections)
@@ -183,6 +196,11 @@ def main() -> None:
     parser.add_argument("--header", action="append", default=[], help="an extra request header, 'Name: value'")
     parser.add_argument("--json-body", action="store_true", help="send x in a JSON body instead of the query")
     parser.add_argument(
+        "--oip",
+        action="store_true",
+        help="OIP infer on the iris model (BENCH_IRIS_MODEL: a joblib file, as bench/oip_bench.py makes)",
+    )
+    parser.add_argument(
         "--plain-protocol",
         action="store_true",
         help="uvicorn's httptools protocol, not the serving processes' bounded one",
@@ -191,8 +209,10 @@ def main() -> None:
     overrides = dict(item.split("=", 1) for item in args.set)
     os.environ.setdefault("MODELAAS_LOG_LEVEL", "warning")
     for kind in args.kinds:
-        request = request_bytes(args.header, args.json_body)
-        coro = drive(kind, args.connections, args.requests, overrides, args.profile, request, args.plain_protocol)
+        request = request_bytes(args.header, args.json_body, args.oip)
+        coro = drive(
+            kind, args.connections, args.requests, overrides, args.profile, request, args.plain_protocol, args.oip
+        )
         if args.loop == "uvloop":
             import uvloop
 

@@ -91,6 +91,7 @@ def test_header_length_past_the_body(client):
         (iris_input([1, 2, 3], (1, 4)), "needs 4 elements, but data has 3"),
         (iris_input([1, 2, 3, 4], (1, 4), "FP64"), "datatype FP64; the model takes FP32"),
         (iris_input([1, 2, 3, 4], (1, 4), "FLOAT"), "datatype 'FLOAT' is not one of"),
+        (iris_input([1, 2, 3, 4], (1, 4), {"a": 1}), "datatype {'a': 1} is not one of"),  # not a name at all
         (iris_input(["a", 2, 3, 4], (1, 4)), "'a' is not a FP32 value"),
         (iris_input([1, 2, 3, 4], (1, -4)), "negative size"),
         ({"inputs": [{"name": "y", "datatype": "FP32", "shape": [1], "data": [1]}]}, "'y' is not an input"),
@@ -111,6 +112,13 @@ def test_integer_ranges_are_checked(client):
         json={"inputs": [{"name": "count", "datatype": "UINT8", "shape": [1], "data": [300]}]},
     )
     assert r.status_code == 400 and "out of the range of UINT8" in r.json()["error"]
+
+
+def test_deeply_nested_header_is_refused(client):
+    nested = "[" * 70 + "]" * 70  # past the nesting limit, yet valid JSON Python parses
+    body = '{"inputs": [], "parameters": {"deep": ' + nested + "}}"
+    r = client.post("/v2/models/iris/infer", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "too deeply" in r.json()["error"]
 
 
 def test_not_json(client):

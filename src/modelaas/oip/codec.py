@@ -90,7 +90,7 @@ def read_tensor(obj: Any, *, what: str, binary: memoryview | None, offset: int) 
     if not isinstance(name, str) or not name:
         raise TensorError(f"An {what} has no name.")
     datatype = obj.get("datatype")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
         raise TensorError(f"{what.capitalize()} {name!r}: datatype {datatype!r} is not one of {known}.")
     shape = read_shape(obj.get("shape"), f"{what.capitalize()} {name!r}")

@@ -59,7 +59,13 @@ class ServingStore(Database):
             now = utcnow()
             row = conn.execute(sa.select(t).where(t.c.model == model).with_for_update()).first()
             if row is None:
-                values = {"model": model, "active_version": version, "generation": 1, "updated_at": now, "updated_by": by}
+                values = {
+                    "model": model,
+                    "active_version": version,
+                    "generation": 1,
+                    "updated_at": now,
+                    "updated_by": by,
+                }
                 conn.execute(t.insert().values(**values))
             else:
                 values = {"generation": row.generation + 1, "updated_at": now, "updated_by": by}
