@@ -259,3 +259,28 @@ def test_a_file_and_a_v1_model_over_oip(make_client, settings):
     assert r.status_code == 200, r.text
     (answer,) = r.json()["outputs"][0]["data"]
     assert json.loads(answer)["predictions"]["size"] == 18  # 9 bytes, times the default scale of 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v2/models/iris/infer"),
+        ("DELETE", "/v2/health/live"),
+        ("POST", "/v2"),
+        ("PUT", "/v2/models/iris/ready"),
+    ],
+)
+def test_wrong_method_on_an_oip_path_is_an_oip_error(client, method, path):
+    r = client.request(method, path)
+    assert r.status_code == 405 and "allow" in r.headers
+    assert set(r.json()) == {"error", "request_id"}
+
+
+def test_wrong_method_on_a_deepaas_path_keeps_its_shape(client):
+    r = client.request("PUT", "/v2/models/iris/predict/")
+    assert r.status_code == 405 and "message" in r.json() and "error" not in r.json()
+
+
+def test_unknown_model_is_404_whatever_the_body(client):
+    r = client.post("/v2/models/nope/infer", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 404 and "nope" in r.json()["error"]

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import unquote_plus
 
 from starlette.exceptions import HTTPException
@@ -95,10 +96,23 @@ def error_response(request: Request, exc: ModelaasError) -> Response:
         headers.setdefault("Connection", "close")
     if exc.status in WARNED or (exc.status == 500 and isinstance(exc, OutputInvalid)):
         log.warning("%s %s answered %d: %s", request.method, request.url.path, exc.status, body.get("message", ""))
-    if request.scope.get("state", {}).get("oip"):  # an Open Inference Protocol route: its error shape
+    if is_oip(request.scope):
         rid = body.get("request_id")
         body = {"error": public_message(request, exc), **({"request_id": rid} if rid is not None else {})}
     return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def is_oip(scope: Scope) -> bool:
+    """Whether the request is to an Open Inference Protocol route (the one matched, or the one
+    whose path it has, as for a 405), whose errors are ``{"error": ...}``."""
+    return bool(scope.get("state", {}).get("oip") or getattr(scope.get("route"), "oip", False))
+
+
+def _shaped(scope: Scope, body: dict[str, Any]) -> dict[str, Any]:
+    """``{"message": m, ...}`` as ``{"error": m, ...}`` on Open Inference Protocol routes."""
+    if is_oip(scope):
+        return {"error": body.pop("message"), **body}
+    return body
 
 
 def public_message(request: Request, exc: ModelaasError) -> str:
@@ -158,7 +172,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     rid = request_id(request.scope)
     if rid is not None:
         body["request_id"] = rid
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(_shaped(request.scope, body), status_code=exc.status_code, headers=exc.headers)
 
 
 OUT_OF_SPACE = "The server is out of disk space; retry later."
@@ -183,7 +197,7 @@ def out_of_space_response(scope: Scope) -> Response:
     rid = request_id(scope)
     if rid is not None:
         body["request_id"] = rid
-    return JSONResponse(body, status_code=507, headers={"Retry-After": "60"})
+    return JSONResponse(_shaped(scope, body), status_code=507, headers={"Retry-After": "60"})
 
 
 def internal_error_response(scope: Scope) -> Response:
@@ -192,7 +206,7 @@ def internal_error_response(scope: Scope) -> Response:
     rid = request_id(scope)
     if rid is not None:
         body["request_id"] = rid
-    return JSONResponse(body, status_code=500)
+    return JSONResponse(_shaped(scope, body), status_code=500)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:

@@ -60,11 +60,13 @@ class InferEndpoint:
         scope.setdefault("state", {})["oip"] = True  # even an unexpected error is answered in the protocol's shape
         p = scope["path_params"]
         try:
+            plane = self.dataplane_of(st)
+            plane.model(p["model"], p.get("version"))  # an unknown model: 404 before the body is read
             headers = _headers(scope)
             body = await _body(receive, headers, st.settings.client_max_size)
             header, binary = _split(headers, body)
             req = parse_infer_request(header, binary)
-            result = await self.dataplane_of(st).infer(
+            result = await plane.infer(
                 p["model"],
                 p.get("version"),
                 req,
