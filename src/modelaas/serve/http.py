@@ -26,6 +26,8 @@ import logging
 import uuid
 from typing import Any
 
+from modelaas.serve.writes import CoalescingTransport
+
 log = logging.getLogger("modelaas.serve")
 
 CHUNK_FRAMING = 32
@@ -63,7 +65,7 @@ def bounded_http_protocol(
         # Bytes of a call in which a message began are not counted as received (they may
         # belong to the previous message); the parsed count catches those once complete.
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
             self._in_head, self._begun, self._refused = True, False, False
             self._message_open = self._began_now = False
             self._received = self._parsed = 0
