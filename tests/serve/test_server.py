@@ -143,3 +143,21 @@ def test_start_up_says_ready_once_not_uvicorns_lines_per_process(server):
     assert code == 0, err
     assert err.count("modelaas is ready on") == 1, err
     assert "uvicorn.error" not in err and "Started server process" not in err, err
+
+
+def test_metric_files_of_a_killed_server_are_removed_by_the_next(server, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    first = server("--model", "v2_basic", env=env)
+    (left,) = tmp.glob("modelaas-metrics-*")
+    os.killpg(first.proc.pid, signal.SIGKILL)  # no chance to clean up
+    first.proc.wait(timeout=30)
+    assert left.exists()
+    second = server("--model", "v2_basic", env=env)
+    assert not left.exists()
+    (own,) = tmp.glob("modelaas-metrics-*")
+    assert str(second.proc.pid) in own.name
+    os.kill(second.proc.pid, signal.SIGTERM)  # stopped in order: it removes its own
+    second.wait_exit()
+    assert not own.exists()

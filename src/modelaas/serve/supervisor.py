@@ -26,7 +26,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -84,7 +83,7 @@ class Supervisor:
                 sock.close()
                 raise
         if self.settings.metrics:  # before prometheus_client is imported here or in a serving process
-            self._metrics_dir = tempfile.mkdtemp(prefix="modelaas-metrics-")
+            self._metrics_dir = str(metrics.make_multiprocess_dir())  # and those of killed servers removed
             metrics.prepare_multiprocess(Path(self._metrics_dir))
             metrics.install()  # restarts and trainings are recorded here (prometheus_client: on first use)
         ctx = multiprocessing.get_context("spawn")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import os
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,33 @@ def install() -> NoMetrics:
     return _current
 
 
+METRICS_DIR_PREFIX = "modelaas-metrics-"
+
+
+def make_multiprocess_dir() -> Path:
+    """A new private directory for a server's metric files, named after the server's pid.
+
+    Directories of servers that are gone (killed with SIGKILL: they could not delete theirs)
+    are removed first.
+    """
+    sweep_multiprocess_dirs(Path(tempfile.gettempdir()))
+    return Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
+
+
+def sweep_multiprocess_dirs(parent: Path) -> list[Path]:
+    """Remove the metric directories in ``parent`` of servers that no longer run (this host's)."""
+    from modelaas.processes import pid_alive
+
+    removed = []
+    for path in parent.glob(f"{METRICS_DIR_PREFIX}*-*"):
+        pid = path.name[len(METRICS_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def prepare_multiprocess(directory: Path) -> None:
     """Make ``directory`` (emptied) where this process and the ones it starts keep their metric files.
 
@@ -262,4 +290,3 @@ def process_died(pid: int) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)
-
