@@ -160,6 +160,14 @@ class Settings:
     metrics: bool = field(
         default=True, metadata=_doc("Serve Prometheus metrics at /metrics (needs the 'metrics' scope with tokens on).")
     )
+    serving_poll: float = field(
+        default=2.0,
+        metadata=_doc(
+            "Seconds between looks at the job store for activated versions and reload requests of the "
+            "models served (each one replaces the serving processes one at a time).",
+            minimum=0.1,
+        ),
+    )
     metrics_port: int | None = field(
         default=None,
         metadata=_doc(
