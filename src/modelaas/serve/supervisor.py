@@ -89,6 +89,9 @@ class Supervisor:
         self._failed_generations: dict[str, int] | None = None
         self._next_poll = 0.0
         self._serving_store: Any = None
+        self._store_warned = False
+        self._serving_detail: dict[str, str] = {}
+        """What each model serves and who changed it last, for the log of a reload."""
 
     def run(self) -> int:
         configure_logging(self.settings.log_level, self.settings.log_format)
@@ -165,11 +168,11 @@ class Supervisor:
             log.info("Received %s; finishing in-flight requests and stopping.", signal.Signals(signum).name)
         self._stopping = True
 
-    def _spawn(self, ctx: Any, slot: Slot, sock: socket.socket) -> None:
+    def _spawn(self, ctx: Any, slot: Slot, sock: socket.socket, *, standby: bool = False) -> None:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         process = ctx.Process(
             target=worker_main,
-            args=(self.settings, sock, child_conn, self.server_id, self._metrics_sock),
+            args=(self.settings, sock, child_conn, self.server_id, self._metrics_sock, standby),
             name=f"modelaas-worker-{slot.index}",
         )
         with sigint_blocked_in_children():
@@ -248,7 +251,7 @@ class Supervisor:
         changed = sorted(m for m, g in wanted.items() if g != self._loaded.get(m, 0))
         if not changed:
             return
-        reason = ", ".join(f"{m} (generation {wanted[m]})" for m in changed)
+        reason = ", ".join(f"{m} ({self._serving_detail.get(m, '')}generation {wanted[m]})" for m in changed)
         log.info("Serving state changed for %s: replacing %d serving process(es) one at a time.", reason, len(slots))
         metrics.current().reloaded()
         self._reload = Reload(wanted, reason, [s.index for s in slots], now)
@@ -264,11 +267,18 @@ class Supervisor:
                 self._serving_store = ServingStore(url, retry_for=1)
             states = self._serving_store.serving()
         except Exception as exc:  # an outage: serving goes on as it is; the next poll tries again
-            if not getattr(self, "_store_warned", False):
+            if not self._store_warned:
                 log.warning("Cannot read the serving state from the job store: %s; retrying.", first_line(exc))
                 self._store_warned = True
             return None
+        if self._store_warned:
+            log.info("The job store answers again: following its serving state.")
         self._store_warned = False
+        self._serving_detail = {
+            m: ("as installed, " if st.active_version is None else f"version {st.active_version}, ")
+            + (f"by {st.updated_by}, " if st.updated_by else "")
+            for m, st in states.items()
+        }
         return {m: states[m].generation if m in states else 0 for m in self._loaded}
 
     def _advance_reload(self, ctx: Any, slots: list[Slot], sock: socket.socket, now: float) -> None:
@@ -277,13 +287,15 @@ class Supervisor:
         standby = r.standby
         if standby is None:
             if not r.todo:
+                if self._retiring:  # finished once no process of the old generation answers any more
+                    return
                 self._loaded = dict(r.generations)
                 self._failed_generations = None
                 log.info("Reload finished in %.1f s: %s.", now - r.started, r.reason)
                 self._reload = None
                 return
             standby = r.standby = Slot(r.todo[0])
-            self._spawn(ctx, standby, sock)
+            self._spawn(ctx, standby, sock, standby=True)  # it accepts connections once warm
             return
         self._read_messages(standby, standby=True)
         if (standby.process is not None and not standby.process.is_alive()) or standby.conn is None:

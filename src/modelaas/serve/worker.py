@@ -39,7 +39,10 @@ def worker_main(
     conn: Connection,
     server_id: str,
     metrics_sock: socket.socket | None = None,
+    standby: bool = False,
 ) -> None:
+    """``standby``: a new process of a rolling reload, which accepts connections only once its
+    models are warm (a process that fails to warm never took a request)."""
     # SIGINT (a terminal's Ctrl-C, sent to the supervisor too), blocked since this process
     # started, is ignored (one pending is dropped): the supervisor stops us with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -78,7 +81,11 @@ def worker_main(
         # the collector's full scans, which otherwise stop a busy server for tens of milliseconds.
         gc.freeze()
         models = runtime.models()
-        _send(conn, ("ready", [(m.name, m.interface) for m in models], {m.name: m.generation for m in models}))
+        ready = ("ready", [(m.name, m.interface) for m in models], {m.name: m.generation for m in models})
+        if server is not None and server.held:
+            server.open_held(then=lambda: _send(conn, ready))
+        else:
+            _send(conn, ready)
 
     def on_settled() -> None:
         gc.freeze()  # again: the job store, loaded after the first freeze, lives as long
@@ -111,6 +118,7 @@ def worker_main(
         h11_max_incomplete_event_size=settings.max_header_size,
     )
     server = _uvicorn_server(_grpc_starter(settings, runtime, app, failed, conn))(config)
+    server.standby = standby
     server.run(sockets=[sock] if metrics_sock is None else [sock, metrics_sock])
     sys.exit(FATAL_EXIT if failed else 0)
 
@@ -141,6 +149,10 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
     class Server(uvicorn.Server):
         grpc: Any = None
         _drain_task: Any = None
+        standby = False
+        held: list[socket.socket] = []
+        """The sockets a standby serves once its models are warm."""
+        _open_task: Any = None
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             if sig == signal.SIGINT:  # ignored: the supervisor, which got it too, sends SIGTERM
@@ -148,6 +160,8 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
             super().handle_exit(sig, frame)
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            if self.standby and sockets:
+                self.held, sockets = list(sockets), []
             await super().startup(sockets=sockets)
             # SIGUSR1 from the supervisor: a new process serves in our place (a rolling reload)
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self._drain_soon)
@@ -155,6 +169,26 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
                 self.grpc = await start_grpc()
                 if self.grpc is None:
                     self.should_exit = True
+
+        def open_held(self, then: Any) -> None:
+            """Start accepting on the held sockets (the models are warm), then call ``then``."""
+
+            async def open_them() -> None:
+                while not self.started:  # the models can be warm before uvicorn's start-up returned
+                    await asyncio.sleep(0.01)
+                loop, config = asyncio.get_running_loop(), self.config
+
+                def create_protocol(_loop: Any = None) -> asyncio.Protocol:
+                    return config.http_protocol_class(  # type: ignore[call-arg]
+                        config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
+                    )
+
+                held, self.held = self.held, []
+                for sock in held:
+                    self.servers.append(await loop.create_server(create_protocol, sock=sock, backlog=config.backlog))
+                then()
+
+            self._open_task = asyncio.get_running_loop().create_task(open_them())
 
         def _drain_soon(self) -> None:
             if self._drain_task is None:
