@@ -18,11 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import ServerProcess, wait_for
 
 from modelaas.jobs.database import store_url
 from modelaas.tokens import hash_token
 from modelaas.versions.serving import ServingStore
+from support import ServerProcess, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -65,7 +65,8 @@ def under_load(srv: ServerProcess, change: Callable[[], None], until: str, *, co
         try:
             wait_for(lambda: srv.stderr_text().count(until) >= count or None, timeout=90, what=until)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; the server said:\n{srv.stderr_text()[-5000:]}") from None
+            said = "".join(line for line in srv.stderr_text().splitlines(True) if "[request " not in line)
+            raise AssertionError(f"{exc}; the server said:\n{said[-5000:]}") from None
         seen = time.time()
         time.sleep(1.0)  # answers after the reload
         wrk.send_signal(signal.SIGINT)  # wrk stops, prints its summary and runs done()

@@ -22,6 +22,7 @@ COMMANDS = {
     "predict": ("modelaas.cli.predict", "predict"),
     "train": ("modelaas.cli.train", "train"),
     "jobs": ("modelaas.cli.jobs", "jobs"),
+    "reload": ("modelaas.cli.reload", "reload"),
     "token": ("modelaas.cli.token", "token"),
     "dockerfile": ("modelaas.cli.dockerfile", "dockerfile"),
     "get_metadata": ("modelaas.cli.models", "get_metadata"),

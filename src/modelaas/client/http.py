@@ -129,6 +129,14 @@ class Client:
             return response.json()
         return response.content
 
+    def reload(self, model: str) -> dict[str, Any]:
+        """Have every server of the model's job store reload it (a rolling reload; the ``admin``
+        scope): answers ``{"model", "active", "generation"}`` at once, the servers follow."""
+        answer: dict[str, Any] = self._transport.request(
+            "POST", model_path(model) + "reload", model=model, missing=ModelNotFound
+        ).json()
+        return answer
+
     # ---------------------------------------------------------------- training
     def train(self, model: str, /, **args: Any) -> Job:
         """Submit a training (arguments as for :meth:`predict`) and answer its handle at once."""
