@@ -215,3 +215,12 @@ def test_the_reload_route_needs_the_admin_scope(servers, tmp_path):
         return r.headers.get("x-modelaas-generation") == "1" or None
 
     wait_for(answered_by_generation_1, timeout=60, what="generation 1")
+
+
+def test_reload_after_training_reloads_the_trained_model(servers, tmp_path):
+    srv = servers(f"sqlite:///{tmp_path / 'jobs.sqlite3'}", "--reload-after-training")
+    r = httpx.post(srv.url + f"/v2/models/{MODEL}/train/", json={}, timeout=10)
+    assert r.status_code in (200, 201), r.text
+    job = r.json()["uuid"]
+    wait_for(lambda: generation(srv) == "1" or None, timeout=60, what="generation 1")
+    assert f"Training {job} of {MODEL!r} finished: reload requested (generation 1)" in srv.stderr_text()

@@ -158,6 +158,8 @@ class Supervisor:
         if warning:
             log.warning("%s", warning)
         host = SchedulerHost(self.settings, self.server_id)
+        if self.settings.reload_after_training:
+            host.scheduler.on_end = self._reload_after_training
         host.start()
         log.info("Job store: %s", store_name(host.store.url))
         return host
@@ -280,6 +282,22 @@ class Supervisor:
             for m, st in states.items()
         }
         return {m: states[m].generation if m in states else 0 for m in self._loaded}
+
+    def _reload_after_training(self, job: Any) -> None:
+        """--reload-after-training: a model trained successfully here is reloaded by every server."""
+        from modelaas.jobs.database import store_url
+        from modelaas.jobs.records import JobStatus
+        from modelaas.versions.serving import ServingStore
+
+        if job.status is not JobStatus.DONE:
+            return
+        store = ServingStore(store_url(self.settings.jobs_db, self.settings.data_dir))
+        try:
+            state = store.request_reload(job.model, by=f"training {job.id}")
+        finally:
+            store.close()
+        log.info("Training %s of %r finished: reload requested (generation %d).", job.id, job.model, state.generation)
+        self._next_poll = 0.0  # this server follows at once
 
     def _advance_reload(self, ctx: Any, slots: list[Slot], sock: socket.socket, now: float) -> None:
         r = self._reload
