@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -31,21 +30,20 @@ def test_reload_raises_the_generation_in_the_local_job_store(tmp_path: Path):
     db = tmp_path / "jobs.sqlite3"
     first = run("slow-warm", "--jobs-db", str(db))
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"model": "slow-warm", "active": None, "generation": 1}
-    assert "one at a time" in first.stderr
+    assert "Reload of 'slow-warm' asked for (generation 1)." in first.stdout
     second = run("slow-warm", "--jobs-db", str(db))
-    assert json.loads(second.stdout)["generation"] == 2
+    assert "(generation 2)" in second.stdout
     store = ServingStore(f"sqlite:///{db}")
     try:
         state = store.state("slow-warm")
     finally:
         store.close()
-    assert state.generation == 2 and state.updated_by == "cli"
+    assert state.generation == 2
 
 
 def test_a_local_store_option_with_remote_is_a_usage_error(tmp_path: Path):
     r = run("slow-warm", "--remote", "http://127.0.0.1:9", "--jobs-db", str(tmp_path / "x.db"))
-    assert r.returncode == 2 and "--jobs-db is for a local job store: not with --remote" in r.stderr
+    assert r.returncode == 2 and "--jobs-db: for a local job store, not with --remote" in r.stderr
 
 
 @pytest.mark.slow
@@ -53,7 +51,7 @@ def test_reload_of_a_server(server, tmp_path: Path):
     srv = server("--model", "slow_warm:SlowWarm", "--serving-poll", "0.5", "--jobs-db", str(tmp_path / "jobs.db"))
     r = run("slow-warm", "--remote", srv.url)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"model": "slow-warm", "active": None, "generation": 1}
+    assert "(generation 1)" in r.stdout
 
     def generation() -> str | None:
         answer = httpx.post(srv.url + "/v2/models/slow-warm/predict/", json={}, timeout=10)

@@ -11,6 +11,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -70,12 +71,19 @@ def register_archive(
     """A version of the files of a ``.tar.gz``/``.tgz``/``.tar`` or ``.zip`` archive."""
     staged = registry.staging(model)
     try:
-        if zipfile.is_zipfile(archive):
-            _unzip(archive, staged, max_size)
-        elif tarfile.is_tarfile(archive):
-            _untar(archive, staged, max_size)
-        else:
-            raise BadRequest(f"{filename!r} is not a zip or tar archive (.zip, .tar.gz, .tgz, .tar).")
+        try:
+            if zipfile.is_zipfile(archive):
+                _unzip(archive, staged, max_size)
+            elif tarfile.is_tarfile(archive):
+                _untar(archive, staged, max_size)
+            else:
+                raise BadRequest(f"{filename!r} is not a zip or tar archive (.zip, .tar.gz, .tgz, .tar).")
+        except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise BadRequest(f"The archive cannot be read: {exc}.") from None
+        except OSError as exc:
+            if exc.errno is not None:  # the disk, not the archive
+                raise
+            raise BadRequest(f"The archive cannot be read: {exc}.") from None
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
@@ -103,7 +111,7 @@ def _unzip(archive: Path, into: Path, max_size: int) -> None:
             mode = info.external_attr >> 16
             if info.is_dir():
                 continue
-            if mode and not stat.S_ISREG(mode):
+            if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # a link or a device (0: a file, type unsaid)
                 raise BadRequest(f"The archive holds {info.filename!r}, which is not a regular file: refused.")
             total += info.file_size
             if total > max_size:
@@ -116,24 +124,19 @@ def _unzip(archive: Path, into: Path, max_size: int) -> None:
 
 def _untar(archive: Path, into: Path, max_size: int) -> None:
     total = 0
-    try:
-        with tarfile.open(archive) as tf:
-            for member in tf:
-                path = _member_path(member.name)
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise BadRequest(f"The archive holds {member.name!r}, which is not a regular file: refused.")
-                total += member.size
-                if total > max_size:
-                    raise BadRequest(f"The archive unpacks to more than {max_size} bytes: refused.")
-                target = into / path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(member)
-                assert src is not None
-                with src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno is not None:
-            raise
-        raise BadRequest(f"The archive cannot be read: {exc}.") from None
+    with tarfile.open(archive) as tf:
+        for member in tf:
+            path = _member_path(member.name)
+            if member.isdir():
+                continue
+            if not member.isfile():
+                raise BadRequest(f"The archive holds {member.name!r}, which is not a regular file: refused.")
+            total += member.size
+            if total > max_size:
+                raise BadRequest(f"The archive unpacks to more than {max_size} bytes: refused.")
+            target = into / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tf.extractfile(member)
+            assert src is not None
+            with src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
