@@ -210,7 +210,7 @@ class Settings:
         default=False,
         metadata=_doc(
             "After each successful training of a model, reload it in every server of the job store "
-            "(for models whose warm() loads their latest checkpoint; see docs/reload.md)."
+            "(for models whose warm() loads their latest checkpoint; see docs/versions.md)."
         ),
     )
     train_cancel_grace: float = field(
