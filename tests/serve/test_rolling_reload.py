@@ -65,7 +65,8 @@ def under_load(srv: ServerProcess, change: Callable[[], None], until: str, *, co
         try:
             wait_for(lambda: srv.stderr_text().count(until) >= count or None, timeout=90, what=until)
         except AssertionError as exc:
-            said = "".join(line for line in srv.stderr_text().splitlines(True) if "[request " not in line)
+            lines = srv.stderr_text().splitlines(True)
+            said = "".join(line for line in lines if " modelaas." in line and "modelaas.access" not in line)
             raise AssertionError(f"{exc}; the server said:\n{said[-5000:]}") from None
         seen = time.time()
         time.sleep(1.0)  # answers after the reload
@@ -104,7 +105,8 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
             env=env,
         )
         started.append(srv)
-        srv.wait_ready(timeout=90)
+        srv.wait_ready(timeout=90)  # one process answers: the others may still be warming
+        wait_for(lambda: "modelaas is ready on" in srv.stderr_text() or None, timeout=90, what="every process warm")
         return srv
 
     yield start
