@@ -56,6 +56,12 @@ def test_train_register_activate_and_roll_back(server, tmp_path):
         assert r.json() == {"model": "versioned", "active": 1, "generation": 1}
         wait_for(lambda: serves(c, 5.0), timeout=60, what="version 1 served")
         assert served(c) == (5.0, "1", "1")
+        assert c.get(MODEL).json()["versions"] == ["1"]  # OIP metadata: the active version
+        oip = c.post(
+            f"{MODEL}/versions/1/infer", json={"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [2]}]}
+        )
+        assert oip.status_code == 200 and oip.headers["x-modelaas-model-version"] == "1"
+        assert c.post(f"{MODEL}/versions/2/infer", json={"inputs": []}).status_code == 404
 
         assert c.post(f"{MODEL}/versions/", json={"job": train(c, 7)}).json()["version"] == 2
         c.post(f"{MODEL}/versions/2/activate")

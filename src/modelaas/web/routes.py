@@ -125,7 +125,7 @@ def _one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
         access, streams = access_of(route)
         assert all(access_of(r) == (access, streams) for r in same), f"{route.path}: one access per path"
         endpoint = same[0].endpoint if len(endpoints) == 1 else _ByMethod(same)  # one function: the slash redirects
-        oip = all(getattr(r, "oip", False) for r in same)
+        oip = any(getattr(r, "oip", False) for r in same)  # a path the protocol serves: its error shape
         out.append(ApiRoute(route.path, endpoint, methods=methods, access=access, streams=streams, oip=oip))
     return out
 
