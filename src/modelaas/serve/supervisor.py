@@ -89,6 +89,8 @@ class Supervisor:
         self._failed_generations: dict[str, int] | None = None
         self._next_poll = 0.0
         self._serving_store: Any = None
+        self._states: dict[str, Any] | None = None
+        """Each model's serving state as last read from the job store, given to new serving processes."""
         self._store_warned = False
         self._serving_detail: dict[str, str] = {}
         """What each model serves and who changed it last, for the log of a reload."""
@@ -114,7 +116,9 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         scheduler = None
         try:
-            # Serving processes first: their start-up (imports, the model) overlaps the job store's.
+            # What to serve (one query; a store without it yet: every model as installed), then the
+            # serving processes: their start-up (imports, the model) overlaps the job store's.
+            self._states = self._read_serving(quiet=True)
             for slot in slots:
                 self._spawn(ctx, slot, sock)
             if self.settings.train_endpoint and not self._stopping:  # a Ctrl-C at once: no store to open
@@ -174,7 +178,7 @@ class Supervisor:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         process = ctx.Process(
             target=worker_main,
-            args=(self.settings, sock, child_conn, self.server_id, self._metrics_sock, standby),
+            args=(self.settings, sock, child_conn, self.server_id, self._metrics_sock, standby, self._served()),
             name=f"modelaas-worker-{slot.index}",
         )
         with sigint_blocked_in_children():
@@ -259,7 +263,15 @@ class Supervisor:
         self._reload = Reload(wanted, reason, [s.index for s in slots], now)
         self._advance_reload(ctx, slots, sock, now)
 
-    def _serving_generations(self) -> dict[str, int] | None:
+    def _served(self) -> dict[str, tuple[int | None, int]] | None:
+        """What new serving processes serve, (active version, generation) by model: plain values (a serving
+        process does not import the job store's modules to read them)."""
+        if self._states is None:
+            return None
+        return {m: (st.active_version, st.generation) for m, st in self._states.items()}
+
+    def _read_serving(self, *, quiet: bool = False) -> dict[str, Any] | None:
+        """The store's serving state of every model changed once; None (logged once) if it cannot be read."""
         from modelaas.jobs.database import first_line, store_url
         from modelaas.versions.serving import ServingStore
 
@@ -267,12 +279,20 @@ class Supervisor:
             if self._serving_store is None:
                 url = store_url(self.settings.jobs_db, self.settings.data_dir)
                 self._serving_store = ServingStore(url, retry_for=1)
-            states = self._serving_store.serving()
-        except Exception as exc:  # an outage: serving goes on as it is; the next poll tries again
-            if not self._store_warned:
+            return dict(self._serving_store.serving())
+        except Exception as exc:  # an outage (or, at start, a store not made yet): serving goes on as it is
+            if quiet:
+                log.debug("No serving state in the job store yet: %s", first_line(exc))
+            elif not self._store_warned:
                 log.warning("Cannot read the serving state from the job store: %s; retrying.", first_line(exc))
                 self._store_warned = True
             return None
+
+    def _serving_generations(self) -> dict[str, int] | None:
+        states = self._read_serving()
+        if states is None:
+            return None
+        self._states = states
         if self._store_warned:
             log.info("The job store answers again: following its serving state.")
         self._store_warned = False

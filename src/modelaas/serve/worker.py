@@ -23,13 +23,22 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelaas.errors import ModelLoadError
 from modelaas.serve.http import bounded_http_protocol
 from modelaas.settings import Settings
 
 FATAL_EXIT = 3
+
+
+class Served(NamedTuple):
+    """A model's serving state as :meth:`Runtime.load <modelaas.runtime.Runtime.load>` reads it."""
+
+    active_version: int | None
+    generation: int
+
+
 log = logging.getLogger("modelaas.serve")
 
 
@@ -40,9 +49,12 @@ def worker_main(
     server_id: str,
     metrics_sock: socket.socket | None = None,
     standby: bool = False,
+    serving: dict[str, tuple[int | None, int]] | None = None,
 ) -> None:
     """``standby``: a new process of a rolling reload, which accepts connections only once its
-    models are warm (a process that fails to warm never took a request)."""
+    models are warm (a process that fails to warm never took a request). ``serving``: each model's
+    (active version, generation) as the supervisor last read them from the job store (None: it
+    could not; the models serve as installed)."""
     # SIGINT (a terminal's Ctrl-C, sent to the supervisor too), blocked since this process
     # started, is ignored (one pending is dropped): the supervisor stops us with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -62,7 +74,8 @@ def worker_main(
         from modelaas.runtime import Runtime
         from modelaas.web.app import create_app
 
-        runtime = Runtime.load(settings, serving=_serving_state(settings))
+        states = {m: Served(v, g) for m, (v, g) in serving.items()} if serving is not None else None
+        runtime = Runtime.load(settings, serving=states)
     except ModelLoadError as exc:
         _send(conn, ("fatal", exc.message, exc.traceback_text or ""))
         sys.exit(FATAL_EXIT)
@@ -225,26 +238,6 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
             kill_descendants()
 
     return Server
-
-
-def _serving_state(settings: Settings) -> dict[str, Any] | None:
-    """Which version of each model to serve (the job store's serving state), or None if it cannot be read."""
-    from modelaas.jobs.database import first_line, store_url
-    from modelaas.versions.serving import ServingStore
-
-    try:
-        store = ServingStore(store_url(settings.jobs_db, settings.data_dir), retry_for=5.0)
-        try:
-            store.migrate()  # beside the supervisor's, which it waits for
-            return dict(store.serving())
-        finally:
-            store.close()
-    except Exception as exc:
-        log.warning(
-            "Cannot read the versions to serve from the job store (%s); serving the models as installed.",
-            first_line(exc),
-        )
-        return None
 
 
 def _send(conn: Connection, message: tuple[Any, ...]) -> None:
