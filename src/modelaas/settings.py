@@ -206,6 +206,13 @@ class Settings:
     train_queue: int = field(
         default=16, metadata=_doc("Trainings that may wait queued per server; beyond it, 429.", minimum=0)
     )
+    reload_after_training: bool = field(
+        default=False,
+        metadata=_doc(
+            "After each successful training of a model, reload it in every server of the job store "
+            "(for models whose warm() loads their latest checkpoint; see docs/versions.md)."
+        ),
+    )
     train_cancel_grace: float = field(
         default=5.0, metadata=_doc("Seconds a cancelled training gets to stop after SIGTERM before it is killed.")
     )
@@ -344,9 +351,7 @@ class Settings:
         if self.jobs_db and "://" not in self.jobs_db:  # an SQLite file: the same one for every process
             object.__setattr__(self, "jobs_db", str(Path(self.jobs_db).expanduser().absolute()))
         if self.max_replicas is not None and self.max_replicas < self.min_replicas:
-            raise ConfigError(
-                f"max_replicas ({self.max_replicas}) must be at least min_replicas ({self.min_replicas})"
-            )
+            raise ConfigError(f"max_replicas ({self.max_replicas}) must be at least min_replicas ({self.min_replicas})")
 
     def make_data_dir(self) -> Path:
         """Create the data directory if it is not there yet; ConfigError (one line) if it cannot be."""

@@ -201,7 +201,9 @@ class Client:
 
     def reload(self, model: str) -> dict[str, Any]:
         """Reload ``model`` in every server, one process at a time; ``{"model", "active", "generation"}``."""
-        answer: dict[str, Any] = self._transport.request("POST", model_path(model) + "reload", model=model).json()
+        answer: dict[str, Any] = self._transport.request(
+            "POST", model_path(model) + "reload", model=model, missing=ModelNotFound
+        ).json()
         return answer
 
     def _files_of(self, model: str, method: str) -> frozenset[str]:

@@ -14,6 +14,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from modelaas.jobs.backends import Backend
@@ -60,6 +61,8 @@ class Scheduler:
         self._next_orphan_check = 0.0
         self._next_claim = 0.0
         self._next_cancel_check = 0.0
+        self.on_end: Callable[[Job], None] | None = None
+        """Called (on the scheduler's thread) with each job of this server once its end is recorded."""
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -184,6 +187,11 @@ class Scheduler:
                 job = self.store.get(job_id)
             if job is not None:
                 _log_end(job)
+                if self.on_end is not None:
+                    try:
+                        self.on_end(job)
+                    except Exception:  # a hook's failure is logged, never the scheduler's
+                        log.exception("After training %s of %r:", job.id, job.model)
             self.backend.forget(job_id)
             self._drop_inputs(job_id)
             del self._running[job_id]  # last: a job no longer running has its end recorded and inputs gone

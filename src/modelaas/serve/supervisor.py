@@ -89,6 +89,11 @@ class Supervisor:
         self._failed_generations: dict[str, int] | None = None
         self._next_poll = 0.0
         self._serving_store: Any = None
+        self._states: dict[str, Any] | None = None
+        """Each model's serving state as last read from the job store, given to new serving processes."""
+        self._store_warned = False
+        self._serving_detail: dict[str, str] = {}
+        """What each model serves and who changed it last, for the log of a reload."""
 
     def run(self) -> int:
         configure_logging(self.settings.log_level, self.settings.log_format)
@@ -111,7 +116,9 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         scheduler = None
         try:
-            # Serving processes first: their start-up (imports, the model) overlaps the job store's.
+            # What to serve (one query; a store without it yet: every model as installed), then the
+            # serving processes: their start-up (imports, the model) overlaps the job store's.
+            self._states = self._read_serving(quiet=True)
             for slot in slots:
                 self._spawn(ctx, slot, sock)
             if self.settings.train_endpoint and not self._stopping:  # a Ctrl-C at once: no store to open
@@ -155,6 +162,8 @@ class Supervisor:
         if warning:
             log.warning("%s", warning)
         host = SchedulerHost(self.settings, self.server_id)
+        if self.settings.reload_after_training:
+            host.scheduler.on_end = self._reload_after_training
         host.start()
         log.info("Job store: %s", store_name(host.store.url))
         return host
@@ -165,11 +174,11 @@ class Supervisor:
             log.info("Received %s; finishing in-flight requests and stopping.", signal.Signals(signum).name)
         self._stopping = True
 
-    def _spawn(self, ctx: Any, slot: Slot, sock: socket.socket) -> None:
+    def _spawn(self, ctx: Any, slot: Slot, sock: socket.socket, *, standby: bool = False) -> None:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         process = ctx.Process(
             target=worker_main,
-            args=(self.settings, sock, child_conn, self.server_id, self._metrics_sock),
+            args=(self.settings, sock, child_conn, self.server_id, self._metrics_sock, standby, self._served()),
             name=f"modelaas-worker-{slot.index}",
         )
         with sigint_blocked_in_children():
@@ -248,13 +257,21 @@ class Supervisor:
         changed = sorted(m for m, g in wanted.items() if g != self._loaded.get(m, 0))
         if not changed:
             return
-        reason = ", ".join(f"{m} (generation {wanted[m]})" for m in changed)
+        reason = ", ".join(f"{m} ({self._serving_detail.get(m, '')}generation {wanted[m]})" for m in changed)
         log.info("Serving state changed for %s: replacing %d serving process(es) one at a time.", reason, len(slots))
         metrics.current().reloaded()
         self._reload = Reload(wanted, reason, [s.index for s in slots], now)
         self._advance_reload(ctx, slots, sock, now)
 
-    def _serving_generations(self) -> dict[str, int] | None:
+    def _served(self) -> dict[str, tuple[int | None, int]] | None:
+        """What new serving processes serve, (active version, generation) by model: plain values (a serving
+        process does not import the job store's modules to read them)."""
+        if self._states is None:
+            return None
+        return {m: (st.active_version, st.generation) for m, st in self._states.items()}
+
+    def _read_serving(self, *, quiet: bool = False) -> dict[str, Any] | None:
+        """The store's serving state of every model changed once; None (logged once) if it cannot be read."""
         from modelaas.jobs.database import first_line, store_url
         from modelaas.versions.serving import ServingStore
 
@@ -262,14 +279,45 @@ class Supervisor:
             if self._serving_store is None:
                 url = store_url(self.settings.jobs_db, self.settings.data_dir)
                 self._serving_store = ServingStore(url, retry_for=1)
-            states = self._serving_store.serving()
-        except Exception as exc:  # an outage: serving goes on as it is; the next poll tries again
-            if not getattr(self, "_store_warned", False):
+            return dict(self._serving_store.serving())
+        except Exception as exc:  # an outage (or, at start, a store not made yet): serving goes on as it is
+            if quiet:
+                log.debug("No serving state in the job store yet: %s", first_line(exc))
+            elif not self._store_warned:
                 log.warning("Cannot read the serving state from the job store: %s; retrying.", first_line(exc))
                 self._store_warned = True
             return None
+
+    def _serving_generations(self) -> dict[str, int] | None:
+        states = self._read_serving()
+        if states is None:
+            return None
+        self._states = states
+        if self._store_warned:
+            log.info("The job store answers again: following its serving state.")
         self._store_warned = False
+        self._serving_detail = {
+            m: ("as installed, " if st.active_version is None else f"version {st.active_version}, ")
+            + (f"by {st.updated_by}, " if st.updated_by else "")
+            for m, st in states.items()
+        }
         return {m: states[m].generation if m in states else 0 for m in self._loaded}
+
+    def _reload_after_training(self, job: Any) -> None:
+        """--reload-after-training: a model trained successfully here is reloaded by every server."""
+        from modelaas.jobs.database import store_url
+        from modelaas.jobs.records import JobStatus
+        from modelaas.versions.serving import ServingStore
+
+        if job.status is not JobStatus.DONE:
+            return
+        store = ServingStore(store_url(self.settings.jobs_db, self.settings.data_dir))
+        try:
+            state = store.request_reload(job.model, by=f"training {job.id}")
+        finally:
+            store.close()
+        log.info("Training %s of %r finished: reload requested (generation %d).", job.id, job.model, state.generation)
+        self._next_poll = 0.0  # this server follows at once
 
     def _advance_reload(self, ctx: Any, slots: list[Slot], sock: socket.socket, now: float) -> None:
         r = self._reload
@@ -277,13 +325,15 @@ class Supervisor:
         standby = r.standby
         if standby is None:
             if not r.todo:
+                if self._retiring:  # finished once no process of the old generation answers any more
+                    return
                 self._loaded = dict(r.generations)
                 self._failed_generations = None
                 log.info("Reload finished in %.1f s: %s.", now - r.started, r.reason)
                 self._reload = None
                 return
             standby = r.standby = Slot(r.todo[0])
-            self._spawn(ctx, standby, sock)
+            self._spawn(ctx, standby, sock, standby=True)  # it accepts connections once warm
             return
         self._read_messages(standby, standby=True)
         if (standby.process is not None and not standby.process.is_alive()) or standby.conn is None:

@@ -23,13 +23,22 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelaas.errors import ModelLoadError
 from modelaas.serve.http import bounded_http_protocol
 from modelaas.settings import Settings
 
 FATAL_EXIT = 3
+
+
+class Served(NamedTuple):
+    """A model's serving state as :meth:`Runtime.load <modelaas.runtime.Runtime.load>` reads it."""
+
+    active_version: int | None
+    generation: int
+
+
 log = logging.getLogger("modelaas.serve")
 
 
@@ -39,7 +48,13 @@ def worker_main(
     conn: Connection,
     server_id: str,
     metrics_sock: socket.socket | None = None,
+    standby: bool = False,
+    serving: dict[str, tuple[int | None, int]] | None = None,
 ) -> None:
+    """``standby``: a new process of a rolling reload, which accepts connections only once its
+    models are warm (a process that fails to warm never took a request). ``serving``: each model's
+    (active version, generation) as the supervisor last read them from the job store (None: it
+    could not; the models serve as installed)."""
     # SIGINT (a terminal's Ctrl-C, sent to the supervisor too), blocked since this process
     # started, is ignored (one pending is dropped): the supervisor stops us with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -59,7 +74,8 @@ def worker_main(
         from modelaas.runtime import Runtime
         from modelaas.web.app import create_app
 
-        runtime = Runtime.load(settings, serving=_serving_state(settings))
+        states = {m: Served(v, g) for m, (v, g) in serving.items()} if serving is not None else None
+        runtime = Runtime.load(settings, serving=states)
     except ModelLoadError as exc:
         _send(conn, ("fatal", exc.message, exc.traceback_text or ""))
         sys.exit(FATAL_EXIT)
@@ -78,7 +94,11 @@ def worker_main(
         # the collector's full scans, which otherwise stop a busy server for tens of milliseconds.
         gc.freeze()
         models = runtime.models()
-        _send(conn, ("ready", [(m.name, m.interface) for m in models], {m.name: m.generation for m in models}))
+        ready = ("ready", [(m.name, m.interface) for m in models], {m.name: m.generation for m in models})
+        if server is not None and server.held:
+            server.open_held(then=lambda: _send(conn, ready))
+        else:
+            _send(conn, ready)
 
     def on_settled() -> None:
         gc.freeze()  # again: the job store, loaded after the first freeze, lives as long
@@ -111,6 +131,7 @@ def worker_main(
         h11_max_incomplete_event_size=settings.max_header_size,
     )
     server = _uvicorn_server(_grpc_starter(settings, runtime, app, failed, conn))(config)
+    server.standby = standby
     server.run(sockets=[sock] if metrics_sock is None else [sock, metrics_sock])
     sys.exit(FATAL_EXIT if failed else 0)
 
@@ -141,6 +162,10 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
     class Server(uvicorn.Server):
         grpc: Any = None
         _drain_task: Any = None
+        standby = False
+        held: list[socket.socket] = []
+        """The sockets a standby serves once its models are warm."""
+        _open_task: Any = None
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             if sig == signal.SIGINT:  # ignored: the supervisor, which got it too, sends SIGTERM
@@ -148,6 +173,8 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
             super().handle_exit(sig, frame)
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            if self.standby and sockets:
+                self.held, sockets = list(sockets), []
             await super().startup(sockets=sockets)
             # SIGUSR1 from the supervisor: a new process serves in our place (a rolling reload)
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self._drain_soon)
@@ -155,6 +182,26 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
                 self.grpc = await start_grpc()
                 if self.grpc is None:
                     self.should_exit = True
+
+        def open_held(self, then: Any) -> None:
+            """Start accepting on the held sockets (the models are warm), then call ``then``."""
+
+            async def open_them() -> None:
+                while not self.started:  # the models can be warm before uvicorn's start-up returned
+                    await asyncio.sleep(0.01)
+                loop, config = asyncio.get_running_loop(), self.config
+
+                def create_protocol(_loop: Any = None) -> asyncio.Protocol:
+                    return config.http_protocol_class(  # type: ignore[call-arg]
+                        config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
+                    )
+
+                held, self.held = self.held, []
+                for sock in held:
+                    self.servers.append(await loop.create_server(create_protocol, sock=sock, backlog=config.backlog))
+                then()
+
+            self._open_task = asyncio.get_running_loop().create_task(open_them())
 
         def _drain_soon(self) -> None:
             if self._drain_task is None:
@@ -191,26 +238,6 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
             kill_descendants()
 
     return Server
-
-
-def _serving_state(settings: Settings) -> dict[str, Any] | None:
-    """Which version of each model to serve (the job store's serving state), or None if it cannot be read."""
-    from modelaas.jobs.database import first_line, store_url
-    from modelaas.versions.serving import ServingStore
-
-    try:
-        store = ServingStore(store_url(settings.jobs_db, settings.data_dir), retry_for=5.0)
-        try:
-            store.migrate()  # beside the supervisor's, which it waits for
-            return dict(store.serving())
-        finally:
-            store.close()
-    except Exception as exc:
-        log.warning(
-            "Cannot read the versions to serve from the job store (%s); serving the models as installed.",
-            first_line(exc),
-        )
-        return None
 
 
 def _send(conn: Connection, message: tuple[Any, ...]) -> None:

@@ -15,22 +15,25 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelaas.errors import BadRequest, Forbidden, NotFound
-from modelaas.jobs.database import store_url
-from modelaas.versions.registry import VersionRegistry
-from modelaas.versions.sources import register_archive, register_job
 from modelaas.web.render import JSON
 from modelaas.web.state import AppState, state
 from modelaas.web.uploads import read_body
 
+if TYPE_CHECKING:  # the job store's modules load when a version route is first used
+    from modelaas.versions.registry import VersionRegistry
+
 
 def registry_of(st: AppState) -> VersionRegistry:
     """The app's version registry (opened and migrated on first use, in a worker thread)."""
+    from modelaas.jobs.database import store_url
+    from modelaas.versions.registry import VersionRegistry
+
     if st.versions is None:
         registry = VersionRegistry(store_url(st.settings.jobs_db, st.settings.data_dir), st.settings.data_dir)
         registry.migrate()
@@ -112,6 +115,8 @@ async def register(request: Request) -> Response:
             if archive is None:
                 raise BadRequest("Upload the version's files as an archive in the form field 'archive'.")
             name = archive.original_filename or "archive"
+            from modelaas.versions.sources import register_archive
+
             version = await asyncio.to_thread(
                 register_archive,
                 registry,
@@ -136,6 +141,8 @@ async def register(request: Request) -> Response:
             if jobs is None:
                 raise NotFound("Training is switched off on this server: it cannot look up jobs.")
             job = await asyncio.to_thread(_find_job, jobs, model, doc["job"])
+            from modelaas.versions.sources import register_job
+
             version = await asyncio.to_thread(
                 register_job, registry, job, jobs.output_dir(job.id), model=model, description=description, by=by
             )
