@@ -181,6 +181,10 @@ def build_document(st: AppState) -> dict[str, Any]:
     guarded = tokens_of(st).enabled
     if guarded:
         secure(paths, routes=st.routes)
+        # any token reaches DELETE .../versions/{version} (its path is OIP metadata's); the route wants admin
+        paths[f"{base}/v2/models/{{model}}/versions/{{version}}"]["delete"]["responses"]["403"] = _json(
+            ref("OipError"), "The token lacks the admin scope."
+        )
         oip_access_answers(paths, set(protocol))
         responses.update(copy.deepcopy(ACCESS_RESPONSES))
         headers.update(copy.deepcopy(ACCESS_HEADERS))

@@ -148,7 +148,11 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
             "post": op(
                 "activate_version",
                 "Serve this version (every server replaces its processes one at a time)",
-                {"200": _json(_ref("ServingState"), "Activated."), "404": _error("No such model or version.")},
+                {
+                    "200": _json(_ref("ServingState"), "Activated."),
+                    "404": _error("No such model or version."),
+                    "408": _shared("408"),
+                },
             ),
         },
         f"{base}/v2/models/{{model}}/reload": {
@@ -156,7 +160,11 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
             "post": op(
                 "reload_model",
                 "Reload the model in every server, one process at a time (same version)",
-                {"202": _json(_ref("ServingState"), "Asked for."), "404": _error("No such model.")},
+                {
+                    "202": _json(_ref("ServingState"), "Asked for."),
+                    "404": _error("No such model."),
+                    "408": _shared("408"),
+                },
             ),
         },
     }
@@ -175,7 +183,6 @@ def delete_operation(used: set[str]) -> dict[str, Any]:
         "summary": "Delete a version and its files (needs the admin scope with tokens on)",
         "responses": {
             "204": {"description": "Deleted."},
-            "403": error("The token lacks the admin scope."),
             "404": error("No such model or version."),
             "409": error("It is the active version."),
         },
