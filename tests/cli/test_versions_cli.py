@@ -9,6 +9,7 @@ import sys
 import zipfile
 
 import httpx
+
 from support import MODELS, wait_for
 
 MODEL = "/v2/models/versioned"
