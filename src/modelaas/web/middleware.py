@@ -34,7 +34,7 @@ from modelaas.errors import Forbidden, RequestTimeout, Unauthorized
 from modelaas.settings import Settings
 from modelaas.telemetry import context, tracing
 from modelaas.tokens import ADMIN, ANY_TOKEN, PUBLIC, TokenTable, grants, principal
-from modelaas.web.access import access_of, requirement
+from modelaas.web.access import access_of, oip_route, requirement
 from modelaas.web.accesslog import RequestRecorder
 from modelaas.web.errors import error_response, internal_error_response, out_of_space, out_of_space_response
 from modelaas.web.metrics import MetricsPort
@@ -257,7 +257,7 @@ class AccessControl:
                 partial = (route, need, events)
         if partial is None:
             return requirement(scope["path"], self.all_routes)
-        if getattr(partial[0], "oip", False):  # its refusals are Open Inference Protocol errors
+        if oip_route(partial[0], scope["method"]):  # its refusals are Open Inference Protocol errors
             scope.setdefault("state", {})["oip"] = True
         return partial[1], partial[2]
 
@@ -289,6 +289,7 @@ class AccessControl:
         state = scope.setdefault("state", {})
         state["principal"] = principal(token)  # the jobs it submits are its own
         state["sees_all"] = ADMIN in scopes  # ... and only an admin token sees the others' too
+        state["scopes"] = scopes  # for routes whose methods need different scopes (checked by the route)
         return None
 
 

@@ -91,6 +91,10 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
             **extra,
         }
 
+    def post(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """A POST: the server's body timeout (408) comes before any route runs."""
+        return op(op_id, summary, {**responses, "408": {"$ref": "#/components/responses/408"}}, **extra)
+
     collection = f"{base}/v2/models/{{model}}/versions/"
     register_body = {
         "required": True,
@@ -123,11 +127,12 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
             "get": op(
                 "list_versions",
                 "The model's versions, newest first",
-                {"200": _json(_ref("VersionList"), "The versions.")},
+                {"200": _json(_ref("VersionList"), "The versions."), "404": _error("No such model.")},
             ),
-            "post": op(
+            "post": post(
                 "register_version",
-                "Register a version: a finished training's output, or an uploaded archive",
+                "Register a version: a finished training's output, or an uploaded archive (needs the train "
+                "scope with tokens on)",
                 {
                     "201": _json(_ref("VersionRecord"), "Registered (Location: the version)."),
                     "400": _error("No job or archive given, or an archive that is unsafe or unreadable."),
@@ -139,7 +144,7 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
         },
         f"{base}/v2/models/{{model}}/versions/{{version}}/activate": {
             "parameters": [_MODEL, _VERSION],
-            "post": op(
+            "post": post(
                 "activate_version",
                 "Serve this version (every server replaces its processes one at a time)",
                 {"200": _json(_ref("ServingState"), "Activated."), "404": _error("No such model or version.")},
@@ -147,7 +152,7 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
         },
         f"{base}/v2/models/{{model}}/reload": {
             "parameters": [_MODEL],
-            "post": op(
+            "post": post(
                 "reload_model",
                 "Reload the model in every server, one process at a time (same version)",
                 {"202": _json(_ref("ServingState"), "Asked for."), "404": _error("No such model.")},
@@ -164,8 +169,20 @@ def delete_operation(used: set[str]) -> dict[str, Any]:
         "summary": "Delete a version and its files (needs the admin scope with tokens on)",
         "responses": {
             "204": {"description": "Deleted."},
-            "403": _error("The token lacks the admin scope."),
             "404": _error("No such model or version."),
             "409": _error("It is the active version."),
         },
     }
+
+
+def version_access_answers(paths: dict[str, Any], *, base: str) -> None:
+    """With tokens on (after :func:`~modelaas.web.openapi.oip.oip_access_answers`): the 401 and 403
+    of the operations that check their scope themselves (their path is any token's), in place."""
+    guarded = (
+        (f"{base}/v2/models/{{model}}/versions/", "post", "train"),
+        (f"{base}/v2/models/{{model}}/versions/{{version}}", "delete", "admin"),
+    )
+    for path, method, scope in guarded:
+        op = paths[path][method]
+        op["responses"]["401"] = {"$ref": "#/components/responses/401"}  # not the OIP shape of its path's GET
+        op["responses"]["403"] = _error(f"The token lacks the {scope} scope.")
