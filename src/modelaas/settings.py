@@ -351,9 +351,7 @@ class Settings:
         if self.jobs_db and "://" not in self.jobs_db:  # an SQLite file: the same one for every process
             object.__setattr__(self, "jobs_db", str(Path(self.jobs_db).expanduser().absolute()))
         if self.max_replicas is not None and self.max_replicas < self.min_replicas:
-            raise ConfigError(
-                f"max_replicas ({self.max_replicas}) must be at least min_replicas ({self.min_replicas})"
-            )
+            raise ConfigError(f"max_replicas ({self.max_replicas}) must be at least min_replicas ({self.min_replicas})")
 
     def make_data_dir(self) -> Path:
         """Create the data directory if it is not there yet; ConfigError (one line) if it cannot be."""
