@@ -12,31 +12,16 @@ from modelaas.tokens import PUBLIC
 class ApiRoute(Route):
     """A route with what it needs of a request's token (``access``) and whether it streams events.
 
-    ``oip``: an Open Inference Protocol route, whose errors are ``{"error": ...}``; or the
-    methods that are (a path both serve, as the OIP model metadata and a version's DELETE).
+    ``oip``: an Open Inference Protocol route, whose errors are ``{"error": ...}``.
     """
 
     def __init__(
-        self,
-        path: str,
-        endpoint: Any,
-        *,
-        methods: list[str],
-        access: str,
-        streams: bool = False,
-        oip: bool | frozenset[str] = False,
+        self, path: str, endpoint: Any, *, methods: list[str], access: str, streams: bool = False, oip: bool = False
     ) -> None:
         super().__init__(path, endpoint, methods=methods)
         self.access = access
         self.streams = streams
         self.oip = oip
-
-
-def oip_route(route: Any, method: str) -> bool:
-    """Whether ``route`` answers ``method`` as an Open Inference Protocol route (a method it does
-    not serve, a 405, as its OIP part would)."""
-    oip = getattr(route, "oip", False)
-    return oip if isinstance(oip, bool) else method in oip or method not in (getattr(route, "methods", None) or ())
 
 
 def access_of(route: BaseRoute) -> tuple[str, bool]:

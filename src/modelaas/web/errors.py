@@ -24,7 +24,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
 from modelaas.errors import REDACTED, ModelaasError, ModelError, OutputInvalid, ValidationError
-from modelaas.web.access import oip_route
 
 log = logging.getLogger("modelaas.web")
 
@@ -106,7 +105,7 @@ def error_response(request: Request, exc: ModelaasError) -> Response:
 def is_oip(scope: Scope) -> bool:
     """Whether the request is to an Open Inference Protocol route (the one matched, or the one
     whose path it has, as for a 405), whose errors are ``{"error": ...}``."""
-    return bool(scope.get("state", {}).get("oip") or oip_route(scope.get("route"), scope.get("method", "")))
+    return bool(scope.get("state", {}).get("oip") or getattr(scope.get("route"), "oip", False))
 
 
 def _shaped(scope: Scope, body: dict[str, Any]) -> dict[str, Any]:

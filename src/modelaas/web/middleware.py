@@ -34,7 +34,7 @@ from modelaas.errors import Forbidden, RequestTimeout, Unauthorized
 from modelaas.settings import Settings
 from modelaas.telemetry import context, tracing
 from modelaas.tokens import ADMIN, ANY_TOKEN, PUBLIC, TokenTable, grants, principal
-from modelaas.web.access import access_of, oip_route, requirement
+from modelaas.web.access import access_of, requirement
 from modelaas.web.accesslog import RequestRecorder
 from modelaas.web.errors import error_response, internal_error_response, out_of_space, out_of_space_response
 from modelaas.web.metrics import MetricsPort
@@ -257,7 +257,7 @@ class AccessControl:
                 partial = (route, need, events)
         if partial is None:
             return requirement(scope["path"], self.all_routes)
-        if oip_route(partial[0], scope["method"]):  # its refusals are Open Inference Protocol errors
+        if getattr(partial[0], "oip", False):  # its refusals are Open Inference Protocol errors
             scope.setdefault("state", {})["oip"] = True
         return partial[1], partial[2]
 

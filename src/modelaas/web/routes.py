@@ -126,8 +126,7 @@ def _one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
         access, streams = access_of(route)
         assert all(access_of(r) == (access, streams) for r in same), f"{route.path}: one access per path"
         endpoint = same[0].endpoint if len(endpoints) == 1 else _ByMethod(same)  # one function: the slash redirects
-        by_oip = frozenset(m for r in same if getattr(r, "oip", False) for m in (r.methods or ()))
-        oip: bool | frozenset[str] = all(getattr(r, "oip", False) for r in same) or by_oip or False
+        oip = any(getattr(r, "oip", False) for r in same)  # a path the protocol serves: its error shape
         out.append(ApiRoute(route.path, endpoint, methods=methods, access=access, streams=streams, oip=oip))
     return out
 
