@@ -15,24 +15,27 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelaas.errors import BadRequest, Forbidden, NotFound
-from modelaas.jobs.database import store_url
 from modelaas.tokens import ADMIN, TRAIN, grants
-from modelaas.versions.registry import VersionRegistry
-from modelaas.versions.sources import register_archive, register_job
 from modelaas.web.render import JSON
 from modelaas.web.state import AppState, state
 from modelaas.web.uploads import read_body
+
+if TYPE_CHECKING:  # the job store (SQLAlchemy) is imported on first use, not at a serving process's start
+    from modelaas.versions.registry import VersionRegistry
 
 
 def registry_of(st: AppState) -> VersionRegistry:
     """The app's version registry (opened and migrated on first use, in a worker thread)."""
     if st.versions is None:
+        from modelaas.jobs.database import store_url
+        from modelaas.versions.registry import VersionRegistry
+
         registry = VersionRegistry(store_url(st.settings.jobs_db, st.settings.data_dir), st.settings.data_dir)
         registry.migrate()
         st.versions = registry
@@ -93,6 +96,8 @@ async def index(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
+    from modelaas.versions.sources import register_archive, register_job
+
     _require(request, TRAIN, "register versions")
     model = _model_name(request)
     st = state(request)
