@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "fetch": {"model", "telemetry"},
     "runtime": {"model", "fetch", "telemetry"},
     "jobs": {"model", "telemetry"},
-    "versions": {"jobs"},  # model versions and each model's serving state, kept in the job store
+    "versions": {"jobs", "model", "telemetry"},  # version records in the job store, their files in the data dir
     "client": {"runtime"},  # media negotiation helpers only
     "oip": {"model", "runtime", "telemetry"},
     "web": {"model", "fetch", "runtime", "jobs", "versions", "oip", "telemetry"},

@@ -168,6 +168,13 @@ class Settings:
             minimum=0.1,
         ),
     )
+    register_trainings: bool = field(
+        default=False,
+        metadata=_doc(
+            "Register each training that finishes (done) as a new version of its model, from its output "
+            "folder (not activated; see docs/versions.md)."
+        ),
+    )
     metrics_port: int | None = field(
         default=None,
         metadata=_doc(

@@ -157,11 +157,12 @@ class Supervisor:
         """The job store is opened (and migrated); a bad URL stops start-up (and the serving processes)."""
         from modelaas.jobs.database import relative_sqlite_warning, store_name
         from modelaas.jobs.wiring import SchedulerHost
+        from modelaas.versions.trainings import training_hook
 
         warning = relative_sqlite_warning(self.settings.jobs_db)
         if warning:
             log.warning("%s", warning)
-        host = SchedulerHost(self.settings, self.server_id)
+        host = SchedulerHost(self.settings, self.server_id, ended=training_hook(self.settings))
         if self.settings.reload_after_training:
             host.scheduler.on_end = self._reload_after_training
         host.start()

@@ -54,7 +54,9 @@ def create_app(
     settings = settings or Settings.load()
     runtime = runtime or Runtime.load(settings)
     if settings.train_endpoint and trainings is None:
-        trainings = LocalTrainings(settings)
+        from modelaas.versions.trainings import training_hook  # here: it imports the job store
+
+        trainings = LocalTrainings(settings, ended=training_hook(settings))
     st = AppState(
         settings=settings,
         runtime=runtime,

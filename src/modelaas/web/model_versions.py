@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelaas.errors import BadRequest, Forbidden, NotFound
+from modelaas.tokens import ADMIN, TRAIN, grants
 from modelaas.web.render import JSON
 from modelaas.web.state import AppState, state
 from modelaas.web.uploads import read_body
@@ -35,6 +36,9 @@ def registry_of(st: AppState) -> VersionRegistry:
     from modelaas.versions.registry import VersionRegistry
 
     if st.versions is None:
+        from modelaas.jobs.database import store_url
+        from modelaas.versions.registry import VersionRegistry
+
         registry = VersionRegistry(store_url(st.settings.jobs_db, st.settings.data_dir), st.settings.data_dir)
         registry.migrate()
         st.versions = registry
@@ -66,10 +70,10 @@ def _who(request: Request) -> str | None:
     return principal if isinstance(principal, str) else None
 
 
-def _require_admin(request: Request) -> None:
-    """Routes sharing a path with a readable one check the admin scope themselves."""
-    if state(request).tokens.enabled and not request.scope.get("state", {}).get("sees_all", False):
-        raise Forbidden("This token may not delete versions: that needs the 'admin' scope.")
+def _require(request: Request, scope: str, doing: str) -> None:
+    """Routes sharing a path with a readable one (any token) check their own scope."""
+    if state(request).tokens.enabled and not grants(request.scope.get("state", {}).get("scopes", ()), scope):
+        raise Forbidden(f"This token may not {doing}: that needs the {scope!r} scope (or 'admin').")
 
 
 def _notify(request: Request) -> None:
@@ -95,6 +99,9 @@ async def index(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
+    from modelaas.versions.sources import register_archive, register_job
+
+    _require(request, TRAIN, "register versions")
     model = _model_name(request)
     st = state(request)
     registry = await _registry(request)
@@ -190,7 +197,7 @@ async def activate(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    _require_admin(request)
+    _require(request, ADMIN, "delete versions")
     model = _model_name(request)
     number = _number(request.path_params["version"])
     registry = await _registry(request)

@@ -49,8 +49,9 @@ def build_routes(st: AppState) -> list[BaseRoute]:
     ]
     mv = f"{b}/v2/models/{{model}}/versions"
     routes += [
-        R(f"{mv}/", model_versions.index, methods=["GET"], access=TRAIN),
-        R(f"{mv}/", model_versions.register, methods=["POST"], access=TRAIN),
+        # one access per path: any token lists; registering checks the train scope itself
+        R(f"{mv}/", model_versions.index, methods=["GET"], access=ANY_TOKEN),
+        R(f"{mv}/", model_versions.register, methods=["POST"], access=ANY_TOKEN),
         # shares its path with OIP model metadata (any token): the admin scope is checked by the route
         R(f"{mv}/{{version}}", model_versions.delete, methods=["DELETE"], access=ANY_TOKEN),
         R(f"{mv}/{{version}}/activate", model_versions.activate, methods=["POST"], access=ADMIN),

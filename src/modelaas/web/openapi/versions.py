@@ -95,6 +95,10 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
             **extra,
         }
 
+    def post(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """A POST: the server's body timeout (408) comes before any route runs."""
+        return op(op_id, summary, {**responses, "408": {"$ref": "#/components/responses/408"}}, **extra)
+
     collection = f"{base}/v2/models/{{model}}/versions/"
     register_body = {
         "required": True,
@@ -129,9 +133,10 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
                 "The model's versions, newest first",
                 {"200": _json(_ref("VersionList"), "The versions."), "404": _shared("404")},
             ),
-            "post": op(
+            "post": post(
                 "register_version",
-                "Register a version: a finished training's output, or an uploaded archive",
+                "Register a version: a finished training's output, or an uploaded archive (needs the train "
+                "scope with tokens on)",
                 {
                     "201": _json(_ref("VersionRecord"), "Registered (Location: the version)."),
                     "400": _error("No job or archive given, or an archive that is unsafe or unreadable."),
@@ -145,7 +150,7 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
         },
         f"{base}/v2/models/{{model}}/versions/{{version}}/activate": {
             "parameters": [_MODEL, _VERSION],
-            "post": op(
+            "post": post(
                 "activate_version",
                 "Serve this version (every server replaces its processes one at a time)",
                 {
@@ -157,7 +162,7 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
         },
         f"{base}/v2/models/{{model}}/reload": {
             "parameters": [_MODEL],
-            "post": op(
+            "post": post(
                 "reload_model",
                 "Reload the model in every server, one process at a time (same version)",
                 {
@@ -187,3 +192,16 @@ def delete_operation(used: set[str]) -> dict[str, Any]:
             "409": error("It is the active version."),
         },
     }
+
+
+def version_access_answers(paths: dict[str, Any], *, base: str) -> None:
+    """With tokens on: the 403 of the operations that check their scope themselves (their path is
+    any token's), in place."""
+    guarded = (
+        (f"{base}/v2/models/{{model}}/versions/", "post", "train"),
+        (f"{base}/v2/models/{{model}}/versions/{{version}}", "delete", "admin"),
+    )
+    for path, method, scope in guarded:
+        op = paths[path][method]
+        shape = "OipError" if method == "delete" else "Error"  # the path shared with OIP metadata: its shape
+        op["responses"]["403"] = _json(_ref(shape), f"The token lacks the {scope} scope.")
