@@ -214,6 +214,19 @@ class Settings:
     train_cuda_visible_devices: str | None = field(
         default=None, metadata=_doc("CUDA_VISIBLE_DEVICES for training processes (default: as the server's).")
     )
+    mlflow_tracking_uri: str | None = field(
+        default=None,
+        metadata=_doc(
+            "MLflow tracking server (http://host:5000, or a local store such as sqlite:///mlflow.db): each training "
+            "becomes an MLflow run, and registered versions go to its Model Registry (needs the mlflow extra; "
+            "default: MLFLOW_TRACKING_URI when set, else off).",
+            env=("MLFLOW_TRACKING_URI",),
+        ),
+    )
+    mlflow_experiment: str | None = field(
+        default=None,
+        metadata=_doc("MLflow experiment of the trainings' runs.", shown_default="the model's name"),
+    )
     tokens: str | None = field(
         default=None,
         repr=False,
@@ -336,9 +349,7 @@ class Settings:
         if self.jobs_db and "://" not in self.jobs_db:  # an SQLite file: the same one for every process
             object.__setattr__(self, "jobs_db", str(Path(self.jobs_db).expanduser().absolute()))
         if self.max_replicas is not None and self.max_replicas < self.min_replicas:
-            raise ConfigError(
-                f"max_replicas ({self.max_replicas}) must be at least min_replicas ({self.min_replicas})"
-            )
+            raise ConfigError(f"max_replicas ({self.max_replicas}) must be at least min_replicas ({self.min_replicas})")
 
     def make_data_dir(self) -> Path:
         """Create the data directory if it is not there yet; ConfigError (one line) if it cannot be."""
