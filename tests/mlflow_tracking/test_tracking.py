@@ -55,7 +55,7 @@ def test_a_training_is_an_mlflow_run_with_params_metrics_and_artefacts(
     job = train(srv, {"epochs": "3"})
     assert job["status"] == "done", job
     client, run = run_of(mlflow_server, "trainer", job["uuid"])  # the experiment defaults to the model's name
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED", httpx.get(f"{srv.url}{TRAIN}{job['uuid']}/logs", timeout=10).text
     assert run.data.tags["modelaas.model"] == "trainer"
     assert run.data.tags["modelaas.server"]
     assert run.data.params["epochs"] == "3"
@@ -88,6 +88,19 @@ def test_failed_and_cancelled_trainings_end_their_runs_failed_and_killed(
     _, run = run_of(mlflow_server, "trainer-ends", job_id)
     assert run.info.status == "KILLED"
     assert run.data.metrics["loss"] > 0
+
+
+def test_a_training_process_that_dies_has_its_run_ended_failed_by_the_server(
+    tracked: Callable[..., ServerProcess], mlflow_server: str
+) -> None:
+    srv = tracked("--mlflow-experiment", "trainer-crash")
+    job = train(srv, {"epochs": "1", "crash": "true"})  # a segfault: the process cannot end its run
+    assert job["status"] == "error", job
+    wait_for(
+        lambda: run_of(mlflow_server, "trainer-crash", job["uuid"])[1].info.status == "FAILED",
+        timeout=30,
+        what="the run to be ended",
+    )
 
 
 def test_an_unreachable_mlflow_costs_a_warning_not_the_training(

@@ -1,6 +1,6 @@
 """Trainings tracked in MLflow (``--mlflow-tracking-uri``): each training is an MLflow run.
 
-The run is made in the training's process: tags name the job, model and server; params are
+The run is made in the training's process, before the training starts: tags name the job, model and server; params are
 the job's arguments (flattened); every ``context.report`` logs its numeric metrics with a
 step (``step=<int>`` when the model reports one, else the report's number from 0); at the
 end the job's output files are the run's artefacts and the run ends FINISHED, FAILED or
@@ -37,6 +37,7 @@ CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
 }
+START_TIMEOUT = 15.0  # seconds a training waits for its run to be made (then it starts; the run may follow)
 END_TIMEOUT = 120.0  # seconds the end (artefacts included) may take before the process goes on
 KILLED_TIMEOUT = 2.0  # a stopped training has --train-cancel-grace seconds before SIGKILL
 QUEUE_SIZE = 10000  # reports waiting for MLflow; beyond it, reports are dropped (the job keeps its own)
@@ -121,9 +122,19 @@ class MlflowTracker(Tracker):
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        """Make the run before the training starts (waiting at most START_TIMEOUT seconds)."""
         self._thread = threading.Thread(target=self._work, name="mlflow-tracking", daemon=True)
         self._thread.start()
-        self._put(self._start_run)
+        started = threading.Event()
+
+        def start_run() -> None:
+            try:
+                self._start_run()
+            finally:
+                started.set()
+
+        self._put(start_run)
+        started.wait(START_TIMEOUT)
 
     def report(self, metrics: Mapping[str, Any]) -> None:
         with self._lock:
@@ -196,6 +207,7 @@ class MlflowTracker(Tracker):
         }
         run = client.create_run(experiment_id, tags=tags)
         self._client, self.run_id = client, run.info.run_id
+        self.job_dir.mkdir(parents=True, exist_ok=True)
         (self.job_dir / RUN_FILE).write_text(
             json.dumps({"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": self.tracking_uri})
         )
