@@ -126,7 +126,8 @@ def jobs_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     engine = sa.create_engine("postgresql+psycopg://" + url.split("://", 1)[1])
     with engine.begin() as conn:
         conn.exec_driver_sql(
-            "DROP TABLE IF EXISTS modelaas_jobs, modelaas_job_events, modelaas_servers, modelaas_schema"
+            "DROP TABLE IF EXISTS modelaas_jobs, modelaas_job_events, modelaas_servers, modelaas_schema, "
+            "modelaas_versions, modelaas_serving"
         )
     engine.dispose()
 

@@ -115,6 +115,7 @@ class ServerProcess:
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
         full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MODELS), os.environ.get("PYTHONPATH", "")])}
         full_env.update(env or {})
         cmd = [sys.executable, "-m", "modelaas", "serve", "--listen-port", str(self.port), "--data-dir", str(data_dir)]

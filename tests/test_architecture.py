@@ -16,11 +16,12 @@ ALLOWED: dict[str, set[str]] = {
     "fetch": {"model", "telemetry"},
     "runtime": {"model", "fetch", "telemetry"},
     "jobs": {"model", "telemetry"},
+    "versions": {"jobs", "model", "telemetry"},  # version records in the job store, their files in the data dir
     "client": {"runtime"},  # media negotiation helpers only
     "oip": {"model", "runtime", "telemetry"},
-    "web": {"model", "fetch", "runtime", "jobs", "oip", "telemetry"},
-    "serve": {"web", "runtime", "jobs", "model", "oip", "telemetry"},
-    "cli": {"model", "fetch", "runtime", "jobs", "client", "serve", "web", "telemetry"},
+    "web": {"model", "fetch", "runtime", "jobs", "versions", "oip", "telemetry"},
+    "serve": {"web", "runtime", "jobs", "versions", "model", "oip", "telemetry"},
+    "cli": {"model", "fetch", "runtime", "jobs", "versions", "client", "serve", "web", "telemetry"},
 }
 BASE = {"errors", "settings", "tokens", "processes", ""}
 

@@ -156,6 +156,12 @@ class JobNotFound(NotFound):
         super().__init__(f"{text} {where}.".replace(" .", "."))
 
 
+class Conflict(ClientError):
+    """The request fits, but not the state of what it names (409)."""
+
+    status = 409
+
+
 class TooManyJobs(ClientError):
     status = 429
 

@@ -160,6 +160,21 @@ class Settings:
     metrics: bool = field(
         default=True, metadata=_doc("Serve Prometheus metrics at /metrics (needs the 'metrics' scope with tokens on).")
     )
+    serving_poll: float = field(
+        default=2.0,
+        metadata=_doc(
+            "Seconds between looks at the job store for activated versions and reload requests of the "
+            "models served (each one replaces the serving processes one at a time).",
+            minimum=0.1,
+        ),
+    )
+    register_trainings: bool = field(
+        default=False,
+        metadata=_doc(
+            "Register each training that finishes (done) as a new version of its model, from its output "
+            "folder (not activated; see docs/versions.md)."
+        ),
+    )
     metrics_port: int | None = field(
         default=None,
         metadata=_doc(

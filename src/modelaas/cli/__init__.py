@@ -22,6 +22,8 @@ COMMANDS = {
     "predict": ("modelaas.cli.predict", "predict"),
     "train": ("modelaas.cli.train", "train"),
     "jobs": ("modelaas.cli.jobs", "jobs"),
+    "versions": ("modelaas.cli.versions", "versions"),
+    "reload": ("modelaas.cli.versions", "reload"),
     "token": ("modelaas.cli.token", "token"),
     "dockerfile": ("modelaas.cli.dockerfile", "dockerfile"),
     "get_metadata": ("modelaas.cli.models", "get_metadata"),

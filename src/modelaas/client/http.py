@@ -158,6 +158,52 @@ class Client:
             self._transport, model, self._transport.request("GET", job_path(model, id), model=model, job=id).json()
         )
 
+    # ---------------------------------------------------------------- versions
+    def versions(self, model: str) -> dict[str, Any]:
+        """``{"model", "active", "generation", "versions": [record, ...]}`` (newest first)."""
+        answer: dict[str, Any] = self._transport.request("GET", model_path(model) + "versions/", model=model).json()
+        return answer
+
+    def register_version(
+        self,
+        model: str,
+        *,
+        job: str | None = None,
+        archive: str | os.PathLike[str] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Register a finished training (``job``: its id or a unique start) or an archive's files
+        as a new version; its record."""
+        if (job is None) == (archive is None):
+            raise ValueError("Give job or archive (one of them).")
+        path = model_path(model) + "versions/"
+        if job is not None:
+            body: dict[str, Any] = {"job": job, **({"description": description} if description else {})}
+            response = self._transport.request("POST", path, model=model, json=body)
+        else:
+            assert archive is not None
+            fields = {"description": description} if description else {}
+            with open(archive, "rb") as fh:
+                files = {"archive": (os.path.basename(os.fspath(archive)), fh, "application/octet-stream")}
+                response = self._transport.request("POST", path, model=model, data=fields, files=files)
+        record: dict[str, Any] = response.json()
+        return record
+
+    def activate_version(self, model: str, version: int) -> dict[str, Any]:
+        """Serve ``version`` (every server follows); ``{"model", "active", "generation"}``."""
+        path = f"{model_path(model)}versions/{int(version)}/activate"
+        answer: dict[str, Any] = self._transport.request("POST", path, model=model).json()
+        return answer
+
+    def delete_version(self, model: str, version: int) -> None:
+        """Remove a version that is not the active one."""
+        self._transport.request("DELETE", f"{model_path(model)}versions/{int(version)}", model=model)
+
+    def reload(self, model: str) -> dict[str, Any]:
+        """Reload ``model`` in every server, one process at a time; ``{"model", "active", "generation"}``."""
+        answer: dict[str, Any] = self._transport.request("POST", model_path(model) + "reload", model=model).json()
+        return answer
+
     def _files_of(self, model: str, method: str) -> frozenset[str]:
         """The names of the file arguments of ``model``'s ``method`` (``predict``, ``train``),
         from the server's OpenAPI document, fetched once; none if the server has no document."""

@@ -14,6 +14,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from modelaas.jobs import tracking
@@ -48,11 +49,21 @@ class Running:
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, store: JobStore, server_id: str, backend: Backend) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        server_id: str,
+        backend: Backend,
+        *,
+        ended: Callable[[Job], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.server_id = server_id
         self.backend = backend
+        self.ended = ended
+        """Called (in the scheduler's thread) with each job this scheduler ran, once its end is recorded."""
         self._running: dict[str, Running] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -185,10 +196,19 @@ class Scheduler:
                 job = self.store.get(job_id)
             if job is not None:
                 _log_end(job)
+                self._call_ended(job)
             self.backend.forget(job_id)
             self._drop_inputs(job_id)
             del self._running[job_id]  # last: a job no longer running has its end recorded and inputs gone
             self._next_claim = 0.0  # a slot is free
+
+    def _call_ended(self, job: Job) -> None:
+        if self.ended is None or job.status.is_active:
+            return
+        try:
+            self.ended(job)
+        except Exception:
+            log.exception("After the end of training %s of %r:", job.id, job.model)
 
     def _record_end(self, job: Job, running: Running, how: str) -> None:
         if running.reason == "cancelled" or job.cancel_requested:

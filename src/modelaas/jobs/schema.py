@@ -97,6 +97,7 @@ serving = sa.Table(
     sa.Column("model", sa.String(200), primary_key=True),
     sa.Column("active_version", sa.Integer),
     sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("last_version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_by", sa.String(100)),
 )

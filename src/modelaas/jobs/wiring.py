@@ -22,19 +22,24 @@ from modelaas.jobs.service import JobService
 from modelaas.settings import Settings
 
 if TYPE_CHECKING:
+    from modelaas.jobs.records import Job
     from modelaas.jobs.scheduler import Scheduler
 
 
 class SchedulerHost:
-    """One server's scheduler, over its own job store and the settings' backend."""
+    """One server's scheduler, over its own job store and the settings' backend.
 
-    def __init__(self, settings: Settings, server_id: str) -> None:
+    ``ended``: called with each job the scheduler ran once its end is recorded (e.g.
+    :func:`modelaas.versions.trainings.training_hook`, given by the layers above).
+    """
+
+    def __init__(self, settings: Settings, server_id: str, *, ended: Callable[[Job], None] | None = None) -> None:
         from modelaas.jobs.backends import make_backend
         from modelaas.jobs.scheduler import Scheduler
         from modelaas.jobs.store import open_store
 
         self.store = open_store(settings)
-        self.scheduler: Scheduler = Scheduler(settings, self.store, server_id, make_backend(settings))
+        self.scheduler: Scheduler = Scheduler(settings, self.store, server_id, make_backend(settings), ended=ended)
 
     def start(self) -> None:
         """Migrate the store (a bad URL raises here) and start the scheduler."""
@@ -67,8 +72,8 @@ class Trainings:
 class LocalTrainings(Trainings):
     """Trainings run by a scheduler in this process (an app on its own: ``create_app(settings)``, tests)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.host = SchedulerHost(settings, new_server_id())
+    def __init__(self, settings: Settings, *, ended: Callable[[Job], None] | None = None) -> None:
+        self.host = SchedulerHost(settings, new_server_id(), ended=ended)
         self.service = JobService(settings, self.host.store, self.host.scheduler.server_id)
 
     async def start(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from modelaas.errors import (
@@ -48,6 +49,14 @@ class ModelAdapter:
         self.predict_is_async = False
         self.batch: BatchSpec | None = None
         """How predict batches (``@batched`` typed models), or None: one request per call."""
+        self.serving_version: int | None = None
+        """The registered version this process serves (its artefacts given to the model), or None."""
+        self.generation = 0
+        """The model's serving generation when this process loaded it (src/modelaas/versions/)."""
+        self.artefacts: Path | None = None
+        """The folder of the served version's files, or None."""
+        self.serving_headers: list[tuple[bytes, bytes]] = [(b"x-modelaas-generation", b"0")]
+        """Response headers of its answers: the generation, and the version when one is active."""
         self._described: dict[str, Described] = {}
 
     # ---------------------------------------------------------------- describing
@@ -73,6 +82,14 @@ class ModelAdapter:
 
     def _fallback_metadata(self) -> dict[str, Any]:
         return {"description": f"Model {self.name!r} does not describe itself (no get_metadata())."}
+
+    def serve(self, version: int | None, generation: int, artefacts: Path | None) -> None:
+        """Serve a registered version (None: the model as installed); typed models find its files
+        in their ``artefacts`` attribute before ``warm()``."""
+        self.serving_version, self.generation, self.artefacts = version, generation, artefacts
+        self.serving_headers = [(b"x-modelaas-generation", str(generation).encode())]
+        if version is not None:
+            self.serving_headers.append((b"x-modelaas-model-version", str(version).encode()))
 
     def warm(self) -> None:
         """Call the model's ``warm()``; its failure is a :class:`ModelLoadError` with its traceback."""
@@ -317,6 +334,10 @@ class TypedAdapter(ModelAdapter):
                 raise ModelLoadError(f"Model {name!r}: @batched applies to predict() only, not to train().")
             self.train_params = typed.params_from_signature(train, model=name, method="train")
             self._context_param = typed.context_parameter(train)
+
+    def serve(self, version: int | None, generation: int, artefacts: Path | None) -> None:
+        super().serve(version, generation, artefacts)
+        self.target.artefacts = artefacts
 
     def metadata(self) -> dict[str, Any]:
         meta = getattr(self.target, "metadata", None)

@@ -120,9 +120,13 @@ class Model:
     Define any of ``predict(self, ...)`` and ``train(self, ...)`` with annotated
     parameters; optionally ``warm(self)`` (called once per serving process before it
     takes requests) and a ``metadata`` dict merged into the model's listing entry.
+
+    ``artefacts``: when a registered version of the model is active, the folder of its files
+    (what its training wrote to ``ctx.output_dir``), set before ``warm()``; None otherwise.
     """
 
     metadata: ClassVar[dict[str, Any]] = {}
+    artefacts: Path | None = None
 
     def warm(self) -> None:
         """Load weights and other expensive state. Called once per process."""

@@ -4,8 +4,9 @@ Transports parse their wire format into an :class:`InferRequest` of :class:`Tens
 :class:`DataPlane`, and render what it returns; validation, admission, limits and timeouts
 are the :class:`~modelaas.runtime.Runtime`'s, as on the DEEPaaS routes.
 
-Versions: a model serves the version its metadata declares (``version`` or ``Version``);
-a request naming another version (or any version, for a model that declares none) is 404.
+Versions: a model serves the version its metadata declares (``version`` or ``Version``) and,
+when one is active, its registered version number (docs/versions.md); a request naming
+another version (or any version, for a model that declares none) is 404.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ class DataPlane:
         adapter = self.runtime.model(name)
         if version:
             declared = self.version_of(adapter)
-            if version != declared:
+            active = adapter.serving_version
+            if version != declared and (active is None or version != str(active)):
                 serves = f"it serves version {declared!r}" if declared else "it declares no version"
                 raise NotFound(f"Model {name!r} has no version {version!r}; {serves}.")
         return adapter

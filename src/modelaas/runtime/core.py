@@ -70,9 +70,20 @@ class Runtime:
         self._warming: asyncio.Task[None] | None = None
 
     @classmethod
-    def load(cls, settings: Settings) -> Runtime:
-        """Import the models the settings select (raises :class:`ModelLoadError`)."""
-        return cls(settings, load_models(settings))
+    def load(cls, settings: Settings, serving: Mapping[str, Any] | None = None) -> Runtime:
+        """Import the models the settings select (raises :class:`ModelLoadError`).
+
+        ``serving``: each model's :class:`~modelaas.versions.serving.ServingState` (its active
+        version's files are given to it before ``warm()``); absent models serve as installed.
+        """
+        runtime = cls(settings, load_models(settings))
+        for adapter in runtime.models():
+            state = (serving or {}).get(adapter.name)
+            if state is not None:
+                version = state.active_version
+                files = settings.data_dir / "versions" / adapter.name / str(version) if version is not None else None
+                adapter.serve(version, state.generation, files)
+        return runtime
 
     # ------------------------------------------------------------------ models
     @property

@@ -66,6 +66,7 @@ def bounded_http_protocol(
         # belong to the previous message); the parsed count catches those once complete.
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+            self._draining = False
             self._in_head, self._begun, self._refused = True, False, False
             self._message_open = self._began_now = False
             self._received = self._parsed = 0
@@ -136,6 +137,8 @@ def bounded_http_protocol(
                 self._refuse(431, "Request Header Fields Too Large", too_large)
                 return
             super().on_headers_complete()
+            if self._draining and self.cycle is not None:
+                self.cycle.keep_alive = False
 
         def on_chunk_header(self) -> None:
             self._chunks += 1
@@ -154,6 +157,14 @@ def bounded_http_protocol(
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._watch()
+
+        def drain(self) -> None:
+            """The process is being replaced: the answer in progress, or else the next one, says
+            ``Connection: close`` and the connection closes after it (clients reconnect elsewhere)."""
+            self._draining = True
+            cycle: Any = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.keep_alive = False
 
         # deadlines
         def _watch(self) -> None:

@@ -117,8 +117,9 @@ class RayEngine:
 
     def _start_scheduler(self) -> Any:
         from modelaas.jobs.wiring import SchedulerHost
+        from modelaas.versions.trainings import training_hook
 
-        host = SchedulerHost(self.settings, self.server_id)
+        host = SchedulerHost(self.settings, self.server_id, ended=training_hook(self.settings))
         host.start()
         return host
 

@@ -50,6 +50,17 @@ GRACE_SECONDS = 35.0
 
 
 @dataclass
+class Reload:
+    """A rolling reload under way: slots still to replace, and the new process of the current one."""
+
+    generations: dict[str, int]
+    reason: str
+    todo: list[int]
+    started: float
+    standby: Slot | None = None
+
+
+@dataclass
 class Slot:
     index: int
     process: Any = None
@@ -70,6 +81,14 @@ class Supervisor:
         self._metrics_sock: socket.socket | None = None
         self._metrics_dir: str | None = None
         self._models: list[tuple[str, str]] = []
+        self._loaded: dict[str, int] = {}
+        """The serving generation of each model its processes loaded (see src/modelaas/versions/)."""
+        self._reload: Reload | None = None
+        self._retiring: list[Any] = []
+        """Replaced processes finishing their connections: (process, deadline)."""
+        self._failed_generations: dict[str, int] | None = None
+        self._next_poll = 0.0
+        self._serving_store: Any = None
 
     def run(self) -> int:
         configure_logging(self.settings.log_level, self.settings.log_format)
@@ -131,11 +150,12 @@ class Supervisor:
         """The job store is opened (and migrated); a bad URL stops start-up (and the serving processes)."""
         from modelaas.jobs.database import relative_sqlite_warning, store_name
         from modelaas.jobs.wiring import SchedulerHost
+        from modelaas.versions.trainings import training_hook
 
         warning = relative_sqlite_warning(self.settings.jobs_db)
         if warning:
             log.warning("%s", warning)
-        host = SchedulerHost(self.settings, self.server_id)
+        host = SchedulerHost(self.settings, self.server_id, ended=training_hook(self.settings))
         host.start()
         log.info("Job store: %s", store_name(host.store.url))
         return host
@@ -160,13 +180,18 @@ class Supervisor:
 
     def _step(self, ctx: Any, slots: list[Slot], sock: socket.socket) -> None:
         waitables: list[Any] = []
-        for slot in slots:
+        standby = self._reload.standby if self._reload is not None else None
+        for slot in [*slots, *([standby] if standby is not None else [])]:
             if slot.process is not None:
                 waitables.append(slot.process.sentinel)
                 if slot.conn is not None:
                     waitables.append(slot.conn)
+        waitables += [process.sentinel for process, _ in self._retiring]
         wait(waitables, timeout=0.25)
         now = time.monotonic()
+        self._reap_retiring(now)
+        if self._announced:
+            self._follow_serving(ctx, slots, sock, now)
         for slot in slots:
             self._read_messages(slot)
             if self._stopping:
@@ -180,7 +205,7 @@ class Supervisor:
             self._announced = True
             self._announce()
 
-    def _read_messages(self, slot: Slot) -> None:
+    def _read_messages(self, slot: Slot, *, standby: bool = False) -> None:
         conn = slot.conn
         while conn is not None and conn.poll():
             try:
@@ -193,8 +218,14 @@ class Supervisor:
                 slot.ready = True
                 if len(message) > 1:
                     self._models = message[1]
+                if len(message) > 2 and not self._announced:
+                    self._loaded = dict(message[2])
+            elif message[0] == "serving-changed":
+                self._next_poll = 0.0
             elif message[0] == "job-submitted" and self._scheduler is not None:
                 self._scheduler.wake()
+            elif message[0] == "fatal" and standby:  # a new process of a reload: the reload fails, not the server
+                log.error("A new serving process failed to start: %s", message[1])
             elif message[0] == "fatal":
                 _, text, trace = message
                 if trace:
@@ -202,6 +233,101 @@ class Supervisor:
                 print(f"Error: {text}", file=sys.stderr)
                 self._exit_code = FATAL_EXIT
                 self._stopping = True
+
+    # ------------------------------------------------------- rolling reloads
+    def _follow_serving(self, ctx: Any, slots: list[Slot], sock: socket.socket, now: float) -> None:
+        """Look at the store's serving state now and then; replace processes one at a time when it changed."""
+        if self._reload is not None:
+            self._advance_reload(ctx, slots, sock, now)
+            return
+        if now < self._next_poll or not self._loaded:
+            return
+        self._next_poll = now + self.settings.serving_poll
+        wanted = self._serving_generations()
+        if wanted is None or wanted == self._failed_generations:
+            return
+        changed = sorted(m for m, g in wanted.items() if g != self._loaded.get(m, 0))
+        if not changed:
+            return
+        reason = ", ".join(f"{m} (generation {wanted[m]})" for m in changed)
+        log.info("Serving state changed for %s: replacing %d serving process(es) one at a time.", reason, len(slots))
+        metrics.current().reloaded()
+        self._reload = Reload(wanted, reason, [s.index for s in slots], now)
+        self._advance_reload(ctx, slots, sock, now)
+
+    def _serving_generations(self) -> dict[str, int] | None:
+        from modelaas.jobs.database import first_line, store_url
+        from modelaas.versions.serving import ServingStore
+
+        try:
+            if self._serving_store is None:
+                url = store_url(self.settings.jobs_db, self.settings.data_dir)
+                self._serving_store = ServingStore(url, retry_for=1)
+            states = self._serving_store.serving()
+        except Exception as exc:  # an outage: serving goes on as it is; the next poll tries again
+            if not getattr(self, "_store_warned", False):
+                log.warning("Cannot read the serving state from the job store: %s; retrying.", first_line(exc))
+                self._store_warned = True
+            return None
+        self._store_warned = False
+        return {m: states[m].generation if m in states else 0 for m in self._loaded}
+
+    def _advance_reload(self, ctx: Any, slots: list[Slot], sock: socket.socket, now: float) -> None:
+        r = self._reload
+        assert r is not None
+        standby = r.standby
+        if standby is None:
+            if not r.todo:
+                self._loaded = dict(r.generations)
+                self._failed_generations = None
+                log.info("Reload finished in %.1f s: %s.", now - r.started, r.reason)
+                self._reload = None
+                return
+            standby = r.standby = Slot(r.todo[0])
+            self._spawn(ctx, standby, sock)
+            return
+        self._read_messages(standby, standby=True)
+        if (standby.process is not None and not standby.process.is_alive()) or standby.conn is None:
+            how = standby.process.exitcode if standby.process is not None else "?"
+            log.error(
+                "Reload abandoned: a new serving process did not start (exit code %s); the others keep "
+                "serving; the next change of the serving state tries again.",
+                how,
+            )
+            if standby.process is not None:
+                standby.process.join(1)
+                metrics.process_died(standby.process.pid)
+            self._failed_generations = dict(r.generations)
+            self._reload = None
+            return
+        if not standby.ready:
+            return
+        slot = next(s for s in slots if s.index == r.todo[0])
+        old = slot.process
+        if old is not None and old.is_alive():
+            os.kill(old.pid, signal.SIGUSR1)  # it stops accepting and finishes its connections
+            self._retiring.append((old, now + GRACE_SECONDS))
+        if slot.conn is not None:
+            slot.conn.close()
+        slot.process, slot.conn, slot.ready, slot.respawn_at = standby.process, standby.conn, True, None
+        log.info("Serving process %d replaced (%s).", slot.index, r.reason)
+        r.todo.pop(0)
+        r.standby = None
+
+    def _reap_retiring(self, now: float) -> None:
+        keep = []
+        for process, deadline in self._retiring:
+            if not process.is_alive():
+                process.join(0)
+                metrics.process_died(process.pid)
+            elif now > deadline:
+                log.warning("A replaced serving process (%d) did not finish in time; killing it.", process.pid)
+                process.kill()
+                process.join(5)
+                metrics.process_died(process.pid)
+            else:
+                keep.append((process, deadline))
+        self._retiring = keep
 
     def _on_death(self, slot: Slot, now: float) -> None:
         code = slot.process.exitcode
@@ -240,6 +366,9 @@ class Supervisor:
         open event stream of a training ends only when the training does.
         """
         alive = [s.process for s in slots if s.process is not None and s.process.is_alive()]
+        if self._reload is not None and self._reload.standby is not None and self._reload.standby.process is not None:
+            alive.append(self._reload.standby.process)
+        alive += [process for process, _ in self._retiring if process.is_alive()]
         trainings = len(scheduler.scheduler.running_jobs()) if scheduler is not None else 0
         log.info(
             "Shutting down: %d serving process(es) finish their requests; %d training(s) running are stopped.",

@@ -12,6 +12,7 @@ every state in which the server waits on a client (``header_timeout``, ``body_ti
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import gc
 import logging
@@ -58,7 +59,7 @@ def worker_main(
         from modelaas.runtime import Runtime
         from modelaas.web.app import create_app
 
-        runtime = Runtime.load(settings)
+        runtime = Runtime.load(settings, serving=_serving_state(settings))
     except ModelLoadError as exc:
         _send(conn, ("fatal", exc.message, exc.traceback_text or ""))
         sys.exit(FATAL_EXIT)
@@ -76,7 +77,8 @@ def worker_main(
         # What start-up built (frameworks, the models) lives as long as the process: keep it out of
         # the collector's full scans, which otherwise stop a busy server for tens of milliseconds.
         gc.freeze()
-        _send(conn, ("ready", [(m.name, m.interface) for m in runtime.models()]))
+        models = runtime.models()
+        _send(conn, ("ready", [(m.name, m.interface) for m in models], {m.name: m.generation for m in models}))
 
     def on_settled() -> None:
         gc.freeze()  # again: the job store, loaded after the first freeze, lives as long
@@ -88,6 +90,7 @@ def worker_main(
     app = create_app(
         settings, runtime=runtime, trainings=trainings, on_fatal=on_fatal, on_ready=on_ready, on_settled=on_settled
     )
+    app.state.modelaas.serving_changed = lambda: _send(conn, ("serving-changed",))
     config = uvicorn.Config(
         app,
         lifespan="on",
@@ -137,6 +140,7 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
 
     class Server(uvicorn.Server):
         grpc: Any = None
+        _drain_task: Any = None
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             if sig == signal.SIGINT:  # ignored: the supervisor, which got it too, sends SIGTERM
@@ -145,10 +149,32 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
+            # SIGUSR1 from the supervisor: a new process serves in our place (a rolling reload)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self._drain_soon)
             if start_grpc is not None:
                 self.grpc = await start_grpc()
                 if self.grpc is None:
                     self.should_exit = True
+
+        def _drain_soon(self) -> None:
+            if self._drain_task is None:
+                self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+
+        async def _drain(self) -> None:
+            """Stop accepting; each connection's next answer says ``Connection: close`` (its client
+            reconnects, to another process); exit once none is left (or idle ones timed out)."""
+            log.info("Replaced by a new serving process: finishing this one's connections.")
+            for server in self.servers:
+                server.close()
+            for connection in list(self.server_state.connections):
+                drain = getattr(connection, "drain", None)
+                if drain is not None:
+                    drain()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.config.timeout_keep_alive + 1.0
+            while self.server_state.connections and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            self.should_exit = True
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             busy = len(self.server_state.tasks)
@@ -165,6 +191,26 @@ def _uvicorn_server(start_grpc: Any = None) -> type:
             kill_descendants()
 
     return Server
+
+
+def _serving_state(settings: Settings) -> dict[str, Any] | None:
+    """Which version of each model to serve (the job store's serving state), or None if it cannot be read."""
+    from modelaas.jobs.database import first_line, store_url
+    from modelaas.versions.serving import ServingStore
+
+    try:
+        store = ServingStore(store_url(settings.jobs_db, settings.data_dir), retry_for=5.0)
+        try:
+            store.migrate()  # beside the supervisor's, which it waits for
+            return dict(store.serving())
+        finally:
+            store.close()
+    except Exception as exc:
+        log.warning(
+            "Cannot read the versions to serve from the job store (%s); serving the models as installed.",
+            first_line(exc),
+        )
+        return None
 
 
 def _send(conn: Connection, message: tuple[Any, ...]) -> None:

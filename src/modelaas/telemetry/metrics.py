@@ -61,6 +61,9 @@ class NoMetrics:
     def restarted(self) -> None:
         pass
 
+    def reloaded(self) -> None:
+        pass
+
     def training_submitted(self, model: str) -> None:
         pass
 
@@ -162,6 +165,9 @@ class Metrics(NoMetrics):
 
     def restarted(self) -> None:
         self.series().restarts.inc()
+
+    def reloaded(self) -> None:
+        self.series().reloads.inc()
 
     def training_submitted(self, model: str) -> None:
         s = self.series()

@@ -70,6 +70,9 @@ class Series:
         self.restarts = Counter(
             "modelaas_worker_restarts", "Serving processes that died and were replaced.", registry=r
         )
+        self.reloads = Counter(
+            "modelaas_reloads", "Rolling reloads started (an activated version or a reload request).", registry=r
+        )
         self.submitted = Counter("modelaas_trainings_submitted", "Training jobs submitted.", ["model"], registry=r)
         self.ended = Counter(
             "modelaas_trainings_finished", "Training jobs ended, by final status.", ["model", "status"], registry=r

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from modelaas.jobs import schema
 from modelaas.jobs.database import Database
@@ -46,39 +48,33 @@ class ServingStore(Database):
 
     def activate(self, model: str, version: int | None, *, by: str | None = None) -> ServingState:
         """Serve ``version`` of ``model`` (None: the model as installed); raises the generation."""
-        return self._change(model, by=by, version=version, set_version=True)
+        return self._write(lambda conn: change(conn, model, by=by, version=version, set_version=True))
 
     def request_reload(self, model: str, *, by: str | None = None) -> ServingState:
         """Reload ``model`` (same version) in every server; raises the generation."""
-        return self._change(model, by=by, version=None, set_version=False)
-
-    def _change(self, model: str, *, by: str | None, version: int | None, set_version: bool) -> ServingState:
-        t = schema.serving
-
-        def work(conn: sa.Connection) -> ServingState:
-            now = utcnow()
-            row = conn.execute(sa.select(t).where(t.c.model == model).with_for_update()).first()
-            if row is None:
-                values = {
-                    "model": model,
-                    "active_version": version,
-                    "generation": 1,
-                    "updated_at": now,
-                    "updated_by": by,
-                }
-                conn.execute(t.insert().values(**values))
-            else:
-                values = {"generation": row.generation + 1, "updated_at": now, "updated_by": by}
-                if set_version:
-                    values["active_version"] = version
-                conn.execute(t.update().where(t.c.model == model).values(**values))
-            row = conn.execute(sa.select(t).where(t.c.model == model)).one()
-            return _state(row)
-
-        return self._write(work)
+        return self._write(lambda conn: change(conn, model, by=by, version=None, set_version=False))
 
 
-def _state(row: sa.Row) -> ServingState:
+def locked_row(conn: sa.Connection, model: str) -> Any:
+    """The model's serving row, created if missing, locked until the transaction ends."""
+    t = schema.serving
+    insert: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(t)
+    values = {"model": model, "active_version": None, "generation": 0, "last_version": 0, "updated_at": utcnow()}
+    conn.execute(insert.values(**values).on_conflict_do_nothing(index_elements=["model"]))
+    return conn.execute(sa.select(t).where(t.c.model == model).with_for_update()).one()
+
+
+def change(conn: sa.Connection, model: str, *, by: str | None, version: int | None, set_version: bool) -> ServingState:
+    t = schema.serving
+    row = locked_row(conn, model)
+    values: dict[str, Any] = {"generation": row.generation + 1, "updated_at": utcnow(), "updated_by": by}
+    if set_version:
+        values["active_version"] = version
+    conn.execute(t.update().where(t.c.model == model).values(**values))
+    return _state(conn.execute(sa.select(t).where(t.c.model == model)).one())
+
+
+def _state(row: Any) -> ServingState:
     return ServingState(
         model=row.model,
         active_version=row.active_version,

@@ -85,9 +85,18 @@ async def server_metadata(request: Request) -> Response:
 
 
 async def model_metadata(request: Request) -> Response:
+    """The model's OIP metadata; for a registered version number, with that version's record
+    (``versions/<v>``: web/model_versions.py) even when it is not the one served."""
+    from modelaas.web.model_versions import record
+
     p = request.path_params
     try:
-        return JSON(dataplane(request).model_metadata(p["model"], p.get("version")))
+        version = p.get("version")
+        found = await record(request, p["model"], version) if version else None
+        if found is not None:
+            state(request).runtime.model(p["model"])
+            return JSON({**dataplane(request).model_metadata(p["model"]), **found})
+        return JSON(dataplane(request).model_metadata(p["model"], version))
     except ModelaasError as exc:
         return error(request, exc)
 

@@ -74,6 +74,7 @@ class InferEndpoint:
                 spool_root=st.spool_root,
             )
             start, content = _answer(result)
+            start["headers"] += plane.model(p["model"]).serving_headers
         except ModelaasError as exc:
             await self.error(Request(scope, receive), exc)(scope, receive, send)
             return

@@ -81,7 +81,7 @@ class PredictEndpoint:
                 spool_root=st.spool_root,
             )
             try:
-                await send_answer(answer, scope, receive, send)
+                await send_answer(answer, scope, receive, send, adapter.serving_headers)
             except OutputInvalid as exc:  # NaN, infinities: raised before anything is sent
                 raise exc.of_model(name) from None
         finally:

@@ -54,13 +54,20 @@ def content_disposition(filename: str) -> str:
     return f'attachment; filename="{filename}"'
 
 
-async def send_answer(answer: Answer, scope: Scope, receive: Receive, send: Send) -> None:
-    """Send ``answer``: the same bytes and headers as :func:`answer_response`, JSON without a Response object."""
+async def send_answer(
+    answer: Answer, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Send ``answer``: the same bytes and headers as :func:`answer_response`, JSON without a Response
+    object; ``extra`` headers added."""
     if answer.path is not None or answer.content is not None:
-        await answer_response(answer)(scope, receive, send)
+        response = answer_response(answer)
+        if extra:
+            response.raw_headers.extend(extra)
+        await response(scope, receive, send)
         return
     body = json_bytes(answer.json)
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body)), _JSON_TYPE]}
-    )
+    headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelaas.tokens import ADMIN, ANY_TOKEN, METRICS, PREDICT, PUBLIC, TRAIN
-from modelaas.web import debug, docs, health, metrics, models, oip, train, ui, versions
+from modelaas.web import debug, docs, health, metrics, model_versions, models, oip, train, ui, versions
 from modelaas.web.access import ApiRoute, access_of
 from modelaas.web.predict import PredictEndpoint
 from modelaas.web.state import AppState
@@ -46,6 +46,15 @@ def build_routes(st: AppState) -> list[BaseRoute]:
         R(f"{b}/healthz", health.healthz, methods=["GET"], access=PUBLIC),
         R(f"{b}/readyz", health.readyz, methods=["GET"], access=PUBLIC),
         *([R(f"{b}/metrics", metrics.show, methods=["GET"], access=METRICS)] if s.metrics else []),
+    ]
+    mv = f"{b}/v2/models/{{model}}/versions"
+    routes += [
+        R(f"{mv}/", model_versions.index, methods=["GET"], access=TRAIN),
+        R(f"{mv}/", model_versions.register, methods=["POST"], access=TRAIN),
+        # shares its path with OIP model metadata (any token): the admin scope is checked by the route
+        R(f"{mv}/{{version}}", model_versions.delete, methods=["DELETE"], access=ANY_TOKEN),
+        R(f"{mv}/{{version}}/activate", model_versions.activate, methods=["POST"], access=ADMIN),
+        R(f"{b}/v2/models/{{model}}/reload", model_versions.reload, methods=["POST"], access=ADMIN),
     ]
     if s.train_endpoint:
         m = f"{b}/v2/models/{{model}}/train"
@@ -116,7 +125,8 @@ def _one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
         access, streams = access_of(route)
         assert all(access_of(r) == (access, streams) for r in same), f"{route.path}: one access per path"
         endpoint = same[0].endpoint if len(endpoints) == 1 else _ByMethod(same)  # one function: the slash redirects
-        out.append(ApiRoute(route.path, endpoint, methods=methods, access=access, streams=streams))
+        oip = all(getattr(r, "oip", False) for r in same)
+        out.append(ApiRoute(route.path, endpoint, methods=methods, access=access, streams=streams, oip=oip))
     return out
 
 

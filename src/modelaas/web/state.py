@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,10 @@ class AppState:
     """The route table (web/routes.py), each route with the access it declares."""
     oip: Any = None
     """The Open Inference Protocol's data plane (:class:`~modelaas.oip.dataplane.DataPlane`), built on first request."""
+    versions: Any = None
+    """The version registry (:class:`~modelaas.versions.registry.VersionRegistry`), opened on first use."""
+    serving_changed: Callable[[], None] | None = None
+    """Tells this server's supervisor that a model's serving state changed (it reloads at once)."""
     debug_log: Any = None
     """The log capture of ``/v2/debug/`` (:class:`~modelaas.web.debug.LogCapture`), when it is on."""
 

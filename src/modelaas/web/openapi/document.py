@@ -35,6 +35,8 @@ from modelaas.web.openapi.security import (
     tokens_of,
 )
 from modelaas.web.openapi.train import TRAIN_RESPONSES, TRAIN_SCHEMAS, train_paths
+from modelaas.web.openapi.versions import SCHEMAS as VERSION_SCHEMAS
+from modelaas.web.openapi.versions import delete_operation, version_paths
 from modelaas.web.state import AppState
 
 _STRING = {"type": "string"}
@@ -167,6 +169,9 @@ def build_document(st: AppState) -> dict[str, Any]:
     components.schemas.update(copy.deepcopy(OIP_SCHEMAS))
     protocol = oip_paths(models, base=base, predict=settings.predict_endpoint, used=used)
     paths.update(protocol)
+    components.schemas.update(copy.deepcopy(VERSION_SCHEMAS))
+    paths.update(version_paths(base=base, used=used))
+    paths[f"{base}/v2/models/{{model}}/versions/{{version}}"]["delete"] = delete_operation(used)
     if settings.train_endpoint:
         components.schemas.update(copy.deepcopy(TRAIN_SCHEMAS))
         paths.update(train_paths(models, base=base, v1_routes=st.has_v1, used=used))
@@ -206,6 +211,7 @@ _TAGS = [
     {"name": "health", "description": "Liveness and readiness probes."},
     {"name": "debug", "description": "The captured server log, when --debug-endpoint is on."},
     {"name": "inference", "description": "The Open Inference Protocol (KServe V2, Triton): see docs/oip.md."},
+    {"name": "model versions", "description": "Registered versions of models and what each serves: docs/versions.md."},
 ]
 
 
