@@ -3,6 +3,8 @@ the list, the metrics chart, and a roll back through the page that the serving s
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,13 @@ pytestmark = pytest.mark.slow
 
 MODEL = "tuned"
 BASE = f"/v2/models/{MODEL}"
+HERE = str(Path(__file__).parent)
+TOKEN = "versions-tab-token-0123456789abcdef"
+
+
+def serve_tuned(server: Any, env: dict[str, str] | None = None) -> Any:
+    path = {"PYTHONPATH": os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")]))}
+    return server("--model", "ui_models:Tuned", "--model-name", MODEL, env={**path, **(env or {})})
 
 
 def trained_version(url: str, rate: str, description: str) -> dict[str, Any]:
@@ -31,7 +40,7 @@ def trained_version(url: str, rate: str, description: str) -> dict[str, Any]:
 
 
 def test_versions_tab_lists_versions_charts_their_metrics_and_rolls_back(server, open_ui, shoot):
-    srv = server("--model", "ui_models:Tuned", "--model-name", MODEL)
+    srv = serve_tuned(server)
     first = trained_version(srv.url, "0.2", "first try")
     second = trained_version(srv.url, "0.6", "more rate")
     answer = httpx.post(f"{srv.url}{BASE}/versions/{second['version']}/activate", timeout=30)
@@ -74,8 +83,8 @@ def test_versions_tab_lists_versions_charts_their_metrics_and_rolls_back(server,
 
 
 def test_versions_tab_shows_a_refused_activation(server, open_ui):
-    srv = server("--model", "ui_models:Tuned", "--model-name", MODEL, env={"MODELAAS_TOKENS": "train,predict tok"})
-    headers = {"Authorization": "Bearer tok"}
+    srv = serve_tuned(server, {"MODELAAS_TOKENS": f"train,predict {TOKEN}"})
+    headers = {"Authorization": f"Bearer {TOKEN}"}
     job = httpx.post(f"{srv.url}{BASE}/train/", data={"rate": "0.5"}, headers=headers, timeout=30).json()
     wait_for(
         lambda: (
@@ -90,7 +99,7 @@ def test_versions_tab_shows_a_refused_activation(server, open_ui):
     ui = open_ui(srv.url, f"/ui#{MODEL}/versions", wait=False)
     page = ui.page
     page.wait_for_selector("#token-dialog[open]")
-    page.fill("#token-input", "tok")
+    page.fill("#token-input", TOKEN)
     page.click("#token-dialog button[type=submit]")
     page.wait_for_selector("table.versions")
     page.click('button[data-action="activate"]')

@@ -88,7 +88,7 @@ class Kinds(Model):
 
 
 class Tuned(Model):
-    """Trains in an instant, reporting two metrics that depend on ``rate``; writes a weights file."""
+    """Trains in an instant, reporting two metrics that depend on its rate; writes a weights file."""
 
     def predict(self, x: int = 1) -> dict:
         return {"x": x}

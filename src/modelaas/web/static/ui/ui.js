@@ -119,7 +119,8 @@ function showModel(model) {
 
   const predictOp = operation(`/v2/models/${model.name}/predict/`, "post");
   const trainOp = operation(`/v2/models/${model.name}/train/`, "post");
-  const versionsOp = operation(`/v2/models/${model.name}/versions/`, "get");
+  const versionsOp =
+    operation(`/v2/models/${model.name}/versions/`, "get") || operation("/v2/models/{model}/versions/", "get");
   app.tabs = { predict: Boolean(predictOp), train: Boolean(trainOp), versions: Boolean(versionsOp) };
   $("tab-predict").hidden = !predictOp;
   $("tab-train").hidden = !trainOp;
