@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from modelaas.errors import BadRequest, MlflowFailed
+from modelaas.jobs.paths import JobPaths
 from modelaas.jobs.tracking import configure_client, read_run
 from modelaas.settings import Settings
+from modelaas.versions.registry import Version, VersionRegistry
 
 log = logging.getLogger("modelaas.versions")
 
@@ -137,6 +142,79 @@ def _files_run(client: Any, experiment: str, model: str, version: int, files: Pa
         raise
     client.set_terminated(run_id, status="FINISHED")
     return run_id
+
+
+def registered_hook(settings: Settings) -> Callable[[Version, Path], None] | None:
+    """What :class:`VersionRegistry` calls after each registration (``registered``): None without MLflow."""
+    if not settings.mlflow_tracking_uri:
+        return None
+
+    def hook(version: Version, folder: Path) -> None:
+        if version.source.get("kind") == "mlflow":
+            return  # it came from MLflow's registry: it is there already
+        job = version.source.get("job") if version.source.get("kind") == "job" else None
+        job_dir = JobPaths.of(settings).job(job) if isinstance(job, str) else None
+        register(settings, version.model, version.version, folder, job_dir=job_dir, description=version.description)
+
+    return hook
+
+
+def import_version(
+    settings: Settings,
+    registry: VersionRegistry,
+    model: str,
+    uri: Any,
+    *,
+    description: str | None = None,
+    by: str | None = None,
+) -> Version:
+    """A new version of ``model`` holding the artefacts of MLflow's model version ``uri``, with the
+    params and metrics of its run when it has one."""
+    uri = parse_uri(uri)
+    client = _client(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mlflow-", dir=settings.data_dir) as tmp:
+        folder = download(settings, uri, Path(tmp) / "artefacts")
+        args, metrics = _run_data(client, uri)
+        staged = registry.staging(model)
+        try:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    target = staged / path.relative_to(folder)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(path, target)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+    return registry.register(
+        model,
+        staged,
+        source={"kind": "mlflow", "uri": uri},
+        args=args,
+        metrics=metrics,
+        description=description,
+        by=by,
+    )
+
+
+def _run_data(client: Any, uri: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The params and metrics of the run a model version came from ({} and {} when none or unreadable)."""
+    found = MODELS_URI.match(uri)
+    assert found is not None
+    try:
+        name, number = found.group("name"), found.group("version")
+        made = (
+            client.get_model_version(name, number)
+            if number
+            else client.get_model_version_by_alias(name, found.group("alias"))
+        )
+        if not made.run_id:
+            return {}, {}
+        run = client.get_run(made.run_id)
+        return dict(run.data.params), dict(run.data.metrics)
+    except Exception as exc:
+        log.warning("The run of %s could not be read (%s): the version has no args or metrics.", uri, _first_line(exc))
+        return {}, {}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,7 +1,7 @@
 """Versions of a model and what it serves: list, register, activate, delete, reload.
 
 ``GET  <b>/v2/models/<m>/versions/``                the versions, newest first, and the active one
-``POST <b>/v2/models/<m>/versions/``                register: JSON ``{"job": id}`` or an ``archive`` upload
+``POST <b>/v2/models/<m>/versions/``                register: ``{"job": id}``, ``{"mlflow": uri}``, an ``archive``
 ``GET  <b>/v2/models/<m>/versions/<v>``             one version (with the model's OIP metadata: web/oip.py)
 ``POST <b>/v2/models/<m>/versions/<v>/activate``    serve it (every server follows: a rolling reload)
 ``DELETE <b>/v2/models/<m>/versions/<v>``           remove it (not the active one)
@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from modelaas.errors import BadRequest, Forbidden, NotFound
 from modelaas.jobs.database import store_url
+from modelaas.versions import mlflow as versions_mlflow
 from modelaas.versions.registry import VersionRegistry
 from modelaas.versions.sources import register_archive, register_job
 from modelaas.web.render import JSON
@@ -33,6 +34,7 @@ def registry_of(st: AppState) -> VersionRegistry:
     """The app's version registry (opened and migrated on first use, in a worker thread)."""
     if st.versions is None:
         registry = VersionRegistry(store_url(st.settings.jobs_db, st.settings.data_dir), st.settings.data_dir)
+        registry.registered = versions_mlflow.registered_hook(st.settings)
         registry.migrate()
         st.versions = registry
     found: VersionRegistry = st.versions
@@ -124,21 +126,32 @@ async def register(request: Request) -> Response:
             )
         else:
             doc: Any = body.json
-            if not isinstance(doc, dict) or not isinstance(doc.get("job"), str):
-                raise BadRequest(
-                    'Register a finished training with JSON {"job": "<job id>"}, or upload an archive '
-                    "(multipart/form-data, field 'archive')."
-                )
-            description = doc.get("description")
+            description = doc.get("description") if isinstance(doc, dict) else None
             if description is not None and not isinstance(description, str):
                 raise BadRequest("'description' must be a string.")
-            jobs = st.jobs
-            if jobs is None:
-                raise NotFound("Training is switched off on this server: it cannot look up jobs.")
-            job = await asyncio.to_thread(_find_job, jobs, model, doc["job"])
-            version = await asyncio.to_thread(
-                register_job, registry, job, jobs.output_dir(job.id), model=model, description=description, by=by
-            )
+            if isinstance(doc, dict) and "mlflow" in doc:  # an import from MLflow's Model Registry
+                version = await asyncio.to_thread(
+                    versions_mlflow.import_version,
+                    st.settings,
+                    registry,
+                    model,
+                    doc["mlflow"],
+                    description=description,
+                    by=by,
+                )
+            else:
+                if not isinstance(doc, dict) or not isinstance(doc.get("job"), str):
+                    raise BadRequest(
+                        'Register a finished training with JSON {"job": "<job id>"}, import one from MLflow with '
+                        '{"mlflow": "models:/<name>/<n>"}, or upload an archive (multipart/form-data, field "archive").'
+                    )
+                jobs = st.jobs
+                if jobs is None:
+                    raise NotFound("Training is switched off on this server: it cannot look up jobs.")
+                job = await asyncio.to_thread(_find_job, jobs, model, doc["job"])
+                version = await asyncio.to_thread(
+                    register_job, registry, job, jobs.output_dir(job.id), model=model, description=description, by=by
+                )
     finally:
         body.cleanup()
     location = f"{st.settings.base_path}/v2/models/{model}/versions/{version.version}"
