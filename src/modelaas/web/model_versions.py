@@ -22,7 +22,6 @@ from starlette.responses import Response
 
 from modelaas.errors import BadRequest, Forbidden, NotFound
 from modelaas.jobs.database import store_url
-from modelaas.versions import mlflow as versions_mlflow
 from modelaas.versions.registry import VersionRegistry
 from modelaas.versions.sources import register_archive, register_job
 from modelaas.web.render import JSON
@@ -34,6 +33,8 @@ def registry_of(st: AppState) -> VersionRegistry:
     """The app's version registry (opened and migrated on first use, in a worker thread)."""
     if st.versions is None:
         registry = VersionRegistry(store_url(st.settings.jobs_db, st.settings.data_dir), st.settings.data_dir)
+        from modelaas.versions import mlflow as versions_mlflow  # late: serving processes start without it
+
         registry.registered = versions_mlflow.registered_hook(st.settings)
         registry.migrate()
         st.versions = registry
@@ -130,6 +131,8 @@ async def register(request: Request) -> Response:
             if description is not None and not isinstance(description, str):
                 raise BadRequest("'description' must be a string.")
             if isinstance(doc, dict) and "mlflow" in doc:  # an import from MLflow's Model Registry
+                from modelaas.versions import mlflow as versions_mlflow
+
                 version = await asyncio.to_thread(
                     versions_mlflow.import_version,
                     st.settings,
