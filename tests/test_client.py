@@ -18,6 +18,7 @@ from modelaas.client.jobs import MAX_RECONNECTS, Event, Job, SSEParser
 from modelaas.errors import (
     BadRequest,
     ClientError,
+    Conflict,
     JobFailed,
     JobNotFound,
     ModelaasError,
@@ -311,7 +312,7 @@ def mock_client(handler: Callable[[httpx.Request], httpx.Response], **kwargs: An
         (401, {}, ClientError, None),
         (403, {}, ClientError, None),
         (406, {}, NotAcceptable, None),
-        (409, {}, ClientError, None),
+        (409, {}, Conflict, None),
         (413, {}, PayloadTooLarge, None),
         (429, {"Retry-After": "7"}, TooManyJobs, 7),
         (500, {}, ModelError, None),

@@ -307,3 +307,23 @@ def test_typed_train_reports_and_writes_its_output(monkeypatch: pytest.MonkeyPat
     with pytest.raises(Exception) as info:
         adapter.train_params.validate({"epochs": "0"})
     assert getattr(info.value, "status", None) == 422
+
+
+def test_typed_warm_reads_the_centroids_of_the_active_version(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What a training saves is what warm() loads once it is registered and active (docs/versions.md)."""
+    target = "typed_classifier.model:Classifier"
+    trainer = _load(monkeypatch, "typed-classifier", "typed-classifier", target, "modelaas.model")
+    assert trainer.train_params is not None
+    trainer.train(
+        trainer.train_params.validate({"epochs": "1", "learning_rate": "0.1"}), TrainingContext(tmp_path / "v1")
+    )
+    saved = json.loads((tmp_path / "v1" / "centroids.json").read_text())["centroids"]
+
+    served = _load(monkeypatch, "typed-classifier", "typed-classifier", target, "modelaas.model")
+    served.serve(1, 1, tmp_path / "v1")  # as Runtime.load does for the active version
+    served.warm()
+    assert served.target.centroids == saved  # type: ignore[attr-defined]
+
+    installed = _load(monkeypatch, "typed-classifier", "typed-classifier", target, "modelaas.model")
+    installed.warm()
+    assert installed.target.centroids != saved  # type: ignore[attr-defined]  (the built-in data's means)

@@ -110,10 +110,11 @@ def test_scopes(make_client):
     c = make_client("versioned:Versioned", tokens=TOKENS)
     archive = {"archive": ("v.zip", zip_of({"weights.json": b'{"scale": 2}'}))}
     assert c.get(f"{MODEL}/versions/").status_code == 401
-    assert c.get(f"{MODEL}/versions/", headers=bearer(PREDICT)).status_code == 403
     assert c.post(f"{MODEL}/versions/", files=archive, headers=bearer(PREDICT)).status_code == 403
     assert c.post(f"{MODEL}/versions/", files=archive, headers=bearer(TRAIN)).status_code == 201
     assert c.get(f"{MODEL}/versions/1", headers=bearer(PREDICT)).json()["version"] == 1  # any token reads it
+    listing = c.get(f"{MODEL}/versions/", headers=bearer(PREDICT)).json()  # and the list
+    assert [v["version"] for v in listing["versions"]] == [1]
     for method, path in (("POST", "versions/1/activate"), ("POST", "reload"), ("DELETE", "versions/1")):
         r = c.request(method, f"{MODEL}/{path}", headers=bearer(TRAIN))
         assert r.status_code == 403, (method, path, r.text)

@@ -8,6 +8,7 @@ served it, as do the ``X-Modelaas-Generation`` and ``X-Modelaas-Model-Version`` 
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import time
 
@@ -55,6 +56,12 @@ def test_train_register_activate_and_roll_back(server, tmp_path):
         assert r.json() == {"model": "versioned", "active": 1, "generation": 1}
         wait_for(lambda: serves(c, 5.0), timeout=60, what="version 1 served")
         assert served(c) == (5.0, "1", "1")
+        assert c.get(MODEL).json()["versions"] == ["1"]  # OIP metadata: the active version
+        oip = c.post(
+            f"{MODEL}/versions/1/infer", json={"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [2]}]}
+        )
+        assert oip.status_code == 200 and oip.headers["x-modelaas-model-version"] == "1"
+        assert c.post(f"{MODEL}/versions/2/infer", json={"inputs": []}).status_code == 404
 
         assert c.post(f"{MODEL}/versions/", json={"job": train(c, 7)}).json()["version"] == 2
         c.post(f"{MODEL}/versions/2/activate")
@@ -97,18 +104,22 @@ def test_an_activation_under_load_fails_no_request(server, tmp_path):
         script = tmp_path / "post.lua"
         script.write_text('wrk.method = "POST"\n')
         load = subprocess.Popen(
-            ["wrk", "-t2", "-c64", "-d8s", "-s", str(script), f"{srv.url}{MODEL}/predict/?x=1"],
+            ["wrk", "-t2", "-c64", "-d60s", "-s", str(script), f"{srv.url}{MODEL}/predict/?x=1"],
             stdout=subprocess.PIPE,
             text=True,
         )
-        wait_for(lambda: served(c)[0] == 1.0, timeout=10, what="answers")
-        time.sleep(1.5)  # under load
-        c.post(f"{MODEL}/versions/1/activate")
+        try:
+            wait_for(lambda: served(c)[0] == 1.0, timeout=10, what="answers")
+            time.sleep(1.5)  # under load
+            c.post(f"{MODEL}/versions/1/activate")
+            wait_for(lambda: "Reload finished" in srv.stderr_text(), timeout=90, what="the reload under load")
+            time.sleep(1.0)  # and on, after it
+        finally:
+            load.send_signal(signal.SIGINT)  # wrk stops and prints its summary
         out, _ = load.communicate(timeout=60)
         total = int(WRK_SUMMARY.search(out).group(1))
         assert total > 1000, out
         assert "Non-2xx" not in out and "Socket errors" not in out, out  # zero failed requests
-        assert "Reload finished" in srv.stderr_text(), "the reload did not finish within the load"
         # after it: every answer comes from the new version (fresh and reused connections alike)
         assert all(served(c) == (3.0, "1", "1") for _ in range(20))
         for _ in range(5):

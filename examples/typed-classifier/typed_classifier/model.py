@@ -1,7 +1,9 @@
 """A nearest-centroid classifier over a small built-in flower data set, in pure Python.
 
-``warm()`` computes one centroid per class; ``predict`` ranks the classes by distance to
-their centroids; ``train`` refits the centroids by gradient steps, reporting progress.
+``warm()`` computes one centroid per class (or, when a registered version is active, reads
+the centroids its training saved: ``self.artefacts``, docs/versions.md); ``predict`` ranks
+the classes by distance to their centroids; ``train`` refits the centroids by gradient
+steps, reporting progress, and saves them in its output folder.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class Classifier(Model):
         self.centroids: dict[str, list[float]] = {}
 
     def warm(self) -> None:
+        saved = self.artefacts / "centroids.json" if self.artefacts is not None else None
+        if saved is not None and saved.is_file():  # a registered version is active: its training's centroids
+            self.centroids = json.loads(saved.read_text(encoding="utf-8"))["centroids"]
+            return
         self.centroids = {label: _mean(rows) for label, rows in SAMPLES.items()}
 
     def predict(

@@ -164,6 +164,10 @@ class Client:
         answer: dict[str, Any] = self._transport.request("GET", model_path(model) + "versions/", model=model).json()
         return answer
 
+    def list_versions(self, model: str) -> dict[str, Any]:
+        """The same as :meth:`versions`."""
+        return self.versions(model)
+
     def register_version(
         self,
         model: str,

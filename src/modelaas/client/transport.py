@@ -16,6 +16,7 @@ import httpx
 from modelaas.errors import (
     BadRequest,
     ClientError,
+    Conflict,
     JobNotFound,
     ModelaasError,
     ModelError,
@@ -158,6 +159,7 @@ def _error(
     simple: dict[int, type[ModelaasError]] = {
         400: BadRequest,
         406: NotAcceptable,
+        409: Conflict,
         413: PayloadTooLarge,
         501: NotImplementedByModel,
         504: PredictTimeout,
@@ -178,8 +180,10 @@ def _error(
 
 
 def _message(response: httpx.Response, body: Any) -> str:
-    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
-        return str(body["message"])
+    if isinstance(body, Mapping):
+        for key in ("message", "error"):  # DEEPaaS-style routes; Open Inference Protocol paths
+            if isinstance(body.get(key), str):
+                return str(body[key])
     text = response.text.strip()
     return text[:1000] if text else f"{response.status_code} {response.reason_phrase}"
 

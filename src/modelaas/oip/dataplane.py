@@ -145,9 +145,12 @@ class DataPlane:
     def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         adapter = self.model(name, version)
         declared = self.version_of(adapter)
+        served = [declared] if declared else []
+        if adapter.serving_version is not None:  # a registered version is active (docs/versions.md)
+            served.append(str(adapter.serving_version))
         return {
             "name": adapter.name,
-            "versions": [declared] if declared else [],
+            "versions": served,
             "platform": f"modelaas_{adapter.interface}",
             "inputs": [t.to_json() for t in inputs_of(adapter)],
             "outputs": [t.to_json() for t in outputs_of(adapter)],

@@ -149,9 +149,7 @@ class RayEngine:
         s = self.settings
         host = f"[{s.listen_ip}]" if ":" in s.listen_ip else s.listen_ip
         url = f"http://{host}:{s.listen_port}{s.base_path}"
-        scale = (
-            f"{s.min_replicas} to {s.max_replicas} autoscaled" if s.max_replicas is not None else str(s.replicas)
-        )
+        scale = f"{s.min_replicas} to {s.max_replicas} autoscaled" if s.max_replicas is not None else str(s.replicas)
         docs = f"; API docs at {url}/api" if s.doc_endpoint else ""
         log.info("modelaas is ready on %s with %s Ray Serve replica(s)%s", url, scale, docs)
 

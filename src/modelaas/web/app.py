@@ -17,7 +17,6 @@ from modelaas.runtime import Runtime
 from modelaas.settings import Settings
 from modelaas.telemetry import metrics
 from modelaas.tokens import load_tokens
-from modelaas.versions.trainings import training_hook
 from modelaas.web import spool
 from modelaas.web.accesslog import RequestRecorder
 from modelaas.web.debug import LogCapture
@@ -55,6 +54,8 @@ def create_app(
     settings = settings or Settings.load()
     runtime = runtime or Runtime.load(settings)
     if settings.train_endpoint and trainings is None:
+        from modelaas.versions.trainings import training_hook  # here: it imports the job store
+
         trainings = LocalTrainings(settings, ended=training_hook(settings))
     st = AppState(
         settings=settings,

@@ -289,6 +289,7 @@ class AccessControl:
         state = scope.setdefault("state", {})
         state["principal"] = principal(token)  # the jobs it submits are its own
         state["sees_all"] = ADMIN in scopes  # ... and only an admin token sees the others' too
+        state["scopes"] = scopes  # for routes whose methods need different scopes (checked by the route)
         return None
 
 

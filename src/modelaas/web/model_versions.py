@@ -15,23 +15,27 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelaas.errors import BadRequest, Forbidden, NotFound
-from modelaas.jobs.database import store_url
-from modelaas.versions.registry import VersionRegistry
-from modelaas.versions.sources import register_archive, register_job
+from modelaas.tokens import ADMIN, TRAIN, grants
 from modelaas.web.render import JSON
 from modelaas.web.state import AppState, state
 from modelaas.web.uploads import read_body
+
+if TYPE_CHECKING:  # the job store (SQLAlchemy) is imported on first use, not at a serving process's start
+    from modelaas.versions.registry import VersionRegistry
 
 
 def registry_of(st: AppState) -> VersionRegistry:
     """The app's version registry (opened and migrated on first use, in a worker thread)."""
     if st.versions is None:
+        from modelaas.jobs.database import store_url
+        from modelaas.versions.registry import VersionRegistry
+
         registry = VersionRegistry(store_url(st.settings.jobs_db, st.settings.data_dir), st.settings.data_dir)
         from modelaas.versions import mlflow as versions_mlflow  # late: serving processes start without it
 
@@ -66,10 +70,10 @@ def _who(request: Request) -> str | None:
     return principal if isinstance(principal, str) else None
 
 
-def _require_admin(request: Request) -> None:
-    """Routes sharing a path with a readable one check the admin scope themselves."""
-    if state(request).tokens.enabled and not request.scope.get("state", {}).get("sees_all", False):
-        raise Forbidden("This token may not delete versions: that needs the 'admin' scope.")
+def _require(request: Request, scope: str, doing: str) -> None:
+    """Routes sharing a path with a readable one (any token) check their own scope."""
+    if state(request).tokens.enabled and not grants(request.scope.get("state", {}).get("scopes", ()), scope):
+        raise Forbidden(f"This token may not {doing}: that needs the {scope!r} scope (or 'admin').")
 
 
 def _notify(request: Request) -> None:
@@ -95,6 +99,9 @@ async def index(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
+    from modelaas.versions.sources import register_archive, register_job
+
+    _require(request, TRAIN, "register versions")
     model = _model_name(request)
     st = state(request)
     registry = await _registry(request)
@@ -199,7 +206,7 @@ async def activate(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    _require_admin(request)
+    _require(request, ADMIN, "delete versions")
     model = _model_name(request)
     number = _number(request.path_params["version"])
     registry = await _registry(request)

@@ -49,8 +49,9 @@ def build_routes(st: AppState) -> list[BaseRoute]:
     ]
     mv = f"{b}/v2/models/{{model}}/versions"
     routes += [
-        R(f"{mv}/", model_versions.index, methods=["GET"], access=TRAIN),
-        R(f"{mv}/", model_versions.register, methods=["POST"], access=TRAIN),
+        # one access per path: any token lists; registering checks the train scope itself
+        R(f"{mv}/", model_versions.index, methods=["GET"], access=ANY_TOKEN),
+        R(f"{mv}/", model_versions.register, methods=["POST"], access=ANY_TOKEN),
         # shares its path with OIP model metadata (any token): the admin scope is checked by the route
         R(f"{mv}/{{version}}", model_versions.delete, methods=["DELETE"], access=ANY_TOKEN),
         R(f"{mv}/{{version}}/activate", model_versions.activate, methods=["POST"], access=ADMIN),
@@ -125,7 +126,7 @@ def _one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
         access, streams = access_of(route)
         assert all(access_of(r) == (access, streams) for r in same), f"{route.path}: one access per path"
         endpoint = same[0].endpoint if len(endpoints) == 1 else _ByMethod(same)  # one function: the slash redirects
-        oip = all(getattr(r, "oip", False) for r in same)
+        oip = any(getattr(r, "oip", False) for r in same)  # a path the protocol serves: its error shape
         out.append(ApiRoute(route.path, endpoint, methods=methods, access=access, streams=streams, oip=oip))
     return out
 

@@ -36,7 +36,7 @@ from modelaas.web.openapi.security import (
 )
 from modelaas.web.openapi.train import TRAIN_RESPONSES, TRAIN_SCHEMAS, train_paths
 from modelaas.web.openapi.versions import SCHEMAS as VERSION_SCHEMAS
-from modelaas.web.openapi.versions import delete_operation, version_paths
+from modelaas.web.openapi.versions import delete_operation, version_access_answers, version_paths
 from modelaas.web.state import AppState
 
 _STRING = {"type": "string"}
@@ -182,6 +182,7 @@ def build_document(st: AppState) -> dict[str, Any]:
     if guarded:
         secure(paths, routes=st.routes)
         oip_access_answers(paths, set(protocol))
+        version_access_answers(paths, base=base)
         responses.update(copy.deepcopy(ACCESS_RESPONSES))
         headers.update(copy.deepcopy(ACCESS_HEADERS))
         extra["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)

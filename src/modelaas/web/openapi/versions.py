@@ -79,6 +79,10 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+def _shared(code: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{code}"}
+
+
 def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
     """The path items of the version routes (every model: one set of templated paths)."""
 
@@ -90,6 +94,10 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
             "responses": responses,
             **extra,
         }
+
+    def post(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """A POST: the server's body timeout (408) comes before any route runs."""
+        return op(op_id, summary, {**responses, "408": {"$ref": "#/components/responses/408"}}, **extra)
 
     collection = f"{base}/v2/models/{{model}}/versions/"
     register_body = {
@@ -128,23 +136,26 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
             "get": op(
                 "list_versions",
                 "The model's versions, newest first",
-                {"200": _json(_ref("VersionList"), "The versions.")},
+                {"200": _json(_ref("VersionList"), "The versions."), "404": _shared("404")},
             ),
-            "post": op(
+            "post": post(
                 "register_version",
-                "Register a version: a finished training's output, or an uploaded archive",
+                "Register a version: a finished training's output, or an uploaded archive (needs the train "
+                "scope with tokens on)",
                 {
                     "201": _json(_ref("VersionRecord"), "Registered (Location: the version)."),
                     "400": _error("No job or archive given, or an archive that is unsafe or unreadable."),
                     "404": _error("No such model or job."),
+                    "408": _shared("408"),
                     "409": _error("The job is not a finished, successful training of this model."),
+                    "413": _shared("413"),
                 },
                 requestBody=register_body,
             ),
         },
         f"{base}/v2/models/{{model}}/versions/{{version}}/activate": {
             "parameters": [_MODEL, _VERSION],
-            "post": op(
+            "post": post(
                 "activate_version",
                 "Serve this version (every server replaces its processes one at a time)",
                 {"200": _json(_ref("ServingState"), "Activated."), "404": _error("No such model or version.")},
@@ -152,7 +163,7 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
         },
         f"{base}/v2/models/{{model}}/reload": {
             "parameters": [_MODEL],
-            "post": op(
+            "post": post(
                 "reload_model",
                 "Reload the model in every server, one process at a time (same version)",
                 {"202": _json(_ref("ServingState"), "Asked for."), "404": _error("No such model.")},
@@ -162,15 +173,32 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
 
 
 def delete_operation(used: set[str]) -> dict[str, Any]:
-    """``DELETE .../versions/{version}`` (joined to the OIP metadata path item of that name)."""
+    """``DELETE .../versions/{version}`` (joined to the OIP metadata path item of that name: its
+    errors have that path's shape, ``{"error": ...}``)."""
+
+    def error(description: str) -> dict[str, Any]:
+        return _json(_ref("OipError"), description)
+
     return {
         "tags": ["model versions"],
         "operationId": unique_id("delete_version", used),
         "summary": "Delete a version and its files (needs the admin scope with tokens on)",
         "responses": {
             "204": {"description": "Deleted."},
-            "403": _error("The token lacks the admin scope."),
-            "404": _error("No such model or version."),
-            "409": _error("It is the active version."),
+            "404": error("No such model or version."),
+            "409": error("It is the active version."),
         },
     }
+
+
+def version_access_answers(paths: dict[str, Any], *, base: str) -> None:
+    """With tokens on: the 403 of the operations that check their scope themselves (their path is
+    any token's), in place."""
+    guarded = (
+        (f"{base}/v2/models/{{model}}/versions/", "post", "train"),
+        (f"{base}/v2/models/{{model}}/versions/{{version}}", "delete", "admin"),
+    )
+    for path, method, scope in guarded:
+        op = paths[path][method]
+        shape = "OipError" if method == "delete" else "Error"  # the path shared with OIP metadata: its shape
+        op["responses"]["403"] = _json(_ref(shape), f"The token lacks the {scope} scope.")
