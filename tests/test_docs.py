@@ -274,7 +274,7 @@ def test_readme_test_command_is_what_ci_runs():
     ci = (README.parent / ".ci" / "run").read_text()
     assert "test-command" in ci
     block = README.read_text().split("<!-- test-command -->")[1].split("<!-- /test-command -->")[0]
-    assert "pip install -e '.[dev,postgres,ray]'" in block and "scripts/check" in block
+    assert "pip install -e '.[dev,postgres,ray,mlflow]'" in block and "scripts/check" in block
 
 
 def test_jobs_doc_training_example_runs(tmp_path):

@@ -25,6 +25,7 @@ have a single handler that renders them.
     │   └── TooManyJobs                429            training queue full; carries Retry-After
     ├── NotImplementedByModel          501            the model lacks this method
     ├── FetchFailed                    502            a URL input could not be fetched
+    ├── MlflowFailed                   502            MLflow (--mlflow-tracking-uri) failed or is unreachable
     ├── ModelError                     500            model code raised; keeps the model's status
     ├── OutputInvalid                  500            model output broke its declared schema
     ├── Overloaded                     503            wait queue full; carries Retry-After
@@ -197,6 +198,12 @@ class NotImplementedByModel(ModelaasError):
 
 class FetchFailed(ModelaasError):
     """A URL given as input could not be fetched (network error, remote error, too large, too slow)."""
+
+    status = 502
+
+
+class MlflowFailed(ModelaasError):
+    """The MLflow server of --mlflow-tracking-uri failed or could not be reached."""
 
     status = 502
 

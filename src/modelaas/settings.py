@@ -236,6 +236,19 @@ class Settings:
     train_cuda_visible_devices: str | None = field(
         default=None, metadata=_doc("CUDA_VISIBLE_DEVICES for training processes (default: as the server's).")
     )
+    mlflow_tracking_uri: str | None = field(
+        default=None,
+        metadata=_doc(
+            "MLflow tracking server (http://host:5000, or a local store such as sqlite:///mlflow.db): each training "
+            "becomes an MLflow run, and registered versions go to its Model Registry (needs the mlflow extra; "
+            "default: MLFLOW_TRACKING_URI when set, else off).",
+            env=("MLFLOW_TRACKING_URI",),
+        ),
+    )
+    mlflow_experiment: str | None = field(
+        default=None,
+        metadata=_doc("MLflow experiment of the trainings' runs.", shown_default="the model's name"),
+    )
     tokens: str | None = field(
         default=None,
         repr=False,

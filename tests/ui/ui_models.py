@@ -10,7 +10,7 @@ import wave
 import zlib
 from typing import Any, Literal
 
-from modelaas import File, Input, Model
+from modelaas import File, Input, Model, TrainingContext
 
 
 def _png() -> bytes:
@@ -85,3 +85,15 @@ class Kinds(Model):
             },
             "picture": PICTURE_URI,
         }
+
+
+class Tuned(Model):
+    """Trains in an instant, reporting two metrics that depend on its rate; writes a weights file."""
+
+    def predict(self, x: int = 1) -> dict:
+        return {"x": x}
+
+    def train(self, context: TrainingContext, rate: float = Input(0.1, ge=0, le=1)) -> dict:
+        context.report(progress=1.0, loss=1 - rate, accuracy=rate / 2)
+        (context.output_dir / "weights.txt").write_text(f"rate={rate}\n")
+        return {"rate": rate}

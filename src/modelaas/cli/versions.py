@@ -31,10 +31,12 @@ class _Local:
 
     def __init__(self, settings: Settings) -> None:
         from modelaas.jobs.database import store_url
+        from modelaas.versions import mlflow as versions_mlflow
         from modelaas.versions.registry import VersionRegistry
 
         self.settings = settings
         self.registry = VersionRegistry(store_url(settings.jobs_db, settings.data_dir), settings.data_dir)
+        self.registry.registered = versions_mlflow.registered_hook(settings)
         self.registry.migrate()
 
     def versions(self, model: str) -> dict[str, Any]:

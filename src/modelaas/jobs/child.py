@@ -26,6 +26,7 @@ from modelaas.jobs.paths import JobPaths
 from modelaas.jobs.records import JobStatus
 from modelaas.jobs.service import restore_files
 from modelaas.jobs.store import open_store
+from modelaas.jobs.tracking import tracker_for
 from modelaas.jobs.tree import become_subreaper, kill_descendants
 from modelaas.model.jsonable import to_jsonable
 from modelaas.model.loader import load, select_models
@@ -63,7 +64,11 @@ def run(job_id: str, settings: Settings) -> int:
     capture.start()
     stop = threading.Event()
     cooperative = threading.Event()
-    context = JobContext(store, job_id, JobPaths.of(settings).output(job_id))
+    paths = JobPaths.of(settings)
+    tracker = tracker_for(settings.mlflow_tracking_uri, settings.mlflow_experiment, job, paths.job(job_id))
+    tracker.start()
+    ended = "cancelled"  # what the tracked run ends as, unless the training finishes or fails
+    context = JobContext(store, job_id, paths.output(job_id), tracker)
 
     def on_sigterm(signum: int, frame: Any) -> None:
         stop.set()
@@ -97,6 +102,8 @@ def run(job_id: str, settings: Settings) -> int:
             return 0  # the scheduler records the cancel
         output = to_jsonable(result)
         log.info("Training %s finished.", job_id)
+        ended = "done"
+        tracker.end(ended, context.output_dir)  # before the job's end: a finished job's run is complete
         capture.stop()  # every log line is stored before the final state, which ends event streams
         store.finish_eventually(job_id, JobStatus.DONE, result=output)
         return 0
@@ -109,11 +116,15 @@ def run(job_id: str, settings: Settings) -> int:
         print(trace or traceback.format_exc(), file=sys.stderr, end="")
         tracing.flush()
         context.flush()
+        ended = "error"
+        tracker.end(ended, context.output_dir)
         capture.stop()
         store.finish_eventually(job_id, JobStatus.ERROR, message=_message(exc))
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if ended == "cancelled":
+            tracker.end(ended)
         kill_descendants()  # what the training left running, daemons included
         capture.stop()
         store.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 from modelaas.jobs.database import first_line
 from modelaas.jobs.store import JobStore
+from modelaas.jobs.tracking import Tracker
 from modelaas.model.interface import TrainingContext
 
 REPORT_INTERVAL = 0.2
@@ -25,7 +26,7 @@ class JobContext(TrainingContext):
     next one (the latest values win), and ``cancelled`` answers what it knew last.
     """
 
-    def __init__(self, store: JobStore, job_id: str, output_dir: Path) -> None:
+    def __init__(self, store: JobStore, job_id: str, output_dir: Path, tracker: Tracker | None = None) -> None:
         super().__init__(output_dir, logging.getLogger("modelaas.training"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._store = store
@@ -35,6 +36,12 @@ class JobContext(TrainingContext):
         self._last_write = 0.0
         self._last_cancel_poll = 0.0
         self._failing = False
+        self._tracker = tracker or Tracker()
+
+    def report(self, progress: float | None = None, **metrics: Any) -> None:
+        super().report(progress, **metrics)
+        if progress is not None or metrics:  # each report is a step of the tracked run
+            self._tracker.report({**({"progress": self.progress} if progress is not None else {}), **metrics})
 
     def _on_report(self) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from modelaas.jobs import tracking
 from modelaas.jobs.backends import Backend
 from modelaas.jobs.database import first_line, is_passing
 from modelaas.jobs.paths import JobPaths
@@ -224,6 +225,9 @@ class Scheduler:
         else:
             log.error("Training %s of %r ended without a result (%s).", job.id, job.model, how)
             self.store.finish(job.id, JobStatus.ERROR, message=f"The training process ended unexpectedly ({how}).")
+        if self.settings.mlflow_tracking_uri:  # a process killed before it ended its MLflow run
+            status = "cancelled" if running.reason == "cancelled" or job.cancel_requested else running.reason or "error"
+            tracking.end_abandoned(JobPaths.of(self.settings).job(job.id), status)
 
     def _claim(self) -> None:
         while len(self._running) < self.settings.train_workers and not self._stop.is_set():

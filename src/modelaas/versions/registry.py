@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ class VersionRegistry(ServingStore):
     def __init__(self, url: str, data_dir: Path) -> None:
         super().__init__(url)
         self.data_dir = data_dir
+        self.registered: Callable[[Version, Path], None] | None = None
+        """Called after each registration with the new version and its folder (MLflow's Model
+        Registry: versions/mlflow.py ``registered_hook``); it reports its own failures."""
 
     # ------------------------------------------------------------------ reading
     def list(self, model: str) -> list[Version]:
@@ -150,13 +154,16 @@ class VersionRegistry(ServingStore):
             return record
 
         try:
-            return self._write(work)
+            made = self._write(work)
         except BaseException:
             for target in placed:
                 shutil.rmtree(target, ignore_errors=True)
             raise
         finally:
             shutil.rmtree(staged, ignore_errors=True)
+        if self.registered is not None:
+            self.registered(made, self.path(model, made.version))
+        return made
 
     def staging(self, model: str) -> Path:
         """A new empty folder beside the model's versions, for the files of a registration."""

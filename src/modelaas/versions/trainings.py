@@ -16,6 +16,7 @@ from modelaas.jobs.database import store_url
 from modelaas.jobs.paths import JobPaths
 from modelaas.jobs.records import Job, JobStatus
 from modelaas.settings import Settings
+from modelaas.versions import mlflow as versions_mlflow
 from modelaas.versions.registry import VersionRegistry
 from modelaas.versions.sources import register_job
 
@@ -43,6 +44,7 @@ class _Registrar:
             return
         s = self.settings
         registry = VersionRegistry(store_url(s.jobs_db, s.data_dir), s.data_dir)
+        registry.registered = versions_mlflow.registered_hook(s)
         try:
             version = register_job(
                 registry,

@@ -1,7 +1,7 @@
 """Versions of a model and what it serves: list, register, activate, delete, reload.
 
 ``GET  <b>/v2/models/<m>/versions/``                the versions, newest first, and the active one
-``POST <b>/v2/models/<m>/versions/``                register: JSON ``{"job": id}`` or an ``archive`` upload
+``POST <b>/v2/models/<m>/versions/``                register: ``{"job": id}``, ``{"mlflow": uri}``, an ``archive``
 ``GET  <b>/v2/models/<m>/versions/<v>``             one version (with the model's OIP metadata: web/oip.py)
 ``POST <b>/v2/models/<m>/versions/<v>/activate``    serve it (every server follows: a rolling reload)
 ``DELETE <b>/v2/models/<m>/versions/<v>``           remove it (not the active one)
@@ -40,6 +40,9 @@ def registry_of(st: AppState) -> VersionRegistry:
         from modelaas.versions.registry import VersionRegistry
 
         registry = VersionRegistry(store_url(st.settings.jobs_db, st.settings.data_dir), st.settings.data_dir)
+        from modelaas.versions import mlflow as versions_mlflow  # late: serving processes start without it
+
+        registry.registered = versions_mlflow.registered_hook(st.settings)
         registry.migrate()
         st.versions = registry
     found: VersionRegistry = st.versions
@@ -122,8 +125,6 @@ async def register(request: Request) -> Response:
             if archive is None:
                 raise BadRequest("Upload the version's files as an archive in the form field 'archive'.")
             name = archive.original_filename or "archive"
-            from modelaas.versions.sources import register_archive
-
             version = await asyncio.to_thread(
                 register_archive,
                 registry,
@@ -136,23 +137,34 @@ async def register(request: Request) -> Response:
             )
         else:
             doc: Any = body.json
-            if not isinstance(doc, dict) or not isinstance(doc.get("job"), str):
-                raise BadRequest(
-                    'Register a finished training with JSON {"job": "<job id>"}, or upload an archive '
-                    "(multipart/form-data, field 'archive')."
-                )
-            description = doc.get("description")
+            description = doc.get("description") if isinstance(doc, dict) else None
             if description is not None and not isinstance(description, str):
                 raise BadRequest("'description' must be a string.")
-            jobs = st.jobs
-            if jobs is None:
-                raise NotFound("Training is switched off on this server: it cannot look up jobs.")
-            job = await asyncio.to_thread(_find_job, jobs, model, doc["job"])
-            from modelaas.versions.sources import register_job
+            if isinstance(doc, dict) and "mlflow" in doc:  # an import from MLflow's Model Registry
+                from modelaas.versions import mlflow as versions_mlflow
 
-            version = await asyncio.to_thread(
-                register_job, registry, job, jobs.output_dir(job.id), model=model, description=description, by=by
-            )
+                version = await asyncio.to_thread(
+                    versions_mlflow.import_version,
+                    st.settings,
+                    registry,
+                    model,
+                    doc["mlflow"],
+                    description=description,
+                    by=by,
+                )
+            else:
+                if not isinstance(doc, dict) or not isinstance(doc.get("job"), str):
+                    raise BadRequest(
+                        'Register a finished training with JSON {"job": "<job id>"}, import one from MLflow with '
+                        '{"mlflow": "models:/<name>/<n>"}, or upload an archive (multipart/form-data, field "archive").'
+                    )
+                jobs = st.jobs
+                if jobs is None:
+                    raise NotFound("Training is switched off on this server: it cannot look up jobs.")
+                job = await asyncio.to_thread(_find_job, jobs, model, doc["job"])
+                version = await asyncio.to_thread(
+                    register_job, registry, job, jobs.output_dir(job.id), model=model, description=description, by=by
+                )
     finally:
         body.cleanup()
     location = f"{st.settings.base_path}/v2/models/{model}/versions/{version.version}"

@@ -28,6 +28,7 @@ ASSETS = {
     "form.js": "text/javascript; charset=utf-8",
     "answer.js": "text/javascript; charset=utf-8",
     "train.js": "text/javascript; charset=utf-8",
+    "versions.js": "text/javascript; charset=utf-8",
     "chart.js": "text/javascript; charset=utf-8",
     "dom.js": "text/javascript; charset=utf-8",
     "ui.css": "text/css; charset=utf-8",

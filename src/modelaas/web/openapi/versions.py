@@ -106,9 +106,14 @@ def version_paths(*, base: str, used: set[str]) -> dict[str, Any]:
             JSON_MEDIA: {
                 "schema": {
                     "type": "object",
-                    "required": ["job"],
+                    "anyOf": [{"required": ["job"]}, {"required": ["mlflow"]}],
                     "properties": {
                         "job": {"type": "string", "description": "A finished training's id (or a unique prefix)."},
+                        "mlflow": {
+                            "type": "string",
+                            "description": "Import from MLflow's Model Registry (needs --mlflow-tracking-uri): "
+                            "models:/<name>/<n> or models:/<name>@<alias>.",
+                        },
                         "description": _STRING,
                     },
                 }

@@ -6,6 +6,7 @@ import { renderAnswer } from "./answer.js";
 import { clear, h } from "./dom.js";
 import { OperationForm } from "./form.js";
 import { TrainTab } from "./train.js";
+import { VersionsTab } from "./versions.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,6 +17,7 @@ const app = {
   tab: "predict",
   tabs: {},
   train: null,
+  versions: null,
   predictForm: null,
   objectUrls: [],
 };
@@ -108,6 +110,8 @@ function route() {
 function showModel(model) {
   if (app.train) app.train.destroy();
   app.train = null;
+  if (app.versions) app.versions.destroy();
+  app.versions = null;
   app.model = model;
   $("model-select").value = model.name;
   document.title = `${model.name} - modelaas`;
@@ -115,16 +119,21 @@ function showModel(model) {
 
   const predictOp = operation(`/v2/models/${model.name}/predict/`, "post");
   const trainOp = operation(`/v2/models/${model.name}/train/`, "post");
-  app.tabs = { predict: Boolean(predictOp), train: Boolean(trainOp) };
+  const versionsOp =
+    operation(`/v2/models/${model.name}/versions/`, "get") || operation("/v2/models/{model}/versions/", "get");
+  app.tabs = { predict: Boolean(predictOp), train: Boolean(trainOp), versions: Boolean(versionsOp) };
   $("tab-predict").hidden = !predictOp;
   $("tab-train").hidden = !trainOp;
-  $("tabs").hidden = !predictOp && !trainOp;
+  $("tab-versions").hidden = !versionsOp;
+  $("tabs").hidden = !predictOp && !trainOp && !versionsOp;
   $("no-methods").hidden = Boolean(predictOp || trainOp);
 
   const predictPanel = clear($("panel-predict"));
   if (predictOp) buildPredict(predictPanel, model, predictOp);
   const trainPanel = clear($("panel-train"));
   if (trainOp) app.train = new TrainTab(trainPanel, model.name, trainOp, app.doc);
+  const versionsPanel = clear($("panel-versions"));
+  if (versionsOp) app.versions = new VersionsTab(versionsPanel, model.name);
 }
 
 function renderAbout(model) {
@@ -253,6 +262,10 @@ function selectTab(name, updateHash) {
   if (app.train) {
     if (name === "train") app.train.show();
     else app.train.hide();
+  }
+  if (app.versions) {
+    if (name === "versions") app.versions.show();
+    else app.versions.hide();
   }
   if (updateHash && app.model) {
     const hash = `#${encodeURIComponent(app.model.name)}/${name}`;
