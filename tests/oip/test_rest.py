@@ -284,3 +284,45 @@ def test_wrong_method_on_a_deepaas_path_keeps_its_shape(client):
 def test_unknown_model_is_404_whatever_the_body(client):
     r = client.post("/v2/models/nope/infer", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 404 and "nope" in r.json()["error"]
+
+
+def test_a_body_that_stops_coming_is_a_408_in_the_protocols_shape(tmp_path):
+    import anyio
+
+    from modelaas.runtime import Runtime
+    from modelaas.settings import Settings
+    from modelaas.web.app import create_app
+
+    s = Settings(data_dir=tmp_path, body_timeout=0.3)
+    app = create_app(s, runtime=Runtime.load(s))
+    answer: dict = {"body": b""}
+
+    async def receive():
+        if answer.get("sent"):
+            await anyio.sleep(3600)  # the rest of the body never comes
+        answer["sent"] = True
+        return {"type": "http.request", "body": b'{"inputs": [', "more_body": True}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = {k.decode().lower(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    path = "/v2/models/modelaas-demo/infer"
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 5000), "state": {}, "headers": [(b"content-type", b"application/json")],
+    }  # fmt: skip
+
+    async def drive():
+        async with app.router.lifespan_context(app):
+            with anyio.fail_after(10):
+                await app(scope, receive, send)
+
+    anyio.run(drive)
+    assert answer["status"] == 408 and answer["headers"]["connection"] == "close"
+    body = json.loads(answer["body"])
+    assert "--body-timeout" in body["error"] and set(body) == {"error", "request_id"}
