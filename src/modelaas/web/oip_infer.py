@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from modelaas.errors import BadRequest, ModelaasError, PayloadTooLarge
 from modelaas.oip.codec import output_json
 from modelaas.oip.dataplane import DataPlane, InferResponse, parse_infer_request
+from modelaas.web.raw import RawEndpoint, wanted_headers
 from modelaas.web.render import json_bytes
 from modelaas.web.state import AppState
 from modelaas.web.uploads import JSON_MAX_DEPTH, json_too_deep
@@ -32,7 +33,7 @@ _JSON = [(b"content-type", b"application/json")]
 _BINARY = (b"content-type", b"application/octet-stream")
 
 
-class InferEndpoint:
+class InferEndpoint(RawEndpoint):
     """ASGI app answering OIP infer for the model (and version) named in the path.
 
     ``dataplane_of(state)`` gives the app's data plane; ``error(request, exc)`` the OIP error answer.
@@ -43,17 +44,9 @@ class InferEndpoint:
         dataplane_of: Callable[[AppState], DataPlane],
         error: Callable[[Request, ModelaasError], Response],
     ) -> None:
+        super().__init__()
         self.dataplane_of = dataplane_of
         self.error = error
-        self._app: Any = None
-        self._state: AppState | None = None
-
-    def _state_of(self, scope: Scope) -> AppState:
-        app = scope["app"]
-        if app is not self._app or self._state is None:
-            self._app, self._state = app, app.state.modelaas
-        assert self._state is not None
-        return self._state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         st = self._state_of(scope)
@@ -61,8 +54,8 @@ class InferEndpoint:
         p = scope["path_params"]
         try:
             plane = self.dataplane_of(st)
-            plane.model(p["model"], p.get("version"))  # an unknown model: 404 before the body is read
-            headers = _headers(scope)
+            adapter = plane.model(p["model"], p.get("version"))  # an unknown model: 404 before the body is read
+            headers = wanted_headers(scope, _WANTED)
             body = await _body(receive, headers, st.settings.client_max_size)
             header, binary = _split(headers, body)
             req = parse_infer_request(header, binary)
@@ -74,22 +67,12 @@ class InferEndpoint:
                 spool_root=st.spool_root,
             )
             start, content = _answer(result)
-            start["headers"] += plane.model(p["model"]).serving_headers
+            start["headers"] += adapter.serving_headers
         except ModelaasError as exc:
             await self.error(Request(scope, receive), exc)(scope, receive, send)
             return
         await send(start)
         await send({"type": "http.response.body", "body": content})
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    """The request headers infer needs, by name (the first of repeated ones; ASGI names are lower case)."""
-    found: dict[str, str] = {}
-    for key, value in scope["headers"]:
-        name = _WANTED.get(key)
-        if name is not None and name not in found:
-            found[name] = value.decode("latin-1")
-    return found
 
 
 async def _body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

@@ -9,7 +9,6 @@ Content-Type, no Transfer-Encoding, no Content-Length or 0), and a JSON answer s
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -17,8 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from modelaas.errors import OutputInvalid
 from modelaas.web.args import collect
+from modelaas.web.raw import RawEndpoint, wanted_headers
 from modelaas.web.render import send_answer
-from modelaas.web.state import AppState
 from modelaas.web.uploads import RequestBody, read_body
 
 _WANTED = {
@@ -29,21 +28,12 @@ _WANTED = {
 }
 
 
-class PredictEndpoint:
+class PredictEndpoint(RawEndpoint):
     """ASGI app answering predict for the model named in the path."""
 
     def __init__(self, *, v1: bool = False) -> None:
+        super().__init__()
         self.v1 = v1
-        self._app: Any = None
-        self._state: AppState | None = None
-
-    def _state_of(self, scope: Scope) -> AppState:
-        app = scope["app"]
-        if app is not self._app or self._state is None:
-            st: AppState = app.state.modelaas
-            self._app, self._state = app, st
-            return st
-        return self._state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         st = self._state_of(scope)
@@ -56,7 +46,7 @@ class PredictEndpoint:
         else:
             adapter = st.runtime.model(name)
         params = adapter.params_for("predict")
-        headers = _headers(scope)
+        headers = wanted_headers(scope, _WANTED)
         if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers or "content-type" in headers:
             body = await read_body(
                 receive,
@@ -98,16 +88,3 @@ def _query(text: str) -> list[tuple[str, str]]:
     if "%" in text or "+" in text:
         return parse_qsl(text, keep_blank_values=True)
     return [(name, value) for name, _, value in (pair.partition("=") for pair in text.split("&") if pair)]
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    """The request headers predict needs, by name (the first of repeated ones).
-
-    ASGI servers give header names in lower case; like Starlette's ``Headers``, this relies on it.
-    """
-    found: dict[str, str] = {}
-    for key, value in scope["headers"]:
-        name = _WANTED.get(key)
-        if name is not None and name not in found:
-            found[name] = value.decode("latin-1")
-    return found
